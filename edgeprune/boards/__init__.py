@@ -1,0 +1,1 @@
+"""Board profiles: schema, loader, cost model (issue: board profiles)."""

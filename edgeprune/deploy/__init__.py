@@ -1,0 +1,1 @@
+"""On-device deployment: serial protocol, emulated board, SSH targets (issue: devices)."""

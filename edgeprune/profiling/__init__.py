@@ -1,0 +1,1 @@
+"""Profilers per runtime and the Measurement record (issue: profiling)."""
