@@ -1,0 +1,56 @@
+"""Bundled multi-component example networks (the six architectures of the paper's Table 1).
+
+Each model's components are its top-level ``named_children()``; each has ``example_inputs(batch_size)``
+and, where it has structure Torch-Pruning cannot see, ``pruning_constraints()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from fnmatch import fnmatch
+from types import MappingProxyType
+
+from torch import nn
+
+from edgeprune.models.cnn import ComplexCNN
+from edgeprune.models.mlp import SimNorm, mlp
+from edgeprune.models.tdmpc import TDMPCStyle
+from edgeprune.models.toy import BranchedMLP, MultiPathMLP, RecursiveMLP, SimpleMLP
+
+__all__ = [
+    "BranchedMLP",
+    "ComplexCNN",
+    "MultiPathMLP",
+    "RecursiveMLP",
+    "SimNorm",
+    "SimpleMLP",
+    "TDMPCStyle",
+    "create_model",
+    "list_models",
+    "mlp",
+]
+
+_REGISTRY: MappingProxyType[str, Callable[..., nn.Module]] = MappingProxyType(
+    {
+        "simple": SimpleMLP,
+        "branched": BranchedMLP,
+        "multipath": MultiPathMLP,
+        "recursive": RecursiveMLP,
+        "tdmpc": TDMPCStyle,
+        "complex_cnn": ComplexCNN,
+    }
+)
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Registered model names (in Table 1 order), optionally filtered by an fnmatch ``pattern``."""
+    return [name for name in _REGISTRY if pattern is None or fnmatch(name, pattern)]
+
+
+def create_model(name: str, **kwargs: object) -> nn.Module:
+    """Build the registered model ``name``; ``kwargs`` go to its constructor."""
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}") from None
+    return factory(**kwargs)

@@ -1,0 +1,358 @@
+"""Pruning groups in two modes: plain whole-model DepGraph groups, or component-aware groups (paper §4.6).
+
+``component`` mode builds one Torch-Pruning ``DependencyGraph`` per component root, traced on the inputs
+that root received in the whole-model forward, with the layers that produce the component's outputs
+frozen: its groups stay inside the component (``intra``). Channels that cross a component boundary come
+from the whole-model graph as isolated ``interface`` groups. ``vanilla`` mode is the whole-model graph
+alone, kept for comparison.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from edgeprune.prune.component_graph import ComponentGraph, trace_components
+from edgeprune.prune.components import Components
+from edgeprune.prune.constraints import Constraints
+from edgeprune.prune.errors import PruneError
+from edgeprune.prune.tracing import ExampleInputs, as_tuple, output_layers, tracing_mode
+
+Mode = Literal["component", "vanilla"]
+MODES = ("component", "vanilla")
+ROOT_TYPES = (nn.modules.conv._ConvNd, nn.Linear)
+MODEL_GRAPH = "<model>"  # graph key of the whole-model dependency graph
+
+
+@dataclass(frozen=True)
+class Member:
+    """One coupled operation of a group: a layer's output (``out``) or input (``in``) channels, or an op."""
+
+    target: str  # module or parameter path; ``op:<name>`` for parameter-free ops (cat, add, reshape ...)
+    side: Literal["out", "in", "op"]
+    count: int  # indices touched when the whole group is pruned
+
+
+@dataclass
+class PruneGroup:
+    """A set of coupled channels that can only be removed together.
+
+    ``roots`` are the layers whose output channels index the group (several when a declared tie merged
+    groups); ``graphs`` name the dependency graph each root belongs to (a component root path, or
+    ``<model>``). ``frozen`` says why a group must not be pruned (None when it may be).
+    """
+
+    id: int
+    kind: Literal["intra", "interface"]
+    components: tuple[str, ...]
+    roots: tuple[str, ...]
+    graphs: tuple[str, ...]
+    channels: int
+    members: tuple[Member, ...]
+    block: int = 1
+    ensemble: int | None = None
+    frozen: str | None = None
+    tp_groups: list[tp.Group] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def size(self) -> int:
+        """Number of coupled operations (the paper's group size)."""
+        return len(self.members)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "components": list(self.components),
+            "roots": list(self.roots),
+            "channels": self.channels,
+            "size": self.size,
+            "block": self.block,
+            "ensemble": self.ensemble,
+            "frozen": self.frozen,
+            "members": [f"{m.target}:{m.side}" for m in self.members],
+        }
+
+
+@dataclass
+class GroupSet:
+    """All groups of a model in one mode, with the component graph they were built from."""
+
+    mode: Mode
+    components: Components
+    graph: ComponentGraph
+    groups: list[PruneGroup]
+
+    def __iter__(self):
+        return iter(self.groups)
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __getitem__(self, i: int) -> PruneGroup:
+        return self.groups[i]
+
+    def summary(self) -> dict[str, Any]:
+        """Counts the paper's Table 1 reports: groups, average group size, cross-component groups."""
+        sizes = [g.size for g in self.groups]
+        return {
+            "mode": self.mode,
+            "components": len(self.components.names),
+            "groups": len(self.groups),
+            "avg_group_size": round(sum(sizes) / len(sizes), 2) if sizes else 0.0,
+            "max_group_size": max(sizes, default=0),
+            "cross_component_groups": sum(1 for g in self.groups if len(g.components) > 1),
+            "interface_groups": sum(1 for g in self.groups if g.kind == "interface"),
+            "frozen_groups": sum(1 for g in self.groups if g.frozen),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "summary": self.summary(),
+            "components": self.components.to_dict(),
+            "graph": self.graph.to_dict(),
+            "groups": [g.to_dict() for g in self.groups],
+        }
+
+
+def build_groups(
+    model: nn.Module,
+    example_inputs: ExampleInputs,
+    components: Components | None = None,
+    mode: Mode = "component",
+    constraints: Constraints | None = None,
+) -> GroupSet:
+    """Trace ``model`` once and return its pruning groups in ``mode``; the model is not modified."""
+    if mode not in MODES:
+        raise PruneError(f"unknown mode {mode!r}", expected=f"one of {', '.join(MODES)}")
+    components = components or Components.from_children(model)
+    constraints = constraints or Constraints()
+    args = as_tuple(example_inputs)
+    names = {id(m): n for n, m in model.named_modules()}
+    names.update({id(p): n for n, p in model.named_parameters()})
+    _check_constraint_paths(model, constraints)
+
+    graph, calls = trace_components(model, args, components)
+    model_dg, free, input_coupled, stubs = _stubbed_groups(model, args, {})
+    names.update({id(stub): f"input:{i}" for i, stub in enumerate(stubs)})
+    model_outputs = {names[id(m)] for m in output_layers(model, args)}
+    model_groups = [_describe(g, model_dg, names, components, MODEL_GRAPH) for g in free]
+    input_groups = [_describe(g, model_dg, names, components, MODEL_GRAPH) for g in input_coupled]
+    for g in input_groups:
+        g.frozen = "coupled to a model input (input shapes never change)"
+
+    groups: list[PruneGroup] = []
+    if mode == "vanilla":
+        for g in model_groups:
+            g.kind = "intra" if len(g.components) <= 1 else "interface"
+            groups.append(g)
+    else:
+        boundary: set[str] = set(model_outputs)
+        named = dict(model.named_modules())
+        for comp in components.names:
+            for root in components.roots(comp):
+                call = calls.get(root)
+                if call is None:
+                    continue  # never called in forward: no groups (reported by the pruner)
+                module = named[root]
+                comp_outputs = {names[id(m)] for m in output_layers(module, call.args, call.kwargs)}
+                boundary |= comp_outputs
+                dg, free, _, _ = _stubbed_groups(module, call.args, call.kwargs)
+                for tg in free:
+                    g = _describe(tg, dg, names, components, root)
+                    if not any(m.side == "out" and m.target in comp_outputs for m in g.members):
+                        g.kind = "intra"
+                        groups.append(g)
+        for g in model_groups:
+            crosses = len(g.components) > 1 or any(m.side == "out" and m.target in boundary for m in g.members)
+            if crosses:
+                g.kind = "interface"
+                groups.append(g)
+    groups.extend(input_groups)
+    for g in groups:
+        if g.frozen:
+            continue
+        if any(m.side == "out" and m.target in model_outputs for m in g.members):
+            g.frozen = "produces a model output (output shapes never change)"
+        elif not g.components:
+            g.frozen = "outside every component"
+    groups = _apply_constraints(groups, constraints)
+    for i, g in enumerate(groups):
+        g.id = i
+    return GroupSet(mode, components, graph, groups)
+
+
+def dependency_graph(module: nn.Module, args: tuple, kwargs: dict) -> tp.DependencyGraph:
+    """A Torch-Pruning dependency graph of ``module`` called with ``args``/``kwargs`` (flags restored after)."""
+    with tracing_mode(module):
+        try:
+            return tp.DependencyGraph().build_dependency(
+                module,
+                example_inputs=(args, kwargs),
+                forward_fn=lambda m, inputs: m(*inputs[0], **inputs[1]),
+                verbose=False,
+            )
+        except Exception as exc:
+            raise PruneError(
+                f"Torch-Pruning could not trace {type(module).__name__}: {type(exc).__name__}: {exc}",
+                fix="protect the component holding the layer it cannot handle (Budget(protect={...}))",
+            ) from exc
+
+
+class _InputStubs(nn.Module):
+    """``module`` behind one identity layer per tensor input.
+
+    Channels coupled to an input (through a depthwise conv, a norm or a residual add) then show up in
+    the dependency graph as the stub's output channels: groups holding a stub are input interfaces,
+    which neither a component nor the model may change.
+    """
+
+    def __init__(self, module: nn.Module, args: tuple):
+        super().__init__()
+        self.module = module
+        self.stubs = nn.ModuleList(_identity_layer(a) for a in args)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.module(*(s(a) for s, a in zip(self.stubs, args, strict=True)), **kwargs)
+
+
+def _identity_layer(x: Any) -> nn.Module:
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
+        return nn.Identity()
+    if x.dim() in (4, 5):  # NCHW / NCDHW: channels on dim 1, as the convs that read them
+        conv = (nn.Conv2d if x.dim() == 4 else nn.Conv3d)(x.shape[1], x.shape[1], 1, bias=False)
+        with torch.no_grad():
+            conv.weight.copy_(torch.eye(x.shape[1]).view(conv.weight.shape))
+        return conv.to(x.dtype)
+    linear = nn.Linear(x.shape[-1], x.shape[-1], bias=False)
+    with torch.no_grad():
+        linear.weight.copy_(torch.eye(x.shape[-1]))
+    return linear.to(x.dtype)
+
+
+def _stubbed_groups(
+    module: nn.Module, args: tuple, kwargs: dict
+) -> tuple[tp.DependencyGraph, list, list, nn.ModuleList]:
+    """Behind input stubs: (graph, groups free of inputs, input-coupled groups, the stubs)."""
+    wrapper = _InputStubs(module, args)
+    dg = dependency_graph(wrapper, args, kwargs)
+    stubs = set(wrapper.stubs)
+    free, coupled = [], []
+    for g in _all_groups(dg):
+        (coupled if any(item.dep.target.module in stubs for item in g) else free).append(g)
+    return dg, free, coupled, wrapper.stubs
+
+
+def _all_groups(dg: tp.DependencyGraph) -> Iterable[tp.Group]:
+    return dg.get_all_groups(root_module_types=ROOT_TYPES)
+
+
+def _describe(
+    group: tp.Group, dg: tp.DependencyGraph, names: dict[int, str], components: Components, graph_key: str
+) -> PruneGroup:
+    members = []
+    for item in group:
+        dep = item.dep
+        target = dep.target.module
+        path = names.get(id(target))
+        if path is None:
+            members.append(Member(f"op:{type(target).__name__.strip('_')}", "op", len(item.idxs)))
+            continue
+        side = "out" if dg.is_out_channel_pruning_fn(dep.handler) else "in"
+        members.append(Member(path, side, len(item.idxs)))
+    touched = sorted({c for m in members if m.side != "op" and (c := components.owner(m.target)) is not None})
+    root = names[id(group[0].dep.target.module)]
+    return PruneGroup(
+        id=-1,
+        kind="intra",
+        components=tuple(touched),
+        roots=(root,),
+        graphs=(graph_key,),
+        channels=len(group[0].idxs),
+        members=tuple(members),
+        tp_groups=[group],
+    )
+
+
+def _check_constraint_paths(model: nn.Module, constraints: Constraints) -> None:
+    named = dict(model.named_modules())
+    unknown = sorted(p for p in constraints.module_paths() if p not in named)
+    if unknown:
+        raise PruneError(
+            f"constraints name modules that {type(model).__name__} does not have: {', '.join(unknown)}",
+            expected="module paths as in model.named_modules()",
+        )
+
+
+def _group_of(groups: Sequence[PruneGroup], path: str) -> PruneGroup | None:
+    """The group that prunes ``path``'s output channels."""
+    for g in groups:
+        if any(m.target == path and m.side == "out" for m in g.members):
+            return g
+    return None
+
+
+def _apply_constraints(groups: list[PruneGroup], constraints: Constraints) -> list[PruneGroup]:
+    for path, size in constraints.blocks.items():
+        g = _group_of(groups, path)
+        if g is None:
+            continue  # not prunable anyway
+        if g.channels % size:
+            raise PruneError(
+                f"block constraint {path}={size}: the group has {g.channels} channels, not a multiple of {size}"
+            )
+        g.block = math.lcm(g.block, size)
+    for a, b in constraints.ties:
+        ga, gb = _group_of(groups, a), _group_of(groups, b)
+        if ga is gb:
+            continue
+        if ga is None or gb is None:
+            for g in (ga, gb):
+                if g is not None and not g.frozen:
+                    g.frozen = f"tied to {b if g is ga else a}, which no group can prune"
+            continue
+        if ga.channels != gb.channels:
+            raise PruneError(f"tie {a} == {b}: widths differ ({ga.channels} vs {gb.channels})")
+        groups.remove(gb)
+        groups[groups.index(ga)] = _merge(ga, gb, f"tied {a} == {b}")
+    ensemble_ids = iter(range(len(groups)))
+    for prefixes in constraints.ensembles:
+        first = prefixes[0]
+        for g in [g for g in groups if all(r.startswith(first + ".") for r in g.roots)]:
+            peers = [g]
+            for prefix in prefixes[1:]:
+                twin = _group_of(groups, prefix + g.roots[0][len(first) :])
+                if twin is None or twin.channels != g.channels:
+                    raise PruneError(
+                        f"ensemble {list(prefixes)}: {g.roots[0]} has no twin of equal width under {prefix}",
+                        expected="ensemble members with identical structure",
+                    )
+                peers.append(twin)
+            frozen = next((p.frozen for p in peers if p.frozen), None)
+            ensemble = next(ensemble_ids)
+            for p in peers:
+                p.ensemble = ensemble
+                p.frozen = p.frozen or (f"ensemble twin frozen: {frozen}" if frozen else None)
+    return groups
+
+
+def _merge(a: PruneGroup, b: PruneGroup, why: str) -> PruneGroup:
+    frozen = a.frozen or b.frozen
+    return PruneGroup(
+        id=-1,
+        kind="interface" if "interface" in (a.kind, b.kind) or a.components != b.components else "intra",
+        components=tuple(sorted(set(a.components) | set(b.components))),
+        roots=a.roots + b.roots,
+        graphs=a.graphs + b.graphs,
+        channels=a.channels,
+        members=a.members + b.members,
+        block=math.lcm(a.block, b.block),
+        frozen=f"{frozen} ({why})" if frozen else None,
+        tp_groups=a.tp_groups + b.tp_groups,
+    )

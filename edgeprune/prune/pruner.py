@@ -1,0 +1,195 @@
+"""prune(): groups → importance → allocation → plan → a dense, smaller copy of the model, verified."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from edgeprune.prune.allocate import Allocation, allocate
+from edgeprune.prune.budget import Budget
+from edgeprune.prune.components import Components
+from edgeprune.prune.constraints import Constraints
+from edgeprune.prune.counting import macs_per_component, params_per_component
+from edgeprune.prune.errors import PruneError
+from edgeprune.prune.groups import GroupSet, Mode, build_groups
+from edgeprune.prune.importance import ImportanceSpec, importance_name, score_groups
+from edgeprune.prune.plan import PlannedGroup, PrunePlan, architecture_hash
+from edgeprune.prune.report import TOLERANCE, ComponentReport, GroupReport, PruneReport
+from edgeprune.prune.tracing import ExampleInputs, as_tuple, flatten_tensors, run_forward
+
+STEPS = ("trace and group", "score", "allocate", "apply", "verify")
+
+
+@dataclass
+class PruneResult:
+    """The pruned model (a new module; the input is untouched), its plan, report and the groups used."""
+
+    model: nn.Module
+    plan: PrunePlan
+    report: PruneReport
+    groups: GroupSet
+
+
+def model_constraints(model: nn.Module) -> Constraints:
+    """Constraints a model declares about itself through a ``pruning_constraints()`` method (else none)."""
+    declare = getattr(model, "pruning_constraints", None)
+    return declare() if callable(declare) else Constraints()
+
+
+def prune(
+    model: nn.Module,
+    example_inputs: ExampleInputs,
+    budget: Budget,
+    components: Components | None = None,
+    importance: ImportanceSpec = "l2",
+    mode: Mode = "component",
+    constraints: Constraints | None = None,
+    seed: int = 0,
+    on_step: Callable[[str], None] | None = None,
+) -> PruneResult:
+    """Prune a copy of ``model`` to ``budget``; see :class:`Budget` for what the fractions mean.
+
+    ``constraints`` default to what the model declares (``model.pruning_constraints()``).
+    ``on_step`` is called with each step's name in :data:`STEPS` (for progress displays).
+    """
+    step = on_step or (lambda _name: None)
+    args = as_tuple(example_inputs)
+    components = components or Components.from_children(model)
+    components.check_names(budget.mentioned_components())
+    if mode == "vanilla" and budget.per_component:
+        raise PruneError(
+            "vanilla mode has no per-component budgets (its groups span components)",
+            expected="Budget(default=...) or Budget(total=...) in vanilla mode",
+            fix="use mode='component' for per-component fractions",
+        )
+    constraints = constraints if constraints is not None else model_constraints(model)
+    with torch.no_grad():
+        reference = [tuple(t.shape) for t in flatten_tensors(run_forward(model.eval(), args))]
+
+    step(STEPS[0])
+    work = copy.deepcopy(model)
+    groups = build_groups(work, args, components, mode=mode, constraints=constraints)
+    step(STEPS[1])
+    scores = score_groups(work, groups.groups, importance, seed=seed)
+    step(STEPS[2])
+    allocation = allocate(work, groups, scores, budget)
+    plan = PrunePlan(
+        arch_hash=architecture_hash(model),
+        mode=mode,
+        components=components.to_dict(),
+        budget=budget.to_dict(),
+        importance=importance_name(importance),
+        groups=[
+            PlannedGroup(g.id, g.kind, list(g.components), list(g.roots), list(g.graphs), allocation.removed[g.id])
+            for g in groups
+            if g.id in allocation.removed
+        ],
+    )
+    step(STEPS[3])
+    pruned = plan.apply(copy.deepcopy(model), args)
+    step(STEPS[4])
+    _verify(model, pruned, args, reference, components, budget)
+    report = _report(model, pruned, args, components, groups, allocation, budget, plan)
+    return PruneResult(pruned, plan, report, groups)
+
+
+def _verify(
+    original: nn.Module,
+    pruned: nn.Module,
+    args: tuple,
+    reference: list[tuple[int, ...]],
+    components: Components,
+    budget: Budget,
+) -> None:
+    try:
+        with torch.no_grad():
+            outputs = [tuple(t.shape) for t in flatten_tensors(pruned.eval()(*args))]
+    except Exception as exc:
+        suspects = _unsupported_layers(pruned)
+        raise PruneError(
+            f"the pruned model no longer runs: {type(exc).__name__}: {exc}",
+            expected="layers Torch-Pruning knows how to cut"
+            + (f"; these have parameters it has no pruner for: {suspects}" if suspects else ""),
+            fix="protect the component holding such a layer (Budget(protect={...}))",
+        ) from exc
+    if outputs != reference:
+        raise PruneError(f"pruning changed the output shapes {reference} -> {outputs}; please report this model")
+    before = original.state_dict()
+    for name, tensor in pruned.state_dict().items():
+        if components.owner(name) in budget.protect and not torch.equal(tensor, before[name]):
+            raise PruneError(f"protected parameter {name} changed; please report this model")
+
+
+def _unsupported_layers(model: nn.Module) -> list[str]:
+    dg = tp.DependencyGraph()
+    return [
+        f"{name} ({type(m).__name__})"
+        for name, m in model.named_modules()
+        if any(True for _ in m.parameters(recurse=False)) and dg.get_pruner_of_module(m) is None
+    ]
+
+
+def _report(
+    model: nn.Module,
+    pruned: nn.Module,
+    args: tuple,
+    components: Components,
+    groups: GroupSet,
+    allocation: Allocation,
+    budget: Budget,
+    plan: PrunePlan,
+) -> PruneReport:
+    params_before = params_per_component(model, components)
+    params_after = params_per_component(pruned, components)
+    macs_before = macs_per_component(model, args, components)
+    macs_after = macs_per_component(pruned, args, components)
+    model_wide = groups.mode == "vanilla" or budget.total is not None
+    channels_cut = dict.fromkeys(components.names, 0)
+    for g in plan.groups:
+        for root, idxs in zip(g.roots, g.removed, strict=True):
+            channels_cut[components.owner(root)] += len(idxs)
+    rows = []
+    for name in components.names:
+        before, after = params_before.get(name, 0), params_after.get(name, 0)
+        achieved = 1 - after / before if before else 0.0
+        requested = None if model_wide else budget.fraction(name)
+        note = None
+        if groups.graph.components[name].calls == 0:
+            note = "never called in forward: not pruned"
+        elif name in budget.protect:
+            note = "protected: every parameter and both interfaces kept"
+        elif requested is not None and abs(achieved - requested) > TOLERANCE:
+            note = allocation.unmet.get(name) or "channel steps too coarse to land closer"
+        rows.append(
+            ComponentReport(
+                name,
+                requested,
+                round(achieved, 4),
+                before,
+                after,
+                macs_before.get(name, 0),
+                macs_after.get(name, 0),
+                channels_cut[name],
+                name in budget.protect,
+                note,
+            )
+        )
+    group_rows = [
+        GroupReport(
+            g.id,
+            g.kind,
+            list(g.components),
+            list(g.roots),
+            g.channels,
+            len(allocation.removed[g.id][0]) if g.id in allocation.removed else 0,
+            allocation.skipped.get(g.id),
+        )
+        for g in groups
+    ]
+    target = (budget.total if budget.total is not None else budget.default) if model_wide else None
+    return PruneReport(groups.mode, plan.importance, budget.to_dict(), target, rows, group_rows, plan.digest)
