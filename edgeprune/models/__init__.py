@@ -12,6 +12,7 @@ from types import MappingProxyType
 
 from torch import nn
 
+from edgeprune.errors import EdgepruneError
 from edgeprune.models.cnn import ComplexCNN
 from edgeprune.models.mlp import SimNorm, mlp
 from edgeprune.models.tdmpc import TDMPCStyle
@@ -25,6 +26,7 @@ __all__ = [
     "SimNorm",
     "SimpleMLP",
     "TDMPCStyle",
+    "UnknownModelError",
     "create_model",
     "list_models",
     "mlp",
@@ -42,6 +44,10 @@ _REGISTRY: MappingProxyType[str, Callable[..., nn.Module]] = MappingProxyType(
 )
 
 
+class UnknownModelError(EdgepruneError, ValueError):
+    """A model name that is not in the registry."""
+
+
 def list_models(pattern: str | None = None) -> list[str]:
     """Registered model names (in Table 1 order), optionally filtered by an fnmatch ``pattern``."""
     return [name for name in _REGISTRY if pattern is None or fnmatch(name, pattern)]
@@ -52,5 +58,8 @@ def create_model(name: str, **kwargs: object) -> nn.Module:
     try:
         factory = _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}") from None
+        raise UnknownModelError(
+            f"unknown model {name!r}",
+            expected=f"a bundled model ({', '.join(_REGISTRY)}) or package.module:factory",
+        ) from None
     return factory(**kwargs)

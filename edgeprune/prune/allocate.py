@@ -120,7 +120,7 @@ def allocate(model: nn.Module, groups: GroupSet, scores: Mapping[int, torch.Tens
         already = account.removed(fixed, pids)
         if target <= already or not scope:
             if target > already:
-                unmet[name] = "no prunable group in this scope"
+                unmet[name] = "no prunable group of its own: its channels are interfaces, frozen or protected"
             for g in scope:
                 k[g.id] = 0
             continue
@@ -133,7 +133,7 @@ def allocate(model: nn.Module, groups: GroupSet, scores: Mapping[int, torch.Tens
     removed = {gid: _indices(by_id[gid], scores, n) for gid, n in k.items() if n}
     for g in groups:
         if g.id not in removed and g.id not in skipped:
-            skipped[g.id] = "nothing to remove at this budget"
+            skipped[g.id] = "nothing to cut at this budget"
     return Allocation(removed, skipped, unmet)
 
 
@@ -142,13 +142,13 @@ def _skip_reason(g: PruneGroup, budget: Budget, mode: str, scored: bool) -> str 
         return g.frozen
     protected = sorted(set(g.components) & budget.protect)
     if protected:
-        return f"touches protected component {', '.join(protected)}"
+        return f"protected: {', '.join(protected)}"
     if mode == "component" and g.kind == "interface" and not budget.interfaces:
-        return "cross-component interface (pass interfaces=True with an interface_ratio to prune it)"
+        return "interface (interfaces=True prunes it)"
     if not scored:
-        return "no importance score (no Conv/Linear/norm member)"
+        return "no importance (no Conv/Linear/norm member)"
     if _removable(g.channels, g.block, budget.round_to, g.channels) == 0:
-        return f"too narrow to prune ({g.channels} channels, keeps multiples of {math.lcm(g.block, budget.round_to)})"
+        return f"too narrow for multiples of {math.lcm(g.block, budget.round_to)}"
     return None
 
 

@@ -101,6 +101,8 @@ class GroupSet:
     def summary(self) -> dict[str, Any]:
         """Counts the paper's Table 1 reports: groups, average group size, cross-component groups."""
         sizes = [g.size for g in self.groups]
+        # what the pruner cuts by default: in component mode the intra groups (interfaces need a ratio)
+        prunable = [g.size for g in self.groups if not g.frozen and (self.mode == "vanilla" or g.kind == "intra")]
         return {
             "mode": self.mode,
             "components": len(self.components.names),
@@ -110,6 +112,9 @@ class GroupSet:
             "cross_component_groups": sum(1 for g in self.groups if len(g.components) > 1),
             "interface_groups": sum(1 for g in self.groups if g.kind == "interface"),
             "frozen_groups": sum(1 for g in self.groups if g.frozen),
+            "prunable_groups": len(prunable),
+            "avg_prunable_size": round(sum(prunable) / len(prunable), 2) if prunable else 0.0,
+            "max_prunable_size": max(prunable, default=0),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,7 +150,7 @@ def build_groups(
     model_groups = [_describe(g, model_dg, names, components, MODEL_GRAPH) for g in free]
     input_groups = [_describe(g, model_dg, names, components, MODEL_GRAPH) for g in input_coupled]
     for g in input_groups:
-        g.frozen = "coupled to a model input (input shapes never change)"
+        g.kind, g.frozen = "interface", "model input"
 
     groups: list[PruneGroup] = []
     if mode == "vanilla":
@@ -179,7 +184,7 @@ def build_groups(
         if g.frozen:
             continue
         if any(m.side == "out" and m.target in model_outputs for m in g.members):
-            g.frozen = "produces a model output (output shapes never change)"
+            g.frozen = "model output"
         elif not g.components:
             g.frozen = "outside every component"
     groups = _apply_constraints(groups, constraints)
@@ -315,7 +320,7 @@ def _apply_constraints(groups: list[PruneGroup], constraints: Constraints) -> li
         if ga is None or gb is None:
             for g in (ga, gb):
                 if g is not None and not g.frozen:
-                    g.frozen = f"tied to {b if g is ga else a}, which no group can prune"
+                    g.frozen = f"tied to unprunable {b if g is ga else a}"
             continue
         if ga.channels != gb.channels:
             raise PruneError(f"tie {a} == {b}: widths differ ({ga.channels} vs {gb.channels})")
@@ -353,6 +358,6 @@ def _merge(a: PruneGroup, b: PruneGroup, why: str) -> PruneGroup:
         channels=a.channels,
         members=a.members + b.members,
         block=math.lcm(a.block, b.block),
-        frozen=f"{frozen} ({why})" if frozen else None,
+        frozen=f"{frozen}; {why}" if frozen else None,
         tp_groups=a.tp_groups + b.tp_groups,
     )

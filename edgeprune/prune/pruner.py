@@ -160,9 +160,9 @@ def _report(
         requested = None if model_wide else budget.fraction(name)
         note = None
         if groups.graph.components[name].calls == 0:
-            note = "never called in forward: not pruned"
+            note = "not called in forward"
         elif name in budget.protect:
-            note = "protected: every parameter and both interfaces kept"
+            note = "protected"
         elif requested is not None and abs(achieved - requested) > TOLERANCE:
             note = allocation.unmet.get(name) or "channel steps too coarse to land closer"
         rows.append(

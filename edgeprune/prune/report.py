@@ -87,17 +87,20 @@ class PruneReport:
 
     def tables(self) -> list[Table]:
         """Rich tables: components, then groups."""
+        return [self.component_table(), self.group_table()]
+
+    def component_table(self) -> Table:
         target = f", model-wide target {self.target:.0%}" if self.target is not None else ""
         comp = Table(title=f"Pruning report ({self.mode} mode, {self.importance} importance{target})")
-        for col in ("component", "requested", "achieved", "params", "MACs/example", "channels cut", "note"):
+        for col in ("component", "asked", "got", "params", "MACs/example", "cut", "note"):
             comp.add_column(col, justify="left" if col in ("component", "note") else "right")
         for c in self.components:
             comp.add_row(
-                c.name + (" (protected)" if c.protected else ""),
+                c.name,
                 "-" if c.requested is None else f"{c.requested:.0%}",
                 f"{c.achieved:.1%}",
-                f"{c.params_before:,} → {c.params_after:,}",
-                f"{c.macs_before:,} → {c.macs_after:,}",
+                f"{_short(c.params_before)} → {_short(c.params_after)}",
+                f"{_short(c.macs_before)} → {_short(c.macs_after)}",
                 str(c.channels_removed),
                 c.note or "",
             )
@@ -105,14 +108,17 @@ class PruneReport:
             "total",
             "-" if self.target is None else f"{self.target:.0%}",
             f"{self.achieved:.1%}",
-            f"{self.params_before:,} → {self.params_after:,}",
-            f"{self.macs_before:,} → {self.macs_after:,}",
+            f"{_short(self.params_before)} → {_short(self.params_after)}",
+            f"{_short(self.macs_before)} → {_short(self.macs_after)}",
             str(sum(c.channels_removed for c in self.components)),
             "",
             style="bold",
         )
+        return comp
+
+    def group_table(self) -> Table:
         grp = Table(title="Groups")
-        for col in ("id", "kind", "components", "roots", "channels", "removed", "why not"):
+        for col in ("id", "kind", "components", "roots", "width", "cut", "why not"):
             grp.add_column(col)
         for g in self.groups:
             grp.add_row(
@@ -124,7 +130,7 @@ class PruneReport:
                 str(g.removed),
                 g.reason or "",
             )
-        return [comp, grp]
+        return grp
 
     def __str__(self) -> str:
         buf = io.StringIO()
@@ -132,3 +138,12 @@ class PruneReport:
         for t in self.tables():
             console.print(t)
         return buf.getvalue()
+
+
+def _short(n: int) -> str:
+    """12,345 -> 12.3k; 4,200,000 -> 4.20M (tables stay narrow; JSON keeps exact counts)."""
+    if n >= 1_000_000:
+        return f"{n / 1e6:.2f}M"
+    if n >= 10_000:
+        return f"{n / 1e3:.1f}k"
+    return f"{n:,}"

@@ -1,0 +1,287 @@
+"""The ``edgeprune`` command line: a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from edgeprune.errors import EdgepruneError
+from edgeprune.io import atomic_write_text
+from edgeprune.models import list_models
+from edgeprune.models.spec import load_model
+from edgeprune.prune import Budget, Components, PruneResult, build_groups, prune, save_weights
+from edgeprune.prune.groups import MODES
+from edgeprune.prune.importance import IMPORTANCES
+from edgeprune.prune.pruner import STEPS
+
+console = Console()
+
+DEMO_MODEL = "tdmpc"
+DEMO_BUDGET = Budget(default=0.5, protect=frozenset({"encoder"}), round_to=8)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except EdgepruneError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        return 2
+
+
+# ---------------------------------------------------------------- argument groups shared by subcommands
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("model", help="bundled model name (see `edgeprune models`) or package.module:factory")
+    g.add_argument("--weights", help="state_dict file for the model (loaded with weights_only=True)")
+    g.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="1x3x32x32",
+        help="example input shape, once per forward argument (default: the model's example_inputs())",
+    )
+    g.add_argument("--depth", type=int, help="components = modules at this depth (default: top-level children)")
+    g.add_argument(
+        "--component",
+        action="append",
+        default=[],
+        metavar="NAME=PATTERN[,PATTERN]",
+        help="explicit component: module paths or globs (repeatable)",
+    )
+    g.add_argument("--mode", choices=MODES, default="component", help="grouping mode (default: component)")
+
+
+def _budget_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("budget")
+    g.add_argument(
+        "--budget",
+        action="append",
+        default=[],
+        metavar="F|NAME=F",
+        help="fraction of parameters to remove: a default (0.5) and/or per component (dynamics=0.3); repeatable",
+    )
+    g.add_argument("--total", type=float, help="remove this fraction of the whole model, ranked across components")
+    g.add_argument("--protect", action="append", default=[], metavar="NAME[,NAME]", help="components to keep intact")
+    g.add_argument("--interfaces", type=float, metavar="RATIO", help="also prune cross-component interfaces")
+    g.add_argument("--round-to", type=int, default=1, help="keep channel counts multiples of this (default 1)")
+    g.add_argument("--weight", action="append", default=[], metavar="NAME=W", help="importance weight per component")
+    g.add_argument("--importance", choices=[i for i in IMPORTANCES if i != "taylor"], default="l2")
+    g.add_argument("--seed", type=int, default=0, help="seed for random importance")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgeprune", description=__doc__)
+    sub = parser.add_subparsers(required=True, metavar="command")
+
+    p = sub.add_parser("models", help="list the bundled models")
+    p.set_defaults(run=_cmd_models)
+
+    p = sub.add_parser("groups", help="print a model's components, flows and pruning groups")
+    _model_args(p)
+    p.add_argument("--json", metavar="FILE", help="also write components, flows and groups as JSON")
+    p.add_argument("--mermaid", metavar="FILE", help="also write the component graph as a Mermaid diagram")
+    p.set_defaults(run=_cmd_groups)
+
+    p = sub.add_parser("prune", help="prune a model; writes plan.json, pruned.pt and the report to --out")
+    _model_args(p)
+    _budget_args(p)
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--force", action="store_true", help="overwrite existing files in --out")
+    p.set_defaults(run=_cmd_prune)
+
+    p = sub.add_parser("demo", help=f"prune the bundled {DEMO_MODEL} model for a default budget and show the report")
+    p.add_argument("--out", default="out/demo", help="output directory (default out/demo, overwritten)")
+    p.set_defaults(run=_cmd_demo)
+    return parser
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _cmd_models(_args: argparse.Namespace) -> int:
+    from edgeprune.models import create_model
+
+    table = Table(title="Bundled models")
+    for col in ("name", "components", "params", "inputs"):
+        table.add_column(col)
+    for name in list_models():
+        model = create_model(name)
+        comps = Components.from_children(model)
+        inputs = ", ".join("x".join(map(str, t.shape)) for t in model.example_inputs())
+        table.add_row(name, ", ".join(comps.names), f"{sum(p.numel() for p in model.parameters()):,}", inputs)
+    console.print(table)
+    return 0
+
+
+def _cmd_groups(args: argparse.Namespace) -> int:
+    model, inputs = load_model(args.model, args.weights, args.input_shape)
+    groups = build_groups(model, inputs, _components(model, args), mode=args.mode)
+    console.print(str(groups.graph), highlight=False)
+    table = Table(title=f"Pruning groups ({args.mode} mode)")
+    for col in ("id", "kind", "components", "roots", "channels", "size", "block", "frozen"):
+        table.add_column(col)
+    for g in groups:
+        table.add_row(
+            str(g.id),
+            g.kind,
+            ",".join(g.components),
+            ",".join(g.roots),
+            str(g.channels),
+            str(g.size),
+            str(g.block),
+            g.frozen or "",
+        )
+    console.print(table)
+    console.print(groups.summary())
+    if args.json:
+        import json
+
+        atomic_write_text(args.json, json.dumps(groups.to_dict(), indent=2))
+    if args.mermaid:
+        atomic_write_text(args.mermaid, groups.graph.to_mermaid())
+    return 0
+
+
+def _cmd_prune(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    _check_out_dir(out, args.force)
+    model, inputs = load_model(args.model, args.weights, args.input_shape)
+    budget = _budget(args)
+    result = _run_prune(model, inputs, budget, _components(model, args), args.mode, args.importance, args.seed)
+    _write_outputs(result, out)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from edgeprune.models import create_model
+
+    model = create_model(DEMO_MODEL)
+    inputs = model.example_inputs()
+    console.rule(f"edgeprune demo: {DEMO_MODEL} ({type(model).__name__})")
+    comps = Components.from_children(model)
+    vanilla = build_groups(model, inputs, comps, mode="vanilla").summary()
+    component = build_groups(model, inputs, comps, mode="component")
+    console.print(str(component.graph), highlight=False)
+    table = Table(title="Groups: vanilla DepGraph vs component-aware")
+    for col in ("mode", "groups", "avg size", "prunable", "avg prunable size", "largest prunable"):
+        table.add_column(col, justify="right")
+    for s in (vanilla, component.summary()):
+        table.add_row(
+            s["mode"],
+            str(s["groups"]),
+            str(s["avg_group_size"]),
+            str(s["prunable_groups"]),
+            str(s["avg_prunable_size"]),
+            str(s["max_prunable_size"]),
+        )
+    console.print(table)
+    console.print(
+        f"budget: remove {DEMO_BUDGET.default:.0%} of each component, protect encoder, round_to={DEMO_BUDGET.round_to}"
+    )
+    result = _run_prune(model, inputs, DEMO_BUDGET, comps, "component", "l2", 0)
+    _write_outputs(result, Path(args.out))
+    return 0
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _run_prune(model, inputs, budget: Budget, comps: Components, mode: str, importance: str, seed: int) -> PruneResult:
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("pruning", total=len(STEPS))
+
+        def on_step(name: str) -> None:
+            progress.update(task, description=f"pruning: {name}", advance=1)
+
+        result = prune(
+            model, inputs, budget, components=comps, importance=importance, mode=mode, seed=seed, on_step=on_step
+        )
+    console.print(result.report.component_table())
+    return result
+
+
+OUTPUT_FILES = ("plan.json", "pruned.pt", "report.json", "report.txt")
+
+
+def _check_out_dir(out: Path, force: bool) -> None:
+    existing = [name for name in OUTPUT_FILES if (out / name).exists()]
+    if existing and not force:
+        raise EdgepruneError(
+            f"{out} already holds {', '.join(existing)}", fix="pick another --out or pass --force to overwrite"
+        )
+
+
+def _write_outputs(result: PruneResult, out: Path) -> None:
+    result.plan.save(out / "plan.json")
+    save_weights(result.model, out / "pruned.pt")
+    atomic_write_text(out / "report.json", result.report.to_json())
+    atomic_write_text(out / "report.txt", str(result.report))
+    console.print(f"wrote {', '.join(OUTPUT_FILES)} to {out}/")
+
+
+def _components(model, args: argparse.Namespace) -> Components:
+    if args.component and args.depth:
+        raise EdgepruneError("--component and --depth exclude each other", fix="use one way to name components")
+    if args.component:
+        mapping = {}
+        for item in args.component:
+            name, sep, patterns = item.partition("=")
+            if not sep or not name or not patterns:
+                raise EdgepruneError(f"bad --component {item!r}", expected="NAME=PATTERN[,PATTERN], e.g. enc=encoder.*")
+            mapping[name] = patterns.split(",")
+        return Components(model, mapping)
+    if args.depth:
+        return Components.from_depth(model, args.depth)
+    return Components.from_children(model)
+
+
+def _budget(args: argparse.Namespace) -> Budget:
+    default = 0.0
+    per_component: dict[str, float] = {}
+    for item in (part for arg in args.budget for part in arg.split(",")):
+        name, sep, value = item.rpartition("=")
+        fraction = _number(value, f"--budget {item}")
+        if sep:
+            per_component[name] = fraction
+        else:
+            default = fraction
+    weights = {}
+    for item in args.weight:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise EdgepruneError(f"bad --weight {item!r}", expected="NAME=W, e.g. encoder=2")
+        weights[name] = _number(value, f"--weight {item}")
+    if not args.budget and args.total is None:
+        raise EdgepruneError("no budget given", fix="pass --budget 0.5 (and/or NAME=F) or --total 0.4")
+    return Budget(
+        default=default,
+        per_component=per_component,
+        total=args.total,
+        protect=frozenset(n for arg in args.protect for n in arg.split(",") if n),
+        interfaces=args.interfaces is not None,
+        interface_ratio=args.interfaces or 0.0,
+        round_to=args.round_to,
+        weights=weights,
+    )
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise EdgepruneError(f"{what}: {text!r} is not a number", expected="a fraction such as 0.3") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
