@@ -17,7 +17,7 @@ from edgeprune.prune.errors import PruneError
 from edgeprune.prune.groups import GroupSet, PruneGroup, build_groups
 from edgeprune.prune.importance import Taylor
 from edgeprune.prune.plan import PrunePlan, architecture_hash, load_pruned, save_weights
-from edgeprune.prune.pruner import PruneResult, prune
+from edgeprune.prune.pruner import PruneResult, model_constraints, prune
 from edgeprune.prune.report import PruneReport
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "architecture_hash",
     "build_groups",
     "load_pruned",
+    "model_constraints",
     "prune",
     "save_weights",
     "trace_components",
