@@ -1,0 +1,68 @@
+"""The one profiler contract: activate / infer / deactivate, and a timed measure() on top."""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import psutil
+
+from edgeprune.profiling.measurement import LatencyStats, Measurement, Provenance
+
+
+class Profiler(abc.ABC):
+    """Runs one model on one runtime. Use as a context manager; ``infer`` only between activate/deactivate."""
+
+    runtime: str = "?"
+
+    def __enter__(self) -> Profiler:
+        self.activate()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.deactivate()
+
+    def activate(self) -> None:
+        """Load the model / open the session (default: nothing to do)."""
+
+    def deactivate(self) -> None:
+        """Release what activate took (default: nothing to do)."""
+
+    @abc.abstractmethod
+    def infer(self, inputs: Sequence[Any]) -> list[np.ndarray]:
+        """Run one inference and return the outputs as numpy arrays (synchronised: the work is done)."""
+
+    @abc.abstractmethod
+    def provenance(self) -> Provenance:
+        """Where this profiler's numbers come from."""
+
+    def extras(self, measurement: Measurement, inputs: Sequence[Any]) -> None:
+        """Add runtime-specific facts (per-component times, arena, ...) to a finished measurement."""
+
+    def measure(self, model_name: str, inputs: Sequence[Any], runs: int = 50, warmup: int = 10) -> Measurement:
+        """Time ``runs`` inferences after ``warmup`` untimed ones, and record memory where the runtime can tell."""
+        rss_before = psutil.Process().memory_info().rss
+        with self:
+            stats = time_calls(lambda: self.infer(inputs), runs=runs, warmup=warmup)
+            rss_delta = psutil.Process().memory_info().rss - rss_before
+            measurement = Measurement(model_name, self.runtime, self.provenance(), latency=stats)
+            measurement.peak_memory["rss_delta_bytes"] = max(0, rss_delta)
+            self.extras(measurement, inputs)
+        return measurement
+
+
+def time_calls(fn: Callable[[], Any], runs: int, warmup: int) -> LatencyStats:
+    """Latency statistics of ``fn`` (wall clock, perf_counter)."""
+    if runs < 1 or warmup < 0:
+        raise ValueError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter_ns()
+        fn()
+        samples.append((time.perf_counter_ns() - t0) / 1e6)
+    return LatencyStats.from_samples(samples, warmup)
