@@ -49,9 +49,7 @@ def iter_profiles(extra: Sequence[str | os.PathLike] = ()) -> Iterator[BoardProf
 def list_boards(pattern: str | None = None, *, extra: Sequence[str | os.PathLike] = ()) -> list[str]:
     """Board names on the search path, sorted; ``pattern`` (fnmatch, case-insensitive) matches names or aliases."""
     pat = pattern.lower() if pattern else None
-    return sorted(
-        p.name for p in iter_profiles(extra) if pat is None or any(fnmatch(n, pat) for n in p.names())
-    )
+    return sorted(p.name for p in iter_profiles(extra) if pat is None or any(fnmatch(n, pat) for n in p.names()))
 
 
 def load_board(spec: str | os.PathLike, *, extra: Sequence[str | os.PathLike] = ()) -> BoardProfile:
