@@ -14,6 +14,8 @@ on the TFLM reference points it needs a negative overhead (KWS runs 8.2 cycles/M
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import math
 import sys
 from collections.abc import Mapping, Sequence
@@ -130,6 +132,24 @@ def fit_all(calibration: Mapping[str, StackCalibration] | None = None) -> dict[s
     models = sorted({p[0] for cal in calibration.values() for p in cal.points})
     ops = calibration_ops(models)
     return {name: fit_set(cal, ops) for name, cal in calibration.items()}
+
+
+def rounding_sensitivity(
+    cal: StackCalibration, ops_by_model: Mapping[str, Sequence[OpCost]], half_step_ms: float = 0.05
+) -> dict[str, float]:
+    """Largest relative change (%) of each coefficient when every published latency moves by ±``half_step_ms``.
+
+    The published latencies are rounded to 0.1 ms, so this is how precisely the data pin the coefficients.
+    """
+    base = fit_set(cal, ops_by_model)
+    worst = {"cycles_per_mac_conv": 0.0, "cycles_per_mac_fc": 0.0}
+    for signs in itertools.product((-1.0, 1.0), repeat=len(cal.points)):
+        points = tuple((m, b, c, ms + sg * half_step_ms) for (m, b, c, ms), sg in zip(cal.points, signs, strict=True))
+        moved = fit_set(dataclasses.replace(cal, points=points), ops_by_model)
+        for key in worst:
+            rel = abs(getattr(moved, key) / getattr(base, key) - 1.0) * 100.0
+            worst[key] = max(worst[key], rel)
+    return worst
 
 
 def _q(text: str) -> str:

@@ -43,14 +43,18 @@ def _file_error(exc: ValidationError, source: str) -> BoardFileError:
         field = _dotted(err["loc"]) or "(profile)"
         got = "" if err["type"] == "missing" or "input" not in err else f" (got {_short(err['input'])})"
         lines.append(f"  field {field}: {err['msg']}{got}")
-        hint = _description(err["loc"])
+        hint = _description(err["loc"], err["type"])
         if hint and f"{field}: {hint}" not in expected:
             expected.append(f"{field}: {hint}")
     n = len(lines)
     problem = f"{source}: invalid board profile ({n} error{'s' * (n != 1)})\n" + "\n".join(lines)
     return BoardFileError(
         problem,
-        expected="; ".join(expected) or "a profile as described in docs/boards.md",
+        expected=(
+            expected[0]
+            if len(expected) == 1
+            else "\n".join(["", *(f"    {e}" for e in expected)]) or "a profile as described in docs/boards.md"
+        ),
         fix="compare with a shipped profile (edgeprune boards show nucleo-l4r5zi) and docs/boards.md",
     )
 
@@ -67,16 +71,20 @@ def _short(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _description(loc: tuple[int | str, ...]) -> str | None:
-    """The schema description of the field at ``loc`` (walking into nested models), if any."""
+def _description(loc: tuple[int | str, ...], error_type: str) -> str | None:
+    """What the field at ``loc`` expects: its schema description, or the known fields for an unknown one."""
     model: type[BaseModel] | None = BoardProfile
     description = None
     for part in loc:
-        if isinstance(part, int) or model is None:
+        if isinstance(part, int):
             continue
+        if model is None:
+            return None
         field = model.model_fields.get(part)
         if field is None:
-            return description
+            return (
+                "one of the known fields: " + ", ".join(model.model_fields) if error_type == "extra_forbidden" else None
+            )
         description = field.description
         ann = field.annotation
         model = next(

@@ -33,13 +33,17 @@ def boards_table(pattern: str | None = None, *, extra: Sequence[str | os.PathLik
     """One row per board on the search path (optionally filtered by an fnmatch ``pattern`` on names/aliases)."""
     from fnmatch import fnmatch
 
-    t = Table(title="Boards")
-    for col in ("name", "aliases", "chip", "core", "clock", "RAM", "flash", "runtimes", "cost model"):
-        t.add_column(col, justify="right" if col == "clock" else "left")
     pat = pattern.lower() if pattern else None
-    for p in sorted(iter_profiles(extra), key=lambda p: p.name):
-        if pat is not None and not any(fnmatch(n, pat) for n in p.names()):
-            continue
+    profiles = [
+        p
+        for p in sorted(iter_profiles(extra), key=lambda p: p.name)
+        if pat is None or any(fnmatch(n, pat) for n in p.names())
+    ]
+    t = Table(title="Boards")
+    t.add_column("name", no_wrap=True, min_width=max((len(p.name) for p in profiles), default=4))
+    for col in ("aliases", "chip", "core", "clock", "RAM", "flash", "runtimes", "cost model"):
+        t.add_column(col, justify="right" if col == "clock" else "left")
+    for p in profiles:
         ram, flash = _memory(p)
         t.add_row(
             p.name,
