@@ -10,8 +10,9 @@ benchmark/training/anomaly_detection/keras_model.py). They calibrate the board c
   FC 768); 22,604 weights and biases in conv/FC layers (+ 9 BatchNorms that TFLite folds into the convs).
 - ``FCAutoencoderAD``: 264,192 MACs; 265,864 weights and biases in FC layers (+ 9 BatchNorms).
 
-Both export to ONNX (opset 17) with only Conv, Gemm, BatchNormalization, Relu, AveragePool, Reshape and
-Softmax nodes, so they convert to int8 TFLite for TFLite Micro.
+Both export to ONNX (opset 17, eval mode) with only Conv, Gemm, BatchNormalization (AD: BN after Gemm is
+not folded by the exporter), Relu, AveragePool, Flatten and Softmax nodes, all of which onnx2tf maps to
+int8 TFLite builtins that TFLite Micro has kernels for.
 """
 
 from __future__ import annotations
