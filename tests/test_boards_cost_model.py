@@ -160,6 +160,7 @@ def test_published_points_are_the_calibration_data() -> None:
 def test_fit_errors_are_reported() -> None:
     sets = load_cost_models()
     report = fit_report(sets)
+    print(report)  # shown with pytest -rP: coefficients and the error on every calibration point
     for name, coeffs in sets.items():
         assert name in report
         for p in coeffs.fit:

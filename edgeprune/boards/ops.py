@@ -9,6 +9,7 @@ ReLU/ReLU6 that directly consume a conv's or fully connected layer's output are 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -154,11 +155,7 @@ def ops_from_module(model: nn.Module, example_inputs: Sequence[torch.Tensor], *,
         name = path if calls[path] == 1 else f"{path}#{calls[path]}"
         foldable = isinstance(module, (nn.modules.batchnorm._BatchNorm, *_FUSABLE_ACTIVATIONS))
         if fuse and foldable and records and records[-1].kind in MAC_KINDS and x is last["output"]:
-            prev = records[-1]
-            records[-1] = OpCost(
-                prev.name, prev.kind, prev.macs, prev.output_elements, prev.input_elements,
-                prev.weights, (*prev.fused, name),
-            )  # fmt: skip
+            records[-1] = dataclasses.replace(records[-1], fused=(*records[-1].fused, name))
             last["output"] = y
             return
         kind, macs = _classify(module, x, y)
@@ -176,7 +173,7 @@ def ops_from_module(model: nn.Module, example_inputs: Sequence[torch.Tensor], *,
 
     leaves = [m for m in model.modules() if not any(True for _ in m.children())]
     handles = [m.register_forward_hook(hook) for m in leaves]
-    was_training = model.training
+    modes = {m: m.training for m in model.modules()}
     try:
         model.eval()
         with torch.no_grad():
@@ -184,5 +181,6 @@ def ops_from_module(model: nn.Module, example_inputs: Sequence[torch.Tensor], *,
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
+        for m, training in modes.items():
+            m.training = training
     return records
