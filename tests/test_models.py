@@ -20,8 +20,19 @@ EXPECTED_SHAPES = {
     "recursive": lambda b: [(b, 4)],
     "tdmpc": lambda b: [(b, 32), (b, 1), (2, b, 1), (b, 1)],
     "complex_cnn": lambda b: [(b, 10), (b, 2)],
+    "kws_dscnn": lambda b: [(b, 12)],
+    "ad_autoencoder": lambda b: [(b, 640)],
 }
-NUM_COMPONENTS = {"simple": 3, "branched": 6, "multipath": 7, "recursive": 4, "tdmpc": 5, "complex_cnn": 7}
+NUM_COMPONENTS = {
+    "simple": 3,
+    "branched": 6,
+    "multipath": 7,
+    "recursive": 4,
+    "tdmpc": 5,
+    "complex_cnn": 7,
+    "kws_dscnn": 3,
+    "ad_autoencoder": 2,
+}
 MODELS = list_models()
 
 
@@ -38,7 +49,7 @@ def _outputs(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[torch.T
 
 def test_registry_lists_all_models() -> None:
     assert set(MODELS) == set(EXPECTED_SHAPES)
-    assert list_models("*cnn") == ["complex_cnn"]
+    assert list_models("*cnn") == ["complex_cnn", "kws_dscnn"]
     assert list_models("nothing*") == []
 
 

@@ -1,4 +1,5 @@
-"""Bundled multi-component example networks (the six architectures of the paper's Table 1).
+"""Bundled example networks: the six multi-component architectures of the paper's Table 1, and the
+MLPerf Tiny keyword-spotting and anomaly-detection reference models (calibration of the board cost model).
 
 Each model's components are its top-level ``named_children()``; each has ``example_inputs(batch_size)``
 and, where it has structure Torch-Pruning cannot see, ``pruning_constraints()``.
@@ -15,12 +16,15 @@ from torch import nn
 from edgeprune.errors import EdgepruneError
 from edgeprune.models.cnn import ComplexCNN
 from edgeprune.models.mlp import SimNorm, mlp
+from edgeprune.models.mlperf_tiny import DSCNNKWS, FCAutoencoderAD
 from edgeprune.models.tdmpc import TDMPCStyle
 from edgeprune.models.toy import BranchedMLP, MultiPathMLP, RecursiveMLP, SimpleMLP
 
 __all__ = [
+    "DSCNNKWS",
     "BranchedMLP",
     "ComplexCNN",
+    "FCAutoencoderAD",
     "MultiPathMLP",
     "RecursiveMLP",
     "SimNorm",
@@ -40,6 +44,8 @@ _REGISTRY: MappingProxyType[str, Callable[..., nn.Module]] = MappingProxyType(
         "recursive": RecursiveMLP,
         "tdmpc": TDMPCStyle,
         "complex_cnn": ComplexCNN,
+        "kws_dscnn": DSCNNKWS,
+        "ad_autoencoder": FCAutoencoderAD,
     }
 )
 
@@ -49,7 +55,7 @@ class UnknownModelError(EdgepruneError, ValueError):
 
 
 def list_models(pattern: str | None = None) -> list[str]:
-    """Registered model names (in Table 1 order), optionally filtered by an fnmatch ``pattern``."""
+    """Registered model names (Table 1 order, then MLPerf Tiny), optionally filtered by an fnmatch ``pattern``."""
     return [name for name in _REGISTRY if pattern is None or fnmatch(name, pattern)]
 
 
