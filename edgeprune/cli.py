@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from edgeprune.boards import board_details, boards_table, check_fit, fit_artifact, load_board
 from edgeprune.errors import EdgepruneError
 from edgeprune.io import atomic_write_text
 from edgeprune.models import list_models
@@ -20,7 +21,7 @@ from edgeprune.prune.groups import MODES
 from edgeprune.prune.importance import IMPORTANCES
 from edgeprune.prune.pruner import STEPS
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 120)  # wide enough for tables in logs
 
 DEMO_MODEL = "tdmpc"
 DEMO_BUDGET = Budget(default=0.5, protect=frozenset({"encoder"}), round_to=8)
@@ -99,6 +100,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite existing files in --out")
     p.set_defaults(run=_cmd_prune)
 
+    boards = sub.add_parser("boards", help="board profiles: list, show, fit check").add_subparsers(
+        required=True, metavar="action"
+    )
+    p = boards.add_parser("list", help="list known boards (shipped and on $EDGEPRUNE_BOARD_PATH)")
+    p.add_argument("pattern", nargs="?", help="fnmatch pattern over board names")
+    p.set_defaults(run=_cmd_boards_list)
+    p = boards.add_parser("show", help="a board's profile with its data-sheet sources")
+    p.add_argument("board", help="board name, alias or profile file")
+    p.set_defaults(run=_cmd_boards_show)
+    p = boards.add_parser("fit", help="does a model fit this board (flash and SRAM, with margins)?")
+    p.add_argument("board", help="board name, alias or profile file")
+    size = p.add_mutually_exclusive_group(required=True)
+    size.add_argument("--artifact", help="model file (e.g. model.tflite): its size is the flash for weights")
+    size.add_argument("--model-bytes", type=int, help="flash taken by the model's weights")
+    p.add_argument("--arena-bytes", type=int, required=True, help="tensor arena in bytes (TFLM bundle manifest)")
+    p.add_argument("--code-bytes", type=int, help="measured code size (default: an estimate)")
+    p.set_defaults(run=_cmd_boards_fit)
+
     p = sub.add_parser("demo", help=f"prune the bundled {DEMO_MODEL} model for a default budget and show the report")
     p.add_argument("--out", default="out/demo", help="output directory (default out/demo, overwritten)")
     p.set_defaults(run=_cmd_demo)
@@ -121,6 +140,28 @@ def _cmd_models(_args: argparse.Namespace) -> int:
         table.add_row(name, ", ".join(comps.names), f"{sum(p.numel() for p in model.parameters()):,}", inputs)
     console.print(table)
     return 0
+
+
+def _cmd_boards_list(args: argparse.Namespace) -> int:
+    console.print(boards_table(args.pattern))
+    return 0
+
+
+def _cmd_boards_show(args: argparse.Namespace) -> int:
+    console.print(board_details(load_board(args.board)))
+    return 0
+
+
+def _cmd_boards_fit(args: argparse.Namespace) -> int:
+    board = load_board(args.board)
+    if args.artifact:
+        verdict = fit_artifact(board, args.artifact, arena_bytes=args.arena_bytes, code_bytes=args.code_bytes)
+    else:
+        verdict = check_fit(
+            board, model_bytes=args.model_bytes, arena_bytes=args.arena_bytes, code_bytes=args.code_bytes
+        )
+    console.print(verdict.table())
+    return 0 if verdict.fits else 1
 
 
 def _cmd_groups(args: argparse.Namespace) -> int:

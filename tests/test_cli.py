@@ -116,3 +116,17 @@ def test_demo_runs_as_the_installed_command(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert "Pruning report" in run.stdout and "encoder" in run.stdout
     assert (tmp_path / "plan.json").exists()
+
+
+def test_boards_list_show_and_fit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["boards", "list"]) == 0
+    assert "nucleo-l4r5zi" in capsys.readouterr().out
+    assert main(["boards", "show", "pico"]) == 0
+    assert "RP2040" in capsys.readouterr().out
+    assert main(["boards", "fit", "nucleo-l4r5zi", "--model-bytes", "300000", "--arena-bytes", "100000"]) == 0
+    assert "fits" in capsys.readouterr().out
+    # 300 KB of arena does not fit in the Nano 33 BLE's 256 KiB of SRAM: exit code 1 and the table says so
+    assert main(["boards", "fit", "nano33ble", "--model-bytes", "1000", "--arena-bytes", "300000"]) == 1
+    assert "does not fit" in capsys.readouterr().out
+    assert main(["boards", "show", "no-such-board"]) == 2
+    assert "known" in capsys.readouterr().out.lower()

@@ -26,7 +26,7 @@ def human_bytes(n: int | None) -> str:
 def _memory(p: BoardProfile) -> tuple[str, str]:
     if p.core.is_mcu:
         return human_bytes(p.sram_bytes), human_bytes(p.flash_bytes)
-    return human_bytes(p.dram_bytes) + " DRAM", p.storage or "-"
+    return human_bytes(p.dram_bytes) + " DRAM", "-"
 
 
 def boards_table(pattern: str | None = None, *, extra: Sequence[str | os.PathLike] = ()) -> Table:
@@ -41,20 +41,17 @@ def boards_table(pattern: str | None = None, *, extra: Sequence[str | os.PathLik
     ]
     t = Table(title="Boards")
     t.add_column("name", no_wrap=True, min_width=max((len(p.name) for p in profiles), default=4))
-    for col in ("aliases", "chip", "core", "clock", "RAM", "flash", "runtimes", "cost model"):
+    for col in ("core", "clock", "RAM", "flash", "runtimes"):
         t.add_column(col, justify="right" if col == "clock" else "left")
     for p in profiles:
         ram, flash = _memory(p)
         t.add_row(
             p.name,
-            ", ".join(p.aliases),
-            p.chip,
             p.core.value,
             f"{p.clock_hz / 1e6:g} MHz",
             ram,
             flash,
             ", ".join(r.value for r in p.runtimes),
-            p.cost_model or "-",
         )
     return t
 
