@@ -128,6 +128,8 @@ def allocate(model: nn.Module, groups: GroupSet, scores: Mapping[int, torch.Tens
         k.update(chosen)
         if not reached:
             unmet[name] = "every prunable group is already at its minimum width (round_to/blocks keep the rest)"
+        elif budget.round_to > 1:
+            unmet[name] = f"round_to={budget.round_to} keeps more channels than the budget asks (never fewer)"
 
     by_id = {g.id: g for g in groups}
     removed = {gid: _indices(by_id[gid], scores, n) for gid, n in k.items() if n}
@@ -145,11 +147,16 @@ def _skip_reason(g: PruneGroup, budget: Budget, mode: str, scored: bool) -> str 
         return f"protected: {', '.join(protected)}"
     if mode == "component" and g.kind == "interface" and not budget.interfaces:
         return "interface (interfaces=True prunes it)"
-    if not scored:
-        return "no importance (no Conv/Linear/norm member)"
     if _removable(g.channels, g.block, budget.round_to, g.channels) == 0:
         return f"too narrow for multiples of {math.lcm(g.block, budget.round_to)}"
+    if not scored:
+        return "no importance (no Conv/Linear/norm member)"
     return None
+
+
+def prunable(groups: GroupSet, budget: Budget) -> list[PruneGroup]:
+    """The groups ``budget`` may cut: only these need (and get) importance scores."""
+    return [g for g in groups if _skip_reason(g, budget, groups.mode, scored=True) is None]
 
 
 def _weight(g: PruneGroup, budget: Budget) -> float:
@@ -180,16 +187,20 @@ def _threshold(
     pids: set[int] | None,
     target: float,
 ) -> tuple[dict[int, int], bool]:
-    """Lowest threshold on weighted element scores whose removal is closest to ``target`` parameters."""
+    """Lowest threshold on weighted element scores whose removal is closest to ``target`` parameters.
+
+    The threshold is searched at channel (block) granularity; ``round_to`` is applied to the result
+    afterwards, so rounding only ever keeps more channels than the budget asks for, never fewer.
+    """
     units = _units(scope, scores)  # [(member group ids, sorted element scores, group)]
     weighted = [(ids, s * weights[ids[0]], g) for ids, s, g in units]
     cands = torch.unique(torch.cat([s for _, s, _ in weighted])).tolist()
 
-    def decide(t: float) -> dict[int, int]:
+    def decide(t: float, rounding: int = 1) -> dict[int, int]:
         out = {}
         for ids, s, g in weighted:
             n_el = int(torch.searchsorted(s, torch.tensor(t), right=True))
-            n = _removable(g.channels, g.block, round_to, n_el * g.block)
+            n = _removable(g.channels, g.block, rounding, n_el * g.block)
             out.update(dict.fromkeys(ids, n))
         return out
 
@@ -198,7 +209,7 @@ def _threshold(
 
     lo, hi = 0, len(cands) - 1
     if removed(cands[hi]) < target:
-        return decide(cands[hi]), False
+        return decide(cands[hi], round_to), False
     while lo < hi:
         mid = (lo + hi) // 2
         if removed(cands[mid]) >= target:
@@ -208,7 +219,7 @@ def _threshold(
     best = cands[lo]
     if lo > 0 and abs(removed(cands[lo - 1]) - target) <= abs(removed(best) - target):
         best = cands[lo - 1]
-    return decide(best), True
+    return decide(best, round_to), True
 
 
 def _units(scope: list[PruneGroup], scores: Mapping[int, torch.Tensor]):

@@ -23,8 +23,10 @@ class Budget:
       ``interface_ratio``: the fraction of each interface's channels to remove when they may.
     - ``round_to``: kept channel counts are multiples of this (SIMD lanes, tensor-core sizes); rounding
       always keeps more channels, never fewer.
-    - ``weights``: per-component importance multipliers (> 1 = prune less), used when ranking across
-      components (``total`` and ``vanilla``).
+    - ``weights``: per-component importance multipliers (> 1 = prune less). They only act when channels
+      are ranked across components (``total``, or ``vanilla`` mode); ``prune`` refuses them otherwise.
+    - ``interface_ratio`` is a fraction of each interface's *channels* (interfaces have no parameters
+      of their own to count); all other fractions are of parameters.
     """
 
     default: float = 0.0

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from edgeprune.prune.components import Components
-from edgeprune.prune.tracing import ExampleInputs, as_tuple, run_forward
+from edgeprune.prune.tracing import ExampleInputs, as_tuple, eval_mode, run_forward
 
 
 def params_per_component(model: nn.Module, components: Components) -> dict[str, int]:
@@ -36,7 +36,7 @@ def macs_per_component(model: nn.Module, example_inputs: ExampleInputs, componen
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, _COUNTED)]
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             run_forward(model, args)
     finally:
         for h in handles:

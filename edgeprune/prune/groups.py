@@ -245,7 +245,8 @@ def _stubbed_groups(
     module: nn.Module, args: tuple, kwargs: dict
 ) -> tuple[tp.DependencyGraph, list, list, nn.ModuleList]:
     """Behind input stubs: (graph, groups free of inputs, input-coupled groups, the stubs)."""
-    wrapper = _InputStubs(module, args)
+    with torch.random.fork_rng():  # the stubs' initialisation must not advance the caller's RNG
+        wrapper = _InputStubs(module, args)
     dg = dependency_graph(wrapper, args, kwargs)
     stubs = set(wrapper.stubs)
     free, coupled = [], []
@@ -283,6 +284,25 @@ def _describe(
         members=tuple(members),
         tp_groups=[group],
     )
+
+
+def unsupported_layers(model: nn.Module, near: Iterable[str] | None = None) -> list[str]:
+    """Layers with parameters of their own that Torch-Pruning has no pruner for, as ``"path (Type)"``.
+
+    Torch-Pruning treats such a layer as element-wise and its parameters as "unwrapped", guessing which
+    dimension to cut. ``near``: only layers at or above these module/parameter paths (a group's members).
+    """
+    dg = tp.DependencyGraph()
+    targets = None if near is None else list(near)
+    found = []
+    for path, module in model.named_modules():
+        if not any(True for _ in module.parameters(recurse=False)) or type(module) in dg.CUSTOMIZED_PRUNERS:
+            continue
+        if tp.ops.module2type(module) != tp.ops.OPTYPE.ELEMENTWISE:
+            continue
+        if targets is None or any(t == path or t.startswith(path + ".") for t in targets):
+            found.append(f"{path} ({type(module).__name__})")
+    return found
 
 
 def _check_constraint_paths(model: nn.Module, constraints: Constraints) -> None:

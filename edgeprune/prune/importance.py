@@ -10,7 +10,7 @@ import torch_pruning as tp
 from torch import nn
 
 from edgeprune.prune.errors import PruneError
-from edgeprune.prune.groups import PruneGroup
+from edgeprune.prune.groups import PruneGroup, unsupported_layers
 
 IMPORTANCES = ("l1", "l2", "taylor", "random")
 
@@ -48,7 +48,7 @@ def score_groups(
                 continue
             total = torch.zeros(g.channels)
             for tg in g.tp_groups:
-                s = scorer(tg)
+                s = _score(scorer, tg, g, model)
                 if s is None:
                     break
                 total += s.detach().float().cpu()
@@ -56,6 +56,21 @@ def score_groups(
                 mean = total.mean()
                 scores[g.id] = total / mean if mean > 0 else torch.ones_like(total)
     return scores
+
+
+def _score(scorer: tp.importance.Importance, tg: tp.Group, g: PruneGroup, model: nn.Module) -> torch.Tensor | None:
+    """One Torch-Pruning group's channel scores; its failures (mis-coupled custom layers) get our message."""
+    try:
+        return scorer(tg)
+    except Exception as exc:
+        suspects = unsupported_layers(model, [m.target for m in g.members])
+        raise PruneError(
+            f"Torch-Pruning cannot score the group rooted at {', '.join(g.roots)}: {type(exc).__name__}: {exc}",
+            expected="layers Torch-Pruning knows how to cut"
+            + (f"; these have parameters it has no pruner for: {suspects}" if suspects else ""),
+            fix=f"protect the component holding such a layer (Budget(protect={{...}}); "
+            f"this group touches {', '.join(g.components) or 'no component'})",
+        ) from exc
 
 
 def _scorer(spec: ImportanceSpec) -> tp.importance.Importance:

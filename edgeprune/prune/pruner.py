@@ -7,20 +7,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch_pruning as tp
 from torch import nn
 
-from edgeprune.prune.allocate import Allocation, allocate
+from edgeprune.prune.allocate import Allocation, allocate, prunable
 from edgeprune.prune.budget import Budget
 from edgeprune.prune.components import Components
 from edgeprune.prune.constraints import Constraints
 from edgeprune.prune.counting import macs_per_component, params_per_component
 from edgeprune.prune.errors import PruneError
-from edgeprune.prune.groups import GroupSet, Mode, build_groups
+from edgeprune.prune.groups import GroupSet, Mode, build_groups, unsupported_layers
 from edgeprune.prune.importance import ImportanceSpec, importance_name, score_groups
 from edgeprune.prune.plan import PlannedGroup, PrunePlan, architecture_hash
 from edgeprune.prune.report import TOLERANCE, ComponentReport, GroupReport, PruneReport
-from edgeprune.prune.tracing import ExampleInputs, as_tuple, flatten_tensors, run_forward
+from edgeprune.prune.tracing import ExampleInputs, as_tuple, eval_mode, flatten_tensors, run_forward
 
 STEPS = ("trace and group", "score", "allocate", "apply", "verify")
 
@@ -67,15 +66,21 @@ def prune(
             expected="Budget(default=...) or Budget(total=...) in vanilla mode",
             fix="use mode='component' for per-component fractions",
         )
+    if mode == "component" and budget.total is None and budget.weights:
+        raise PruneError(
+            "importance weights only act when channels are ranked across components",
+            expected="Budget(total=..., weights=...) or mode='vanilla'",
+            fix="drop weights, or give a model-wide total instead of per-component fractions",
+        )
     constraints = constraints if constraints is not None else model_constraints(model)
-    with torch.no_grad():
-        reference = [tuple(t.shape) for t in flatten_tensors(run_forward(model.eval(), args))]
+    with eval_mode(model), torch.no_grad():
+        reference = [tuple(t.shape) for t in flatten_tensors(run_forward(model, args))]
 
     step(STEPS[0])
     work = copy.deepcopy(model)
     groups = build_groups(work, args, components, mode=mode, constraints=constraints)
     step(STEPS[1])
-    scores = score_groups(work, groups.groups, importance, seed=seed)
+    scores = score_groups(work, prunable(groups, budget), importance, seed=seed)
     step(STEPS[2])
     allocation = allocate(work, groups, scores, budget)
     plan = PrunePlan(
@@ -107,15 +112,16 @@ def _verify(
     budget: Budget,
 ) -> None:
     try:
-        with torch.no_grad():
-            outputs = [tuple(t.shape) for t in flatten_tensors(pruned.eval()(*args))]
+        with eval_mode(pruned), torch.no_grad():
+            outputs = [tuple(t.shape) for t in flatten_tensors(pruned(*args))]
     except Exception as exc:
-        suspects = _unsupported_layers(pruned)
+        suspects = unsupported_layers(pruned)
         raise PruneError(
             f"the pruned model no longer runs: {type(exc).__name__}: {exc}",
             expected="layers Torch-Pruning knows how to cut"
             + (f"; these have parameters it has no pruner for: {suspects}" if suspects else ""),
-            fix="protect the component holding such a layer (Budget(protect={...}))",
+            fix="protect the component holding such a layer (Budget(protect={...})); if a reshape/view broke, "
+            "declare its block size (Constraints(blocks={layer: size}))",
         ) from exc
     if outputs != reference:
         raise PruneError(f"pruning changed the output shapes {reference} -> {outputs}; please report this model")
@@ -123,15 +129,6 @@ def _verify(
     for name, tensor in pruned.state_dict().items():
         if components.owner(name) in budget.protect and not torch.equal(tensor, before[name]):
             raise PruneError(f"protected parameter {name} changed; please report this model")
-
-
-def _unsupported_layers(model: nn.Module) -> list[str]:
-    dg = tp.DependencyGraph()
-    return [
-        f"{name} ({type(m).__name__})"
-        for name, m in model.named_modules()
-        if any(True for _ in m.parameters(recurse=False)) and dg.get_pruner_of_module(m) is None
-    ]
 
 
 def _report(

@@ -43,19 +43,27 @@ def flatten_tensors(value: Any) -> list[torch.Tensor]:
 
 
 @contextlib.contextmanager
-def tracing_mode(model: nn.Module) -> Iterator[None]:
-    """Eval mode and gradients on every parameter while tracing; the model's own flags are restored after."""
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode (no BatchNorm statistics updates, no dropout); every module's own flag is restored after."""
     training = {m: m.training for m in model.modules()}
-    requires_grad = {p: p.requires_grad for p in model.parameters()}
     model.eval()
-    for p in model.parameters():
-        p.requires_grad_(True)
     try:
-        with torch.enable_grad():
-            yield
+        yield
     finally:
         for m, flag in training.items():
             m.train(flag)
+
+
+@contextlib.contextmanager
+def tracing_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode and gradients on every parameter while tracing; the model's own flags are restored after."""
+    requires_grad = {p: p.requires_grad for p in model.parameters()}
+    for p in model.parameters():
+        p.requires_grad_(True)
+    try:
+        with eval_mode(model), torch.enable_grad():
+            yield
+    finally:
         for p, flag in requires_grad.items():
             p.requires_grad_(flag)
 

@@ -1,0 +1,36 @@
+"""Shared fixtures for the pruner tests (``tests/test_prune_*.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+import torch
+from torch import nn
+
+from edgeprune.models import create_model
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Pruner tests run tiny models: one intra-op thread is as fast and does not collapse under CPU contention."""
+    if not request.module.__name__.startswith("test_prune_"):
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _make(name: str, seed: int = 0, **kwargs: object) -> nn.Module:
+    torch.manual_seed(seed)
+    return create_model(name, **kwargs).eval()
+
+
+@pytest.fixture
+def make_model() -> Callable[..., nn.Module]:
+    """``make_model(name, seed=0, **ctor_kwargs)``: a bundled model, seeded and in eval mode."""
+    return _make
