@@ -1,0 +1,319 @@
+"""TFLite (LiteRT) float32 and full-integer int8 from a checked ONNX model, through onnx2tf.
+
+onnx2tf runs in a subprocess (argument list, no shell): it takes seconds to import TensorFlow,
+prints a lot and keeps global state, so isolating it keeps this process quiet and lets its
+output be captured and turned into a clear error. int8 is full-integer (int8 inputs and outputs,
+as TFLite Micro wants), per-channel, calibrated on the user's samples with one ``-cind`` per input.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgeprune.export.errors import ExportError
+from edgeprune.export.onnx import OnnxExport, eager_outputs, parity_input_sets
+from edgeprune.export.opmap import OnnxNode, candidates, describe, onnx_nodes
+from edgeprune.export.parity import ParityReport, Tolerance, compare
+from edgeprune.export.samples import CalibrationSource, load_calibration, require_calibration
+
+FLOAT_TOLERANCE = Tolerance(atol=1e-4, rtol=1e-3)
+INT8_TOLERANCE = Tolerance(atol=0.0, rtol=0.1, min_top1=0.9)
+_FLOAT_TYPES = (np.float32, np.float16, np.float64)
+# onnx2tf fetches sample images from the internet for dummy inference when every input is an
+# RGB image; a file of this name in its working directory is used instead.
+_ONNX2TF_SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+
+
+@dataclass(frozen=True)
+class TensorLayout:
+    """How an ONNX input/output maps onto the TFLite tensor: ``tflite = onnx.transpose(perm)``."""
+
+    name: str
+    onnx_shape: tuple[int, ...]
+    tflite_shape: tuple[int, ...]
+    perm: tuple[int, ...]
+    dtype: str
+    scale: float | None = None
+    zero_point: int | None = None
+
+
+@dataclass(frozen=True)
+class FloatOp:
+    """A TFLite op computing in floating point inside an int8 model."""
+
+    index: int
+    op: str
+    onnx_nodes: tuple[OnnxNode, ...]
+
+    def describe(self) -> str:
+        return f"#{self.index} {self.op} <- {describe(self.onnx_nodes)}"
+
+
+@dataclass
+class TFLiteExport:
+    """onnx2tf outputs with their checks."""
+
+    float32: bytes
+    float_parity: ParityReport
+    inputs: list[TensorLayout]
+    outputs: list[TensorLayout]
+    int8: bytes | None = None
+    int8_parity: ParityReport | None = None
+    int8_inputs: list[TensorLayout] = field(default_factory=list)
+    int8_outputs: list[TensorLayout] = field(default_factory=list)
+    float_ops: list[FloatOp] = field(default_factory=list)
+    seconds: float = 0.0
+    log: str = ""
+
+
+def make_interpreter(data: bytes):
+    """A LiteRT interpreter (``ai_edge_litert``, else ``tflite_runtime``) with reference kernels only."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter, OpResolverType
+        except ImportError as exc:
+            raise ExportError(
+                "no TFLite interpreter is installed.",
+                do="pip install ai-edge-litert (or tflite-runtime on older Jetson / Raspberry Pi images).",
+            ) from exc
+    it = Interpreter(
+        model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    )
+    it.allocate_tensors()
+    return it
+
+
+def _tflite_name(detail: dict) -> str:
+    name = detail["name"].split(":")[0]
+    return name.removeprefix("serving_default_")
+
+
+def _perm_for(onnx_shape: tuple[int, ...], tflite_shape: tuple[int, ...], name: str) -> tuple[int, ...]:
+    rank = len(onnx_shape)
+    channel_last = (0, *range(2, rank), 1) if rank >= 3 else tuple(range(rank))
+    if tuple(onnx_shape[i] for i in channel_last) == tflite_shape:
+        return channel_last
+    if onnx_shape == tflite_shape:
+        return tuple(range(rank))
+    raise ExportError(
+        f"cannot map tensor '{name}': ONNX shape {onnx_shape} vs TFLite shape {tflite_shape}.",
+        expected="the same shape, or the NCHW->NHWC transpose onnx2tf applies",
+    )
+
+
+def _layouts(details: list[dict], onnx_shapes: dict[str, tuple[int, ...]]) -> list[TensorLayout]:
+    """Match TFLite I/O details to ONNX names (by name, else by order) and record the layout."""
+    names = list(onnx_shapes)
+    by_name = {_tflite_name(d): d for d in details}
+    ordered = [by_name[n] for n in names] if set(names) <= set(by_name) else details
+    if len(ordered) != len(names):
+        raise ExportError(f"TFLite model has {len(details)} tensors where ONNX has {len(names)} ({names}).")
+    out = []
+    for n, d in zip(names, ordered, strict=True):
+        tshape = tuple(int(s) for s in d["shape"])
+        scale, zp = d["quantization"]
+        quantized = np.dtype(d["dtype"]) not in [np.dtype(t) for t in _FLOAT_TYPES]
+        out.append(
+            TensorLayout(
+                n,
+                onnx_shapes[n],
+                tshape,
+                _perm_for(onnx_shapes[n], tshape, n),
+                np.dtype(d["dtype"]).name,
+                float(scale) if quantized else None,
+                int(zp) if quantized else None,
+            )
+        )
+    return out
+
+
+def run_tflite(
+    data: bytes, onnx_shapes_in: dict[str, tuple[int, ...]], onnx_shapes_out: dict[str, tuple[int, ...]]
+):
+    """Return ``(runner, input layouts, output layouts)``; the runner maps NCHW floats to NCHW floats.
+
+    Quantized inputs are quantized with the model's scale/zero point, quantized outputs dequantized.
+    """
+    it = make_interpreter(data)
+    in_details, out_details = it.get_input_details(), it.get_output_details()
+    ins = _layouts(in_details, onnx_shapes_in)
+    outs = _layouts(out_details, onnx_shapes_out)
+    in_index = {_tflite_name(d): d["index"] for d in in_details}
+    out_order = [d["index"] for d in out_details]
+    if set(onnx_shapes_out) <= {_tflite_name(d) for d in out_details}:
+        out_order = [next(d["index"] for d in out_details if _tflite_name(d) == n) for n in onnx_shapes_out]
+    in_order = (
+        [in_index[lay.name] for lay in ins]
+        if set(onnx_shapes_in) <= set(in_index)
+        else [d["index"] for d in in_details]
+    )
+
+    def runner(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        for lay, idx, x in zip(ins, in_order, arrays, strict=True):
+            x = np.transpose(np.asarray(x, dtype=np.float32), lay.perm)
+            if lay.scale is not None:
+                info = np.iinfo(np.dtype(lay.dtype))
+                x = np.clip(np.round(x / lay.scale + lay.zero_point), info.min, info.max)
+            it.set_tensor(idx, x.astype(lay.dtype))
+        it.invoke()
+        res = []
+        for lay, idx in zip(outs, out_order, strict=True):
+            y = it.get_tensor(idx).astype(np.float32)
+            if lay.scale is not None:
+                y = (y - lay.zero_point) * lay.scale
+            res.append(np.transpose(y, np.argsort(lay.perm)))
+        return res
+
+    return runner, ins, outs
+
+
+def float_ops(data: bytes, nodes: Sequence[OnnxNode]) -> list[FloatOp]:
+    """Every op of a quantized model reading or writing a float tensor, with its likely ONNX origin."""
+    it = make_interpreter(data)
+    tensors = {t["index"]: t for t in it.get_tensor_details()}
+    ops = it._get_ops_details()  # the public API has no op listing; both interpreters provide this
+
+    def is_float(i: int) -> bool:
+        return i >= 0 and np.dtype(tensors[i]["dtype"]) in [np.dtype(t) for t in _FLOAT_TYPES]
+
+    found = {}
+    for op in ops:
+        if any(is_float(i) for i in [*op["inputs"], *op["outputs"]]):
+            names = [tensors[i]["name"] for i in op["outputs"]]
+            found[op["index"]] = (op["op_name"], candidates(names, nodes))
+    for idx, (name, cands) in list(found.items()):  # (DE)QUANTIZE: borrow the wrapped float op's origin
+        if not cands and name in ("QUANTIZE", "DEQUANTIZE"):
+            near = [found[j][1] for j in (idx + 1, idx - 1) if j in found and found[j][1]]
+            found[idx] = (name, near[0] if near else [])
+    return [FloatOp(i, n, tuple(c)) for i, (n, c) in sorted(found.items())]
+
+
+def _onnx2tf(
+    onnx_export: OnnxExport, workdir: Path, calib: dict[str, np.ndarray] | None, timeout: float
+) -> tuple[Path, str]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    src = workdir / "model.onnx"
+    src.write_bytes(onnx_export.to_bytes())
+    out = workdir / "tf"
+    args = [sys.executable, "-m", "onnx2tf", "-i", str(src), "-o", str(out), "-v", "error"]
+    if onnx_export.dynamic_batch:
+        args += ["-b", str(next(iter(onnx_export.input_shapes.values()))[0])]
+    sample_images = None
+    if calib is not None:
+        args += ["-oiqt", "-qt", "per-channel", "-iqd", "int8", "-oqd", "int8"]
+        for i, (name, arr) in enumerate(calib.items()):
+            path = workdir / f"calib_{i}.npy"
+            channel_last = (0, *range(2, arr.ndim), 1) if arr.ndim >= 4 else tuple(range(arr.ndim))
+            nhwc = np.ascontiguousarray(np.transpose(arr, channel_last))
+            np.save(path, nhwc)
+            args += ["-cind", name, str(path), "[0.0]", "[1.0]"]
+            if nhwc.ndim == 4 and nhwc.shape[-1] == 3:
+                sample_images = nhwc
+    shapes = list(onnx_export.input_shapes.values())
+    if all(len(s) == 4 and s[1] == 3 for s in shapes):  # onnx2tf would download its sample images
+        img = (
+            sample_images
+            if sample_images is not None
+            else np.random.default_rng(0).standard_normal((20, shapes[0][2], shapes[0][3], 3))
+        )
+        np.save(workdir / _ONNX2TF_SAMPLE_FILE, np.resize(img, (20, *img.shape[1:])).astype(np.float32))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1", "PYTHONUNBUFFERED": "1"}
+    try:
+        proc = subprocess.run(
+            args, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ExportError(f"onnx2tf did not finish within {timeout:.0f} s.", do="raise the timeout.") from exc
+    log = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        tail = "\n".join(line for line in log.splitlines() if line.strip())
+        raise ExportError(
+            f"onnx2tf failed to convert the ONNX model (exit code {proc.returncode}).",
+            expected="every ONNX op to have a TFLite equivalent",
+            do="replace the op named in the log below in the model, or keep its component off TFLite.",
+            detail="\n".join(tail.splitlines()[-25:]),
+        )
+    return out, log
+
+
+def tflite_from_onnx(
+    onnx_export: OnnxExport,
+    model: nn.Module,
+    example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    workdir: Path,
+    *,
+    int8: bool = True,
+    calibration: CalibrationSource | None = None,
+    float_tolerance: Tolerance = FLOAT_TOLERANCE,
+    int8_tolerance: Tolerance = INT8_TOLERANCE,
+    n_random: int = 4,
+    max_parity_samples: int = 64,
+    timeout: float = 900.0,
+) -> TFLiteExport:
+    """Convert with onnx2tf and check float32 (and int8) TFLite against eager PyTorch.
+
+    ``int8`` needs ``calibration`` samples (see :func:`edgeprune.export.samples.load_calibration`);
+    without them it raises :class:`ExportError` rather than calibrating on noise. The int8 parity
+    runs on (up to ``max_parity_samples`` of) the calibration samples plus the example inputs.
+    """
+    example = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
+    calib = None
+    if int8:
+        calib = load_calibration(
+            require_calibration(calibration, "full-integer int8 TFLite"), onnx_export.input_shapes
+        )
+    t0 = time.perf_counter()
+    out, log = _onnx2tf(onnx_export, workdir, calib, timeout)
+    seconds = time.perf_counter() - t0
+    float_path = out / "model_float32.tflite"
+    if not float_path.is_file():
+        raise ExportError("onnx2tf reported success but wrote no float32 .tflite.", detail=log[-3000:])
+    model = model.eval()
+    out_shapes = {
+        n: tuple(a.shape)
+        for n, a in zip(onnx_export.output_names, eager_outputs(model, example), strict=True)
+    }
+    ins = onnx_export.input_shapes
+
+    float_bytes = float_path.read_bytes()
+    run_f, f_in, f_out = run_tflite(float_bytes, ins, out_shapes)
+    sets = parity_input_sets(example, n_random, seed=0)
+    refs = [eager_outputs(model, s) for s in sets]
+    gots = [run_f([t.numpy() for t in s]) for s in sets]
+    result = TFLiteExport(
+        float32=float_bytes,
+        float_parity=compare("model_float32.tflite", "LiteRT", refs, gots, float_tolerance),
+        inputs=f_in,
+        outputs=f_out,
+        seconds=seconds,
+        log=log,
+    )
+    if calib is None:
+        return result
+    int8_path = out / "model_full_integer_quant.tflite"
+    if not int8_path.is_file():
+        raise ExportError("onnx2tf wrote no full-integer .tflite.", detail=log[-3000:])
+    result.int8 = int8_path.read_bytes()
+    run_q, result.int8_inputs, result.int8_outputs = run_tflite(result.int8, ins, out_shapes)
+    batch = next(iter(ins.values()))[0]
+    n = min(next(iter(calib.values())).shape[0], max_parity_samples) // batch * batch
+    qsets = [example] + [
+        tuple(torch.from_numpy(calib[name][i : i + batch]) for name in ins) for i in range(0, n, batch)
+    ]
+    qrefs = [eager_outputs(model, s) for s in qsets]
+    qgots = [run_q([t.numpy() for t in s]) for s in qsets]
+    result.int8_parity = compare("model_int8.tflite", "LiteRT", qrefs, qgots, int8_tolerance)
+    result.float_ops = float_ops(result.int8, onnx_nodes(onnx_export.model, onnx_export.components))
+    return result
