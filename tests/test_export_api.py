@@ -45,15 +45,18 @@ def test_every_artifact_is_in_the_manifest_with_its_hash(cnn_export: ExportResul
 
 def test_summary_table_and_parity(cnn_export: ExportResult) -> None:
     assert cnn_export.passed
-    assert [r.artifact for r in cnn_export.rows][:3] == [
+    assert [r.artifact for r in cnn_export.rows][:4] == [
         "model.onnx",
         "tflite/model_float32.tflite",
         "tflite/model_int8.tflite",
+        "tflm/model.tflite",
     ]
+    assert cnn_export.tflm_parity is not None and cnn_export.tflm_parity.runtime == "TFLite Micro"
+    assert cnn_export.tflm_parity.n_samples == 65
     console = Console(record=True, width=140)
     console.print(cnn_export.table())
     text = console.export_text()
-    assert "tflm/model_data.cc" in text and "max abs" in text
+    assert "tflm/model.tflite" in text and "max abs" in text
     bundle = json.loads((cnn_export.out_dir / "tflm/manifest.json").read_text())
     assert bundle["source_onnx_sha256"] == sha256_file(cnn_export.out_dir / "model.onnx")
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 from export_models import MishMLP, SmallCNN, samples, seeded
 
+from edgeprune.export import tflm
 from edgeprune.export.artifacts import sha256_bytes
 from edgeprune.export.errors import ExportError
 from edgeprune.export.onnx import OnnxExport, onnx_from_torch
@@ -68,7 +69,7 @@ def bundle(cnn: tuple[OnnxExport, TFLiteExport]) -> TFLMBundle:
 def test_arena_is_exact_minimum_with_margin(bundle: TFLMBundle, tmp_path: Path) -> None:
     arena = bundle.arena
     assert 0 < arena.minimum < 64 * 1024
-    probe = [sys.executable, "-m", "edgeprune.export._tflm_probe"]
+    probe = [sys.executable, str(Path(tflm.__file__).with_name("_tflm_probe.py")), "bisect"]
     model = tmp_path / "m.tflite"
     model.write_bytes(bundle.files["model.tflite"])  # type: ignore[arg-type]
     out = subprocess.run(

@@ -17,18 +17,28 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from edgeprune.export.artifacts import Artifact, Staging, check_writable, sha256_bytes
 from edgeprune.export.errors import ExportError
-from edgeprune.export.onnx import DEFAULT_OPSET, META_PLAN_HASH, OnnxExport, onnx_from_torch
+from edgeprune.export.onnx import DEFAULT_OPSET, META_PLAN_HASH, OnnxExport, eager_outputs, onnx_from_torch
 from edgeprune.export.opmap import onnx_nodes
-from edgeprune.export.parity import ParityReport, Tolerance
+from edgeprune.export.parity import ParityReport, Tolerance, compare
 from edgeprune.export.samples import CalibrationSource, load_calibration, require_calibration
 from edgeprune.export.tensorrt import TensorRTCheck, build_engine, check_tensorrt
-from edgeprune.export.tflite import FLOAT_TOLERANCE, INT8_TOLERANCE, TFLiteExport, tflite_from_onnx
-from edgeprune.export.tflm import TFLMBundle, tflm_bundle
+from edgeprune.export.tflite import (
+    FLOAT_TOLERANCE,
+    INT8_TOLERANCE,
+    TFLiteExport,
+    from_tflite,
+    int8_parity_sets,
+    tflite_from_onnx,
+    to_tflite,
+)
+from edgeprune.export.tflm import TFLMBundle, run_tflm, tflm_bundle
+from edgeprune.export.tflm import input_names as tflm_input_names
 
 TARGETS = ("onnx", "tflite", "tflm", "tensorrt", "tensorrt-check")
 
@@ -76,6 +86,7 @@ class ExportResult:
     onnx: OnnxExport
     tflite: TFLiteExport | None = None
     tflm: TFLMBundle | None = None
+    tflm_parity: ParityReport | None = None
     tensorrt_check: TensorRTCheck | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -84,7 +95,7 @@ class ExportResult:
         reports = [self.onnx.parity]
         if self.tflite is not None:
             reports += [r for r in (self.tflite.float_parity, self.tflite.int8_parity) if r is not None]
-        return reports
+        return reports + ([self.tflm_parity] if self.tflm_parity is not None else [])
 
     @property
     def passed(self) -> bool:
@@ -184,7 +195,7 @@ def export(
         if "tflite" in plan:
             _tflite_step(model, example_inputs, ox, calib, tolerances, st, result, say)
         if "tflm" in plan:
-            _tflm_step(ox, onnx_bytes, st, result, say)
+            _tflm_step(model, example_inputs, ox, onnx_bytes, calib, tolerances.tflite_int8, st, result, say)
         if {"tensorrt", "tensorrt-check"} & set(plan):
             _tensorrt_step(ox, onnx_bytes, calib, tensorrt, "tensorrt" in plan, st, result, say)
         say("writing artifacts")
@@ -192,7 +203,16 @@ def export(
     return result
 
 
-def _tflite_step(model, example_inputs, ox, calib, tolerances, st, result, say) -> None:
+def _tflite_step(
+    model: nn.Module,
+    example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    ox: OnnxExport,
+    calib: dict[str, np.ndarray] | None,
+    tolerances: Tolerances,
+    st: Staging,
+    result: ExportResult,
+    say: Callable[[str], None],
+) -> None:
     say("TFLite: converting with onnx2tf" + (" (float32 + full-int8)" if calib is not None else " (float32)"))
     with tempfile.TemporaryDirectory(dir=st.root) as work:
         tfl = tflite_from_onnx(
@@ -240,7 +260,17 @@ def _tflite_step(model, example_inputs, ox, calib, tolerances, st, result, say) 
     st.add("tflite/layout.json", "tflite-info", json.dumps(info, indent=2, sort_keys=True) + "\n")
 
 
-def _tflm_step(ox, onnx_bytes, st, result, say) -> None:
+def _tflm_step(
+    model: nn.Module,
+    example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    ox: OnnxExport,
+    onnx_bytes: bytes,
+    calib: dict[str, np.ndarray],
+    tolerance: Tolerance,
+    st: Staging,
+    result: ExportResult,
+    say: Callable[[str], None],
+) -> None:
     tfl = result.tflite
     assert tfl is not None and tfl.int8 is not None  # guaranteed by _plan and require_calibration
     say("TFLite Micro: gating in the TFLM interpreter and bisecting the arena")
@@ -254,17 +284,48 @@ def _tflm_step(ox, onnx_bytes, st, result, say) -> None:
     for name, content in bundle.files.items():
         st.add(f"tflm/{name}", "tflm", content)
     arena = bundle.arena
+    say("TFLite Micro: parity against eager PyTorch")
+    result.tflm_parity = _tflm_parity(model, example_inputs, tfl, bundle, calib, tolerance)
     result.rows.append(
         SummaryRow(
-            "tflm/model_data.cc",
+            "tflm/model.tflite",
             len(tfl.int8),
-            f"TFLM ok, {len(bundle.ops)} ops, arena {arena.minimum:,} B min / {arena.recommended:,} B rec.",
-            True,
+            f"{_parity_text(result.tflm_parity)}; arena {arena.minimum:,}/{arena.recommended:,} B (min/rec.)",
+            result.tflm_parity.passed,
         )
     )
 
 
-def _tensorrt_step(ox, onnx_bytes, calib, opts: TensorRTOptions, build: bool, st, result, say) -> None:
+def _tflm_parity(
+    model: nn.Module,
+    example_inputs: torch.Tensor | Sequence[torch.Tensor],
+    tfl: TFLiteExport,
+    bundle: TFLMBundle,
+    calib: dict[str, np.ndarray],
+    tolerance: Tolerance,
+) -> ParityReport:
+    """Run the bundle's model in the TFLM interpreter on the int8 parity inputs; compare with eager."""
+    example = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
+    sets = int8_parity_sets(example, calib, max_samples=64)
+    by_tflite_name = {lay.tflite_name: (i, lay) for i, lay in enumerate(tfl.int8_inputs)}
+    order = [by_tflite_name[name] for name in tflm_input_names(tfl.int8)]
+    feeds = [[to_tflite(s[i].numpy(), lay) for i, lay in order] for s in sets]
+    outs = run_tflm(tfl.int8, feeds, bundle.arena.recommended)
+    gots = [[from_tflite(y, lay) for y, lay in zip(ys, tfl.int8_outputs, strict=True)] for ys in outs]
+    refs = [eager_outputs(model, s) for s in sets]
+    return compare("tflm/model.tflite", "TFLite Micro", refs, gots, tolerance)
+
+
+def _tensorrt_step(
+    ox: OnnxExport,
+    onnx_bytes: bytes,
+    calib: dict[str, np.ndarray] | None,
+    opts: TensorRTOptions,
+    build: bool,
+    st: Staging,
+    result: ExportResult,
+    say: Callable[[str], None],
+) -> None:
     say("TensorRT: offline buildability check")
     check = check_tensorrt(ox.model, ox.components, allow_dynamic_batch=ox.dynamic_batch)
     result.tensorrt_check = check

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +45,7 @@ class TensorLayout:
     dtype: str
     scale: float | None = None
     zero_point: int | None = None
+    tflite_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,8 @@ def _perm_for(onnx_shape: tuple[int, ...], tflite_shape: tuple[int, ...], name: 
     )
 
 
-def _layouts(details: list[dict], onnx_shapes: dict[str, tuple[int, ...]]) -> list[TensorLayout]:
-    """Match TFLite I/O details to ONNX names (by name, else by order) and record the layout."""
+def _layouts(details: list[dict], onnx_shapes: dict[str, tuple[int, ...]]) -> list[tuple[TensorLayout, int]]:
+    """Match TFLite I/O details to ONNX names (by name, else by order): (layout, tensor index) pairs."""
     names = list(onnx_shapes)
     by_name = {_tflite_name(d): d for d in details}
     ordered = [by_name[n] for n in names] if set(names) <= set(by_name) else details
@@ -125,58 +126,58 @@ def _layouts(details: list[dict], onnx_shapes: dict[str, tuple[int, ...]]) -> li
         tshape = tuple(int(s) for s in d["shape"])
         scale, zp = d["quantization"]
         quantized = np.dtype(d["dtype"]) not in [np.dtype(t) for t in _FLOAT_TYPES]
-        out.append(
-            TensorLayout(
-                n,
-                onnx_shapes[n],
-                tshape,
-                _perm_for(onnx_shapes[n], tshape, n),
-                np.dtype(d["dtype"]).name,
-                float(scale) if quantized else None,
-                int(zp) if quantized else None,
-            )
+        lay = TensorLayout(
+            n,
+            onnx_shapes[n],
+            tshape,
+            _perm_for(onnx_shapes[n], tshape, n),
+            np.dtype(d["dtype"]).name,
+            float(scale) if quantized else None,
+            int(zp) if quantized else None,
+            _tflite_name(d),
         )
+        out.append((lay, int(d["index"])))
     return out
+
+
+def to_tflite(x: np.ndarray, lay: TensorLayout) -> np.ndarray:
+    """An ONNX-layout float input as the TFLite tensor wants it: transposed, quantized if integer."""
+    x = np.transpose(np.asarray(x, dtype=np.float32), lay.perm)
+    if lay.scale is not None:
+        info = np.iinfo(np.dtype(lay.dtype))
+        x = np.clip(np.round(x / lay.scale + lay.zero_point), info.min, info.max)
+    return x.astype(lay.dtype)
+
+
+def from_tflite(y: np.ndarray, lay: TensorLayout) -> np.ndarray:
+    """A TFLite output back in the ONNX layout as float: dequantized if integer, transposed back."""
+    y = np.asarray(y).astype(np.float32)
+    if lay.scale is not None:
+        y = (y - lay.zero_point) * lay.scale
+    return np.transpose(y, np.argsort(lay.perm))
+
+
+Runner = Callable[[Sequence[np.ndarray]], list[np.ndarray]]
 
 
 def run_tflite(
     data: bytes, onnx_shapes_in: dict[str, tuple[int, ...]], onnx_shapes_out: dict[str, tuple[int, ...]]
-):
-    """Return ``(runner, input layouts, output layouts)``; the runner maps NCHW floats to NCHW floats.
+) -> tuple[Runner, list[TensorLayout], list[TensorLayout]]:
+    """Return ``(runner, input layouts, output layouts)``; the runner maps ONNX-layout floats to floats.
 
-    Quantized inputs are quantized with the model's scale/zero point, quantized outputs dequantized.
+    Integer inputs are quantized with the model's scale/zero point, integer outputs dequantized.
     """
     it = make_interpreter(data)
-    in_details, out_details = it.get_input_details(), it.get_output_details()
-    ins = _layouts(in_details, onnx_shapes_in)
-    outs = _layouts(out_details, onnx_shapes_out)
-    in_index = {_tflite_name(d): d["index"] for d in in_details}
-    out_order = [d["index"] for d in out_details]
-    if set(onnx_shapes_out) <= {_tflite_name(d) for d in out_details}:
-        out_order = [next(d["index"] for d in out_details if _tflite_name(d) == n) for n in onnx_shapes_out]
-    in_order = (
-        [in_index[lay.name] for lay in ins]
-        if set(onnx_shapes_in) <= set(in_index)
-        else [d["index"] for d in in_details]
-    )
+    ins = _layouts(it.get_input_details(), onnx_shapes_in)
+    outs = _layouts(it.get_output_details(), onnx_shapes_out)
 
     def runner(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
-        for lay, idx, x in zip(ins, in_order, arrays, strict=True):
-            x = np.transpose(np.asarray(x, dtype=np.float32), lay.perm)
-            if lay.scale is not None:
-                info = np.iinfo(np.dtype(lay.dtype))
-                x = np.clip(np.round(x / lay.scale + lay.zero_point), info.min, info.max)
-            it.set_tensor(idx, x.astype(lay.dtype))
+        for (lay, idx), x in zip(ins, arrays, strict=True):
+            it.set_tensor(idx, to_tflite(x, lay))
         it.invoke()
-        res = []
-        for lay, idx in zip(outs, out_order, strict=True):
-            y = it.get_tensor(idx).astype(np.float32)
-            if lay.scale is not None:
-                y = (y - lay.zero_point) * lay.scale
-            res.append(np.transpose(y, np.argsort(lay.perm)))
-        return res
+        return [from_tflite(it.get_tensor(idx), lay) for lay, idx in outs]
 
-    return runner, ins, outs
+    return runner, [lay for lay, _ in ins], [lay for lay, _ in outs]
 
 
 def float_ops(data: bytes, nodes: Sequence[OnnxNode]) -> list[FloatOp]:
@@ -198,6 +199,17 @@ def float_ops(data: bytes, nodes: Sequence[OnnxNode]) -> list[FloatOp]:
             near = [found[j][1] for j in (idx + 1, idx - 1) if j in found and found[j][1]]
             found[idx] = (name, near[0] if near else [])
     return [FloatOp(i, n, tuple(c)) for i, (n, c) in sorted(found.items())]
+
+
+def int8_parity_sets(
+    example: tuple[torch.Tensor, ...], calib: dict[str, np.ndarray], max_samples: int
+) -> list[tuple[torch.Tensor, ...]]:
+    """The example inputs plus up to ``max_samples`` calibration samples, in batches of the model's batch."""
+    batch = example[0].shape[0]
+    n = min(next(iter(calib.values())).shape[0], max_samples) // batch * batch
+    return [example] + [
+        tuple(torch.from_numpy(a[i : i + batch]) for a in calib.values()) for i in range(0, n, batch)
+    ]
 
 
 def _onnx2tf(
@@ -307,11 +319,7 @@ def tflite_from_onnx(
         raise ExportError("onnx2tf wrote no full-integer .tflite.", detail=log[-3000:])
     result.int8 = int8_path.read_bytes()
     run_q, result.int8_inputs, result.int8_outputs = run_tflite(result.int8, ins, out_shapes)
-    batch = next(iter(ins.values()))[0]
-    n = min(next(iter(calib.values())).shape[0], max_parity_samples) // batch * batch
-    qsets = [example] + [
-        tuple(torch.from_numpy(calib[name][i : i + batch]) for name in ins) for i in range(0, n, batch)
-    ]
+    qsets = int8_parity_sets(example, calib, max_parity_samples)
     qrefs = [eager_outputs(model, s) for s in qsets]
     qgots = [run_q([t.numpy() for t in s]) for s in qsets]
     result.int8_parity = compare("model_int8.tflite", "LiteRT", qrefs, qgots, int8_tolerance)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -27,16 +26,16 @@ import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from edgeprune.export.artifacts import sha256_bytes
 from edgeprune.export.errors import ExportError
-from edgeprune.export.fdcapture import capture_fds
 from edgeprune.export.opmap import OnnxNode, candidates, describe
 
-_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+_PROBE = Path(__file__).with_name("_tflm_probe.py")
 ARENA_MARGIN = 0.10
 MAX_ARENA = 16 << 20
 # MicroMutableOpResolver::AddXxx names that the CamelCase rule (CONV_2D -> Conv2D) gets wrong.
@@ -150,20 +149,13 @@ def _cmsis_scratch(sub, ops: Sequence[_Op]) -> int:
     return best
 
 
-def _try(data: bytes, arena: int, n_inputs: int) -> tuple[object | None, str]:
-    """Construct + invoke the TFLM interpreter with zero inputs; (interpreter or None, C stderr)."""
-    from tflite_micro.python.tflite_micro import runtime
-
-    with capture_fds((2,)) as text:
-        try:
-            it = runtime.Interpreter.from_bytes(data, arena_size=arena)
-            for i in range(n_inputs):
-                d = it.get_input_details(i)
-                it.set_input(np.zeros(d["shape"], dtype=d["dtype"]), i)
-            it.invoke()
-        except (RuntimeError, ValueError):
-            it = None
-    return it, text[0]
+def _child(mode: str, data: bytes, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the ``_tflm_probe.py`` script (numpy + tflite_micro only) on ``data`` in a child process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.tflite"
+        path.write_bytes(data)
+        cmd = [sys.executable, str(_PROBE), mode, str(path), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def minimal_arena(data: bytes, n_inputs: int, hi: int) -> int:
@@ -173,41 +165,49 @@ def minimal_arena(data: bytes, n_inputs: int, hi: int) -> int:
     as "N does not fit" and the search resumes on the narrowed interval.
     """
     lo = 0
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(_PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.tflite"
-        path.write_bytes(data)
-        for _ in range(64):  # each restart narrows the interval; 64 is far beyond any real need
-            args = [
-                sys.executable,
-                "-m",
-                "edgeprune.export._tflm_probe",
-                str(path),
-                str(lo),
-                str(hi),
-                str(n_inputs),
-            ]
-            proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600, check=False)
-            trying = None
-            for line in proc.stdout.split("\n"):
-                word, _, num = line.partition(" ")
-                if word == "try":
-                    trying = int(num)
-                elif word == "ok":
-                    hi, trying = int(num), None
-                elif word == "fail":
-                    lo, trying = int(num), None
-                elif word == "min":
-                    return int(num)
-            if trying is None:
-                raise ExportError("the TFLM arena probe stopped unexpectedly.", detail=proc.stderr[-2000:])
-            lo = trying  # crashed while probing this size: it does not fit
+    for _ in range(64):  # each restart narrows the interval; 64 is far beyond any real need
+        proc = _child("bisect", data, str(lo), str(hi), str(n_inputs))
+        trying = None
+        for line in proc.stdout.splitlines():
+            word, _, num = line.partition(" ")
+            if word == "try":
+                trying = int(num)
+            elif word == "ok":
+                hi, trying = int(num), None
+            elif word == "fail":
+                lo, trying = int(num), None
+            elif word == "min":
+                return int(num)
+        if trying is None:
+            raise ExportError("the TFLM arena probe stopped unexpectedly.", detail=proc.stderr[-2000:])
+        lo = trying  # crashed while probing this size: it does not fit
         if hi - lo <= 1:
             return hi
     raise ExportError("the TFLM arena bisection did not converge.")
+
+
+def run_tflm(data: bytes, input_sets: Sequence[Sequence[np.ndarray]], arena: int) -> list[list[np.ndarray]]:
+    """Invoke the TFLM interpreter once per input set (TFLite-ready tensors in model input order)."""
+    feeds = {f"s{k}_i{i}": np.asarray(x) for k, xs in enumerate(input_sets) for i, x in enumerate(xs)}
+    n_inputs = len(input_sets[0]) if input_sets else 0
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
+        np.savez(src, **feeds)
+        proc = _child("run", data, str(arena), str(n_inputs), str(src), str(dst))
+        if proc.returncode != 0:
+            raise ExportError("TFLite Micro failed to run the parity inputs.", detail=proc.stderr[-3000:])
+        with np.load(dst) as z:
+            outs = {k: z[k] for k in z.files}
+    n_out = sum(1 for key in outs if key.startswith("s0_o"))
+    return [[outs[f"s{k}_o{j}"] for j in range(n_out)] for k in range(len(input_sets))]
+
+
+def input_names(data: bytes) -> list[str]:
+    """TFLite input tensor names in model input order, without onnx2tf's ``serving_default_``/``:0``."""
+    sub, _, type_names = _parse(data)
+    return [
+        _quant(sub, i, type_names).name.split(":")[0].removeprefix("serving_default_") for i in sub.inputs
+    ]
 
 
 def _rejection(log: str, ops: Sequence[_Op], sub, nodes: Sequence[OnnxNode]) -> ExportError:
@@ -346,9 +346,14 @@ def tflm_bundle(
             expected="a full-integer model (int8 inputs and outputs), as TFLite Micro on an MCU wants",
             do="use the full-integer .tflite (tflite_from_onnx with calibration samples).",
         )
-    it, log = _try(int8_tflite, max_arena, n_inputs)
-    if it is None:
-        if re.search(r"(?i)failed to allocate|missing: \d+|arena", log) and "failed to prepare" not in log:
+    gate = _child("run", int8_tflite, str(max_arena), str(n_inputs), "-", "-")
+    if gate.returncode != 0:
+        log = (
+            gate.stderr
+            if gate.returncode > 0
+            else f"{gate.stderr}\n(TFLM crashed: signal {-gate.returncode})"
+        )
+        if re.search(r"(?i)failed to allocate|missing: \d+", log) and "failed to prepare" not in log:
             raise ExportError(
                 f"the model needs more than {max_arena} bytes of tensor arena.",
                 do="prune further or raise max_arena.",
@@ -356,13 +361,11 @@ def tflm_bundle(
             )
         raise _rejection(log, ops, sub, onnx_nodes)
     hi = minimal_arena(int8_tflite, n_inputs, max_arena)
-    it, _ = _try(int8_tflite, hi, n_inputs)
-    with capture_fds((2,)) as text:
-        it.print_allocations()
-    head, tail = _breakdown(text[0])
+    allocations = _child("run", int8_tflite, str(hi), str(n_inputs), "-", "-").stderr
+    head, tail = _breakdown(allocations)
     scratch = _cmsis_scratch(sub, ops)
     recommended = 16 * math.ceil((hi + scratch) * (1 + ARENA_MARGIN) / 16)
-    arena = ArenaReport(hi, recommended, head, tail, scratch, ARENA_MARGIN, text[0].strip())
+    arena = ArenaReport(hi, recommended, head, tail, scratch, ARENA_MARGIN, allocations.strip())
 
     used = sorted({op.name for op in ops})
     inputs = [_quant(sub, i, type_names) for i in sub.inputs]
@@ -378,8 +381,6 @@ def tflm_bundle(
         )
     ]
     header, source = c_array_sources(int8_tflite, arena, inputs, outputs)
-    from tflite_micro.python.tflite_micro import _version
-
     manifest = {
         "model": {"file": "model.tflite", "bytes": len(int8_tflite), "sha256": sha256_bytes(int8_tflite)},
         "source_onnx_sha256": source_onnx_sha256,
@@ -396,7 +397,7 @@ def tflm_bundle(
         "inputs": [asdict(q) for q in inputs],
         "outputs": [asdict(q) for q in outputs],
         "layouts": list(layouts),
-        "tflite_micro_version": _version.__version__,
+        "tflite_micro_version": metadata.version("tflite-micro"),
     }
     files: dict[str, bytes | str] = {
         "model.tflite": int8_tflite,
