@@ -8,15 +8,17 @@ from torch import nn
 
 
 class TwoInputMLP(nn.Module):
-    """Observation and action concatenated, like a Q-function: two inputs, per-input calibration."""
+    """Observation and action concatenated, two heads: per-input calibration, outputs matched by name."""
 
     def __init__(self) -> None:
         super().__init__()
         self.encoder = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU())
         self.head = nn.Linear(32, 4)
+        self.value = nn.Linear(32, 1)
 
-    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(torch.cat([obs, act], dim=-1)))
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encoder(torch.cat([obs, act], dim=-1))
+        return self.head(z), self.value(z)
 
 
 class SmallCNN(nn.Module):

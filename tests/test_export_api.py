@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from export_models import MishMLP, SmallCNN, samples, seeded
+from export_models import MishMLP, SmallCNN, TwoInputMLP, samples, seeded
 from rich.console import Console
 
 from edgeprune.export import ExportError, ExportResult, OnnxOptions, export
@@ -88,6 +88,21 @@ def test_refusals_happen_before_any_work(tmp_path: Path) -> None:
         with pytest.raises(ExportError, match="'tensorrt' is not installed"):
             export(seeded(SmallCNN()), torch.randn(1, 3, 16, 16), out, targets=("tensorrt",))
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_two_inputs_two_outputs_through_tflm(tmp_path: Path) -> None:
+    calib = {"obs": samples((8,)), "act": samples((4,), seed=2)}
+    res = export(
+        seeded(TwoInputMLP()),
+        (torch.randn(1, 8), torch.randn(1, 4)),
+        tmp_path / "out",
+        targets=("tflm",),
+        calibration=calib,
+        onnx_options=OnnxOptions(output_names=["q", "value"]),
+    )
+    assert res.passed, [r.describe() for r in res.parity]
+    assert res.tflm_parity is not None and res.tflm_parity.max_rel < 0.1
+    assert res.tflm is not None and res.tflm.ops == ["CONCATENATION", "FULLY_CONNECTED"]
 
 
 def test_failed_target_leaves_no_artifacts(tmp_path: Path) -> None:

@@ -21,14 +21,19 @@ def test_two_input_mlp_static_named_annotated() -> None:
     res = onnx_from_torch(model, (torch.randn(1, 8), torch.randn(1, 4)), plan_hash="sha256:abc")
     onnx.checker.check_model(res.model, full_check=True)
     assert res.input_names == ["obs", "act"]
-    assert res.output_names == ["output"]
+    assert res.output_names == ["output_0", "output_1"]
     assert res.opset == 17 and res.model.opset_import[0].version == 17
     dims = [[d.dim_value for d in i.type.tensor_type.shape.dim] for i in res.model.graph.input]
     assert dims == [[1, 8], [1, 4]]
     props = {p.key: p.value for p in res.model.metadata_props}
     assert props[META_PLAN_HASH] == "sha256:abc"
     comp_map = json.loads(props[META_COMPONENTS])
-    assert set(comp_map.values()) == {"encoder", "head", TOP_LEVEL}  # the concat lives in forward itself
+    assert set(comp_map.values()) == {
+        "encoder",
+        "head",
+        "value",
+        TOP_LEVEL,
+    }  # the concat lives in forward itself
     for node in res.model.graph.node:
         node_props = {p.key: p.value for p in node.metadata_props}
         assert node_props[META_COMPONENT] == comp_map[node.name]

@@ -44,6 +44,10 @@ def test_two_input_mlp_calibrated_per_input(mlp: TFLiteExport) -> None:
     assert mlp.float_parity.passed and mlp.float_parity.max_abs < 1e-4
     assert mlp.int8_parity is not None and mlp.int8_parity.passed
     assert [lay.name for lay in mlp.int8_inputs] == ["obs", "act"]
+    assert [(lay.name, lay.tflite_shape) for lay in mlp.int8_outputs] == [
+        ("output_0", (1, 4)),
+        ("output_1", (1, 1)),
+    ]
     assert {lay.dtype for lay in [*mlp.int8_inputs, *mlp.int8_outputs]} == {"int8"}
     assert all(lay.scale is not None for lay in mlp.int8_inputs)
     assert mlp.float_ops == []

@@ -38,7 +38,7 @@ from edgeprune.export.tflite import (
     to_tflite,
 )
 from edgeprune.export.tflm import TFLMBundle, run_tflm, tflm_bundle
-from edgeprune.export.tflm import input_names as tflm_input_names
+from edgeprune.export.tflm import io_names as tflm_io_names
 
 TARGETS = ("onnx", "tflite", "tflm", "tensorrt", "tensorrt-check")
 
@@ -307,11 +307,12 @@ def _tflm_parity(
     """Run the bundle's model in the TFLM interpreter on the int8 parity inputs; compare with eager."""
     example = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
     sets = int8_parity_sets(example, calib, max_samples=64)
-    by_tflite_name = {lay.tflite_name: (i, lay) for i, lay in enumerate(tfl.int8_inputs)}
-    order = [by_tflite_name[name] for name in tflm_input_names(tfl.int8)]
-    feeds = [[to_tflite(s[i].numpy(), lay) for i, lay in order] for s in sets]
+    in_names, out_names = tflm_io_names(tfl.int8)
+    ins = {lay.tflite_name: (i, lay) for i, lay in enumerate(tfl.int8_inputs)}
+    feeds = [[to_tflite(s[ins[n][0]].numpy(), ins[n][1]) for n in in_names] for s in sets]
     outs = run_tflm(tfl.int8, feeds, bundle.arena.recommended)
-    gots = [[from_tflite(y, lay) for y, lay in zip(ys, tfl.int8_outputs, strict=True)] for ys in outs]
+    position = {name: j for j, name in enumerate(out_names)}
+    gots = [[from_tflite(ys[position[lay.tflite_name]], lay) for lay in tfl.int8_outputs] for ys in outs]
     refs = [eager_outputs(model, s) for s in sets]
     return compare("tflm/model.tflite", "TFLite Micro", refs, gots, tolerance)
 

@@ -14,9 +14,9 @@ from edgeprune.export.errors import ParityError
 class Tolerance:
     """Pass when every element satisfies ``|got - ref| <= atol + rtol * max|ref|`` (per output).
 
-    ``min_top1`` additionally requires that fraction of argmax agreement on classifier-like
-    outputs (2-D, more than one column). ``rtol`` is relative to each output's largest
-    magnitude, so near-zero reference elements do not blow the relative error up.
+    ``max|ref|`` is the output's largest magnitude over all compared input sets, so near-zero
+    reference elements do not blow the relative error up. ``min_top1`` additionally requires
+    that fraction of argmax agreement on classifier-like outputs (2-D, more than one column).
     """
 
     atol: float = 1e-4
@@ -71,29 +71,44 @@ def compare(
     gots: Sequence[Sequence[np.ndarray]],
     tolerance: Tolerance,
 ) -> ParityReport:
-    """Compare per input set (outer) and per output (inner) arrays of eager ``refs`` and artifact ``gots``."""
-    max_abs = max_rel = 0.0
+    """Compare per input set (outer) and per output (inner) arrays of eager ``refs`` and artifact ``gots``.
+
+    Relative errors are taken against each output's largest magnitude over all input sets (its
+    range, which is also what int8 quantization scales to), so a near-zero output in one set does
+    not make the relative error explode.
+    """
+    n_out = len(refs[0]) if refs else 0
+    scales = [max(float(np.max(np.abs(r[j]))) if np.size(r[j]) else 0.0 for r in refs) for j in range(n_out)]
+    max_abs = 0.0
     passed = True
     agree = total = 0
     for ref_set, got_set in zip(refs, gots, strict=True):
-        for ref, got in zip(ref_set, got_set, strict=True):
+        for j, (ref, got) in enumerate(zip(ref_set, got_set, strict=True)):
             ref = np.asarray(ref, dtype=np.float64)
             got = np.asarray(got, dtype=np.float64)
             if got.size != ref.size:  # e.g. a shape baked in at trace time
-                max_abs = max_rel = float("inf")
-                passed = False
+                max_abs, passed = float("inf"), False
                 continue
             got = got.reshape(ref.shape)
             err = np.abs(got - ref)
-            scale = float(np.max(np.abs(ref))) if ref.size else 0.0
-            abs_e = float(err.max()) if err.size else 0.0
-            max_abs = max(max_abs, abs_e)
-            max_rel = max(max_rel, abs_e / scale if scale > 0 else abs_e)
-            passed &= bool(np.all(err <= tolerance.atol + tolerance.rtol * scale))
+            max_abs = max(max_abs, float(err.max()) if err.size else 0.0)
+            passed &= bool(np.all(err <= tolerance.atol + tolerance.rtol * scales[j]))
             if _is_classifier(ref):
                 agree += int(np.sum(ref.argmax(1) == got.argmax(1)))
                 total += ref.shape[0]
+    max_rel = _max_rel(refs, gots, scales) if np.isfinite(max_abs) else float("inf")
     top1 = agree / total if total else None
     if tolerance.min_top1 is not None and top1 is not None:
         passed &= top1 >= tolerance.min_top1
     return ParityReport(artifact, runtime, len(refs), max_abs, max_rel, top1, tolerance, passed)
+
+
+def _max_rel(
+    refs: Sequence[Sequence[np.ndarray]], gots: Sequence[Sequence[np.ndarray]], scales: list[float]
+) -> float:
+    worst = 0.0
+    for ref_set, got_set in zip(refs, gots, strict=True):
+        for ref, got, scale in zip(ref_set, got_set, scales, strict=True):
+            err = float(np.max(np.abs(np.asarray(got, np.float64).reshape(np.shape(ref)) - ref), initial=0.0))
+            worst = max(worst, err / scale if scale > 0 else err)
+    return worst

@@ -45,7 +45,7 @@ class TensorLayout:
     dtype: str
     scale: float | None = None
     zero_point: int | None = None
-    tflite_name: str = ""
+    tflite_name: str = ""  # the tensor's name in the .tflite (e.g. serving_default_x:0)
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,26 @@ def make_interpreter(data: bytes):
 
 
 def _tflite_name(detail: dict) -> str:
-    name = detail["name"].split(":")[0]
-    return name.removeprefix("serving_default_")
+    return detail["name"].split(":")[0].removeprefix("serving_default_")
+
+
+def _match(details: list[dict], names: list[str], signature: dict[str, int]) -> list[dict]:
+    """Order TFLite I/O details like the ONNX ``names``.
+
+    onnx2tf's signature keeps ONNX names in float models and uses ``output_0``... (ONNX order) in
+    quantized ones, while the tensor order of the flatbuffer may differ from both.
+    """
+    by_index = {d["index"]: d for d in details}
+    generic = [f"output_{i}" for i in range(len(names))]
+    for keys in (names, generic):
+        if set(keys) <= set(signature):
+            return [by_index[signature[k]] for k in keys]
+    by_name = {_tflite_name(d): d for d in details}
+    if set(names) <= set(by_name):
+        return [by_name[n] for n in names]
+    if len(details) != len(names):
+        raise ExportError(f"TFLite model has {len(details)} tensors where ONNX has {len(names)} ({names}).")
+    return details
 
 
 def _perm_for(onnx_shape: tuple[int, ...], tflite_shape: tuple[int, ...], name: str) -> tuple[int, ...]:
@@ -114,15 +132,12 @@ def _perm_for(onnx_shape: tuple[int, ...], tflite_shape: tuple[int, ...], name: 
     )
 
 
-def _layouts(details: list[dict], onnx_shapes: dict[str, tuple[int, ...]]) -> list[tuple[TensorLayout, int]]:
-    """Match TFLite I/O details to ONNX names (by name, else by order): (layout, tensor index) pairs."""
-    names = list(onnx_shapes)
-    by_name = {_tflite_name(d): d for d in details}
-    ordered = [by_name[n] for n in names] if set(names) <= set(by_name) else details
-    if len(ordered) != len(names):
-        raise ExportError(f"TFLite model has {len(details)} tensors where ONNX has {len(names)} ({names}).")
+def _layouts(
+    details: list[dict], onnx_shapes: dict[str, tuple[int, ...]], signature: dict[str, int]
+) -> list[tuple[TensorLayout, int]]:
+    """Match TFLite I/O details to ONNX names and record each layout, with the tensor index."""
     out = []
-    for n, d in zip(names, ordered, strict=True):
+    for n, d in zip(onnx_shapes, _match(details, list(onnx_shapes), signature), strict=True):
         tshape = tuple(int(s) for s in d["shape"])
         scale, zp = d["quantization"]
         quantized = np.dtype(d["dtype"]) not in [np.dtype(t) for t in _FLOAT_TYPES]
@@ -134,7 +149,7 @@ def _layouts(details: list[dict], onnx_shapes: dict[str, tuple[int, ...]]) -> li
             np.dtype(d["dtype"]).name,
             float(scale) if quantized else None,
             int(zp) if quantized else None,
-            _tflite_name(d),
+            d["name"],
         )
         out.append((lay, int(d["index"])))
     return out
@@ -168,8 +183,14 @@ def run_tflite(
     Integer inputs are quantized with the model's scale/zero point, integer outputs dequantized.
     """
     it = make_interpreter(data)
-    ins = _layouts(it.get_input_details(), onnx_shapes_in)
-    outs = _layouts(it.get_output_details(), onnx_shapes_out)
+    sig_in: dict[str, int] = {}
+    sig_out: dict[str, int] = {}
+    if it.get_signature_list():
+        runner = it.get_signature_runner()
+        sig_in = {k: int(v["index"]) for k, v in runner.get_input_details().items()}
+        sig_out = {k: int(v["index"]) for k, v in runner.get_output_details().items()}
+    ins = _layouts(it.get_input_details(), onnx_shapes_in, sig_in)
+    outs = _layouts(it.get_output_details(), onnx_shapes_out, sig_out)
 
     def runner(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
         for (lay, idx), x in zip(ins, arrays, strict=True):

@@ -202,11 +202,11 @@ def run_tflm(data: bytes, input_sets: Sequence[Sequence[np.ndarray]], arena: int
     return [[outs[f"s{k}_o{j}"] for j in range(n_out)] for k in range(len(input_sets))]
 
 
-def input_names(data: bytes) -> list[str]:
-    """TFLite input tensor names in model input order, without onnx2tf's ``serving_default_``/``:0``."""
+def io_names(data: bytes) -> tuple[list[str], list[str]]:
+    """Input and output tensor names in the order TFLM numbers them (``get_input_details(i)``)."""
     sub, _, type_names = _parse(data)
-    return [
-        _quant(sub, i, type_names).name.split(":")[0].removeprefix("serving_default_") for i in sub.inputs
+    return [_quant(sub, i, type_names).name for i in sub.inputs], [
+        _quant(sub, i, type_names).name for i in sub.outputs
     ]
 
 
