@@ -68,6 +68,8 @@ def test_refuses_overwrite_then_force(cnn_export: ExportResult) -> None:
         seeded(SmallCNN()), torch.randn(1, 3, 16, 16), cnn_export.out_dir, targets=("onnx",), force=True
     )
     assert again.passed
+    left = sorted(str(p.relative_to(cnn_export.out_dir)) for p in cnn_export.out_dir.rglob("*"))
+    assert left == ["manifest.json", "model.onnx"]  # the earlier run's other artifacts are gone
 
 
 def test_refusals_happen_before_any_work(tmp_path: Path) -> None:

@@ -36,6 +36,18 @@ def test_staging_commit_writes_manifest_with_hashes(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME, "model.onnx", "tflm"]  # staging removed
 
 
+def test_commit_removes_files_only_the_old_manifest_listed(tmp_path: Path) -> None:
+    with Staging(tmp_path) as st:
+        st.add("tflm/model_data.cc", "tflm", "old")
+        st.commit()
+    (tmp_path / "notes.txt").write_text("mine")
+    with Staging(tmp_path) as st:
+        st.add("model.onnx", "onnx", b"new")
+        st.commit()
+    assert not (tmp_path / "tflm").exists()
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_failed_run_leaves_nothing_behind(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with pytest.raises(RuntimeError), Staging(out) as st:

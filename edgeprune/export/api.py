@@ -168,6 +168,9 @@ def export(
         require_calibration(
             calibration, "int8 TFLite" + (" for the TFLite Micro bundle" if "tflm" in plan else "")
         )
+    trt_int8 = "tensorrt" in plan and tensorrt.precision == "int8"
+    if trt_int8:
+        require_calibration(calibration, "an INT8 TensorRT engine")
     if "tensorrt" in plan and importlib.util.find_spec("tensorrt") is None:
         raise ExportError(
             "a TensorRT engine was requested but the Python package 'tensorrt' is not installed here.",
@@ -187,13 +190,15 @@ def export(
             simplify=onnx_options.simplify,
             tolerance=tolerances.onnx,
         )
-        calib = load_calibration(calibration, ox.input_shapes) if needs_int8 else None
+        calib = load_calibration(calibration, ox.input_shapes) if needs_int8 or trt_int8 else None
         onnx_bytes = ox.to_bytes()
         st.add("model.onnx", "onnx", onnx_bytes)
         rows = [SummaryRow("model.onnx", len(onnx_bytes), _parity_text(ox.parity), ox.parity.passed)]
         result = ExportResult(out, [], rows, ox, notes=list(ox.notes))
         if "tflite" in plan:
-            _tflite_step(model, example_inputs, ox, calib, tolerances, st, result, say)
+            _tflite_step(
+                model, example_inputs, ox, calib if needs_int8 else None, tolerances, st, result, say
+            )
         if "tflm" in plan:
             _tflm_step(model, example_inputs, ox, onnx_bytes, calib, tolerances.tflite_int8, st, result, say)
         if {"tensorrt", "tensorrt-check"} & set(plan):

@@ -109,7 +109,12 @@ class Staging:
         return sorted(self._kinds)
 
     def commit(self, extra: dict[str, Any] | None = None) -> list[Artifact]:
-        """Move every registered artifact into ``out_dir`` (os.replace) and write the manifest last."""
+        """Move every registered artifact into ``out_dir`` (os.replace) and write the manifest last.
+
+        Files an earlier manifest listed that this run did not produce are removed (only those:
+        nothing else in ``out_dir`` is touched), so the directory matches its manifest.
+        """
+        stale = set(_listed(self.out_dir / MANIFEST_NAME)) - set(self._kinds)
         artifacts = []
         for rel in sorted(self._kinds):
             src = self.root / rel
@@ -123,4 +128,20 @@ class Staging:
             **(extra or {}),
         }
         write_json_atomic(self.out_dir / MANIFEST_NAME, manifest)
+        for rel in sorted(stale):
+            path = self.out_dir / rel
+            path.unlink(missing_ok=True)
+            for parent in path.parents:
+                if parent == self.out_dir or any(parent.iterdir()):
+                    break
+                parent.rmdir()
         return artifacts
+
+
+def _listed(manifest: Path) -> list[str]:
+    """Artifact paths of an existing manifest (none when absent or unreadable)."""
+    try:
+        data = json.loads(manifest.read_text())
+        return [a["path"] for a in data["artifacts"] if ".." not in Path(a["path"]).parts]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
