@@ -105,6 +105,10 @@ class _Op:
 
 def _parse(data: bytes):
     schema = _schema()
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ExportError(
+            "the data is not a TFLite flatbuffer (no TFL3 identifier).", do="pass .tflite bytes."
+        )
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
     op_names = _names(schema.BuiltinOperator)
     codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
