@@ -88,6 +88,11 @@ def test_unexportable_op_is_a_clear_error(capfd: pytest.CaptureFixture[str]) -> 
     assert "Torch IR graph" not in capfd.readouterr().err  # the exporter's IR dump is swallowed
 
 
+def test_wrong_example_shape_is_a_clear_error() -> None:
+    with pytest.raises(ExportError, match=r"(?s)fails on the example inputs.*got shapes \[\(1, 7\), \(1, 4\)\]"):
+        onnx_from_torch(seeded(TwoInputMLP()), (torch.randn(1, 7), torch.randn(1, 4)))
+
+
 def test_input_baked_in_at_trace_time_is_a_clear_error() -> None:
     with pytest.raises(ExportError, match=r"does not depend on input\(s\) \['x'\]"):
         onnx_from_torch(_Baked(), torch.randn(1, 4))

@@ -27,7 +27,7 @@ from edgeprune.export.onnx import DEFAULT_OPSET, META_PLAN_HASH, OnnxExport, eag
 from edgeprune.export.opmap import onnx_nodes
 from edgeprune.export.parity import ParityReport, Tolerance, compare
 from edgeprune.export.samples import CalibrationSource, load_calibration, require_calibration
-from edgeprune.export.tensorrt import TensorRTCheck, build_engine, check_tensorrt
+from edgeprune.export.tensorrt import PRECISIONS, TensorRTCheck, build_engine, check_tensorrt
 from edgeprune.export.tflite import (
     FLOAT_TOLERANCE,
     INT8_TOLERANCE,
@@ -167,6 +167,10 @@ def export(
     if needs_int8:
         require_calibration(
             calibration, "int8 TFLite" + (" for the TFLite Micro bundle" if "tflm" in plan else "")
+        )
+    if "tensorrt" in plan and tensorrt.precision not in PRECISIONS:
+        raise ExportError(
+            f"unknown TensorRT precision '{tensorrt.precision}'.", expected=f"one of {PRECISIONS}"
         )
     trt_int8 = "tensorrt" in plan and tensorrt.precision == "int8"
     if trt_int8:

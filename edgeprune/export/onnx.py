@@ -229,7 +229,16 @@ def onnx_from_torch(
     model = model.eval()
     example = _as_tuple(example_inputs)
     in_names = list(input_names or default_input_names(model, len(example)))
-    n_out = len(eager_outputs(model, example))
+    try:
+        n_out = len(eager_outputs(model, example))
+    except ExportError:
+        raise
+    except Exception as exc:  # whatever forward raises, the example inputs do not fit the model
+        raise ExportError(
+            f"the model fails on the example inputs in eager mode: {type(exc).__name__}: {exc}",
+            expected=f"example inputs forward() accepts (got shapes {[tuple(t.shape) for t in example]})",
+            do="pass example inputs of the shapes and dtypes the model takes, batch dimension first.",
+        ) from exc
     out_names = list(output_names or (["output"] if n_out == 1 else [f"output_{i}" for i in range(n_out)]))
     if len(in_names) != len(example) or len(out_names) != n_out:
         raise ExportError(
