@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from export_models import EluMLP, SmallCNN, TwoInputMLP, samples, seeded
@@ -90,6 +92,20 @@ def test_int8_without_samples_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="needs representative calibration samples"):
         tflite_from_onnx(onnx_export, model, torch.randn(1, 8), tmp_path)
     assert not (tmp_path / "tf").exists()  # refused before onnx2tf ran
+
+
+def test_onnx2tf_failure_names_the_op_and_component(tmp_path: Path) -> None:
+    model = seeded(EluMLP())
+    onnx_export = onnx_from_torch(model, torch.randn(1, 8))
+    bad = onnx.ModelProto()
+    bad.CopyFrom(onnx_export.model)
+    node = next(n for n in bad.graph.node if n.op_type == "Elu")
+    node.op_type, node.domain = "FancyAct", "com.example"
+    bad.opset_import.add(domain="com.example", version=1)
+    with pytest.raises(ExportError, match=r"FancyAct OP is not yet implemented.*component 'body'"):
+        tflite_from_onnx(
+            dataclasses.replace(onnx_export, model=bad), model, torch.randn(1, 8), tmp_path, int8=False
+        )
 
 
 def test_wrong_sample_shape_is_refused(tmp_path: Path) -> None:

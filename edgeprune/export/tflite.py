@@ -9,6 +9,7 @@ as TFLite Micro wants), per-channel, calibrated on the user's samples with one `
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -269,16 +270,27 @@ def _onnx2tf(
         )
     except subprocess.TimeoutExpired as exc:
         raise ExportError(f"onnx2tf did not finish within {timeout:.0f} s.", do="raise the timeout.") from exc
-    log = proc.stdout + proc.stderr
+    log = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)  # onnx2tf colours its messages
     if proc.returncode != 0:
-        tail = "\n".join(line for line in log.splitlines() if line.strip())
-        raise ExportError(
-            f"onnx2tf failed to convert the ONNX model (exit code {proc.returncode}).",
-            expected="every ONNX op to have a TFLite equivalent",
-            do="replace the op named in the log below in the model, or keep its component off TFLite.",
-            detail="\n".join(tail.splitlines()[-25:]),
-        )
+        raise _onnx2tf_error(log, proc.returncode, onnx_export)
     return out, log
+
+
+def _onnx2tf_error(log: str, returncode: int, onnx_export: OnnxExport) -> ExportError:
+    """onnx2tf's own ERROR lines first, with the ONNX nodes/components they name; the log tail as detail."""
+    errors = [line.split("ERROR:", 1)[1].strip() for line in log.splitlines() if "ERROR:" in line]
+    named = set(re.findall(r"(\w+) OP is not yet implemented", log))
+    named |= set(re.findall(r"onnx_op_type: (\w+)", log))
+    nodes = [n for n in onnx_nodes(onnx_export.model, onnx_export.components) if n.op_type in named]
+    where = f" ONNX node(s): {describe(nodes)}." if nodes else ""
+    lines = [line for line in log.splitlines() if line.strip()]
+    return ExportError(
+        f"onnx2tf failed to convert the ONNX model (exit code {returncode}): "
+        f"{'; '.join(e.rstrip('.') for e in errors[:3]) or 'see the log below'}.{where}",
+        expected="every ONNX op to have a TFLite equivalent that onnx2tf implements",
+        do="replace that op in the model (or its component), or keep the component off TFLite.",
+        detail="\n".join(lines[-25:]),
+    )
 
 
 def tflite_from_onnx(
