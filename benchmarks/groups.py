@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from edgeprune.io import atomic_write_text
+from edgeprune.io import write_atomic
 from edgeprune.models import create_model, list_models
 from edgeprune.prune import Components, build_groups, model_constraints
 
@@ -67,7 +67,7 @@ def main() -> None:
             f"{v['max_prunable_size']} / {c['max_prunable_size']}",
         )
     Console(width=140).print(table)
-    atomic_write_text(Path(args.out), json.dumps(rows, indent=2))
+    write_atomic(Path(args.out), json.dumps(rows, indent=2))
     print(f"wrote {args.out}")
 
 

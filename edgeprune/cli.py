@@ -13,7 +13,7 @@ from rich.table import Table
 
 from edgeprune.boards import board_details, boards_table, check_fit, fit_artifact, load_board
 from edgeprune.errors import EdgepruneError
-from edgeprune.io import atomic_write_text
+from edgeprune.io import write_atomic
 from edgeprune.models import list_models
 from edgeprune.models.spec import load_model
 from edgeprune.prune import Budget, Components, PruneResult, build_groups, prune, save_weights
@@ -187,9 +187,9 @@ def _cmd_groups(args: argparse.Namespace) -> int:
     if args.json:
         import json
 
-        atomic_write_text(args.json, json.dumps(groups.to_dict(), indent=2))
+        write_atomic(args.json, json.dumps(groups.to_dict(), indent=2))
     if args.mermaid:
-        atomic_write_text(args.mermaid, groups.graph.to_mermaid())
+        write_atomic(args.mermaid, groups.graph.to_mermaid())
     return 0
 
 
@@ -266,8 +266,8 @@ def _check_out_dir(out: Path, force: bool) -> None:
 def _write_outputs(result: PruneResult, out: Path) -> None:
     result.plan.save(out / "plan.json")
     save_weights(result.model, out / "pruned.pt")
-    atomic_write_text(out / "report.json", result.report.to_json())
-    atomic_write_text(out / "report.txt", str(result.report))
+    write_atomic(out / "report.json", result.report.to_json())
+    write_atomic(out / "report.txt", str(result.report))
     console.print(f"wrote {', '.join(OUTPUT_FILES)} to {out}/")
 
 

@@ -30,7 +30,7 @@ from edgeprune.boards import _toml
 from edgeprune.boards.cost_model import CostCoefficients, FitPoint, features, load_cost_models
 from edgeprune.boards.errors import BoardError
 from edgeprune.boards.ops import OpCost, ops_from_module
-from edgeprune.io import atomic_write_text
+from edgeprune.io import write_atomic
 
 
 @dataclass(frozen=True)
@@ -220,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ok = stored_matches_fit()
         print("coefficients.toml matches the fit" if ok else "coefficients.toml is STALE: rerun without --check")
         return 0 if ok else 1
-    atomic_write_text(coefficients_path(), render_coefficients(sets))
+    write_atomic(coefficients_path(), render_coefficients(sets))
     print(f"wrote {coefficients_path()}")
     return 0
 

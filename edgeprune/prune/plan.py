@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgeprune.io import atomic_open, atomic_write_text
+from edgeprune.io import atomic_open, write_atomic
 from edgeprune.prune.component_graph import trace_components
 from edgeprune.prune.components import Components
 from edgeprune.prune.errors import PruneError
@@ -78,7 +78,7 @@ class PrunePlan:
             ) from exc
 
     def save(self, path: str | os.PathLike) -> None:
-        atomic_write_text(path, self.to_json())
+        write_atomic(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PrunePlan:
