@@ -13,6 +13,7 @@ from rich.table import Table
 
 from edgeprune.boards import board_details, boards_table, check_fit, fit_artifact, load_board
 from edgeprune.errors import EdgepruneError
+from edgeprune.export.api import TARGETS
 from edgeprune.io import write_atomic
 from edgeprune.models import list_models
 from edgeprune.models.spec import load_model
@@ -100,6 +101,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite existing files in --out")
     p.set_defaults(run=_cmd_prune)
 
+    p = sub.add_parser("export", help="export a (pruned) model: ONNX, TFLite int8, TFLM bundle, TensorRT")
+    _model_args(p)
+    p.add_argument("--plan", help="plan.json from `edgeprune prune`: export the pruned model (--weights: pruned.pt)")
+    p.add_argument(
+        "--to",
+        default="onnx,tflite,tflm",
+        help=f"comma-separated targets among {', '.join(TARGETS)} (default onnx,tflite,tflm)",
+    )
+    p.add_argument("--calib", help="representative samples for int8 (.npy, or .npz keyed by input name)")
+    p.add_argument("--no-int8", action="store_true", help="TFLite float32 only (not with tflm)")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16", help="TensorRT precision")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--force", action="store_true", help="overwrite an earlier export in --out")
+    p.set_defaults(run=_cmd_export)
+
     boards = sub.add_parser("boards", help="board profiles: list, show, fit check").add_subparsers(
         required=True, metavar="action"
     )
@@ -139,6 +155,42 @@ def _cmd_models(_args: argparse.Namespace) -> int:
         inputs = ", ".join("x".join(map(str, t.shape)) for t in model.example_inputs())
         table.add_row(name, ", ".join(comps.names), f"{sum(p.numel() for p in model.parameters()):,}", inputs)
     console.print(table)
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from edgeprune.export import OnnxOptions, TensorRTOptions, export
+    from edgeprune.prune import PrunePlan, load_pruned
+
+    if args.plan:
+        model, inputs = load_model(args.model, None, args.input_shape)
+        plan = PrunePlan.load(args.plan)
+        model = load_pruned(model, plan, inputs, args.weights)
+        plan_hash = plan.digest
+    else:
+        model, inputs = load_model(args.model, args.weights, args.input_shape)
+        plan_hash = None
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("exporting")
+        result = export(
+            model,
+            inputs,
+            args.out,
+            targets=[t.strip() for t in args.to.split(",") if t.strip()],
+            calibration=args.calib,
+            int8=not args.no_int8,
+            force=args.force,
+            onnx_options=OnnxOptions(plan_hash=plan_hash),
+            tensorrt=TensorRTOptions(precision=args.precision),
+            progress=lambda message: progress.update(task, description=message),
+        )
+    console.print(result.table())
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False)
+    if not result.passed:
+        console.print("[bold red]parity check failed[/]: see the table above and manifest.json")
+        return 1
     return 0
 
 

@@ -18,7 +18,7 @@ EXPECTED_SHAPES = {
     "branched": lambda b: [(b, 5), (b, 1)],
     "multipath": lambda b: [(b, 8), (b, 2)],
     "recursive": lambda b: [(b, 4)],
-    "tdmpc": lambda b: [(b, 32), (b, 1), (2, b, 1), (b, 1)],
+    "tdmpc": lambda b: [(b, 32), (b, 1), (b, 2), (b, 1)],
     "complex_cnn": lambda b: [(b, 10), (b, 2)],
     "kws_dscnn": lambda b: [(b, 12)],
     "ad_autoencoder": lambda b: [(b, 640)],

@@ -117,7 +117,7 @@ def test_output_heads_keep_their_width(make_model, mode: str, fraction: float) -
     assert pruned.reward[-1].out_features == 1
     assert [q[-1].out_features for q in pruned.qs] == [1, 1]
     next_z, reward, q, pi = _flat(pruned(*inputs))
-    assert (next_z.shape, reward.shape, q.shape, pi.shape) == ((2, 32), (2, 1), (2, 2, 1), (2, 4))
+    assert (next_z.shape, reward.shape, q.shape, pi.shape) == ((2, 32), (2, 1), (2, 2), (2, 4))
     assert pruned.policy[-5].out_features < 128  # the policy itself was pruned
 
 
@@ -338,7 +338,7 @@ def test_ensemble_members_keep_equal_widths(make_model, mode: str, budget: Budge
     q0, q1 = _q_widths(result.model)
     assert q0 == q1
     assert q0 != _q_widths(model)[0]  # the ensemble was pruned, not just left alone
-    assert result.model(*model.example_inputs())[2].shape == (2, 2, 1)
+    assert result.model(*model.example_inputs())[2].shape == (2, 2)
 
 
 @pytest.mark.parametrize("mode", ["component", "vanilla"])

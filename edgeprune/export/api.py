@@ -34,6 +34,7 @@ from edgeprune.export.tflite import (
     TFLiteExport,
     from_tflite,
     int8_parity_sets,
+    summarize_float_ops,
     tflite_from_onnx,
     to_tflite,
 )
@@ -255,7 +256,8 @@ def _tflite_step(
                 tfl.int8_parity.passed,
             )
         )
-        result.notes += [f"float op in int8 model: {f.describe()}" for f in tfl.float_ops]
+        if tfl.float_ops:
+            result.notes.append(summarize_float_ops(tfl.float_ops))
     info = {
         "float32": {"inputs": [asdict(x) for x in tfl.inputs], "outputs": [asdict(x) for x in tfl.outputs]},
         "int8": {

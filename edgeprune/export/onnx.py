@@ -93,8 +93,12 @@ def default_input_names(model: nn.Module, n: int) -> list[str]:
 def component_of(node_name: str, children: set[str]) -> str:
     """Top-level child module a TorchScript-exported node belongs to (``/enc/enc.0/Gemm`` -> ``enc``)."""
     parts = node_name.split("/")
-    if len(parts) >= 3 and parts[0] == "" and parts[1] in children:
-        return parts[1]
+    if len(parts) >= 3 and parts[0] == "":
+        scope = parts[1]
+        if scope in children:
+            return scope
+        if scope.split(".")[0] in children:  # a ModuleList/ModuleDict member: /qs.0/qs.0.2/Elu -> qs
+            return scope.split(".")[0]
     return TOP_LEVEL
 
 
@@ -200,7 +204,9 @@ def _trace(
                 do="make the offending code traceable (or replace the op), then export again.",
             ) from exc
     del printed  # the TorchScript exporter prints its IR graph on failure; keep the terminal clean
-    notes = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught})
+    # torch's own deprecation notices say nothing about the user's model; tracer warnings do
+    relevant = [w for w in caught if not issubclass(w.category, (DeprecationWarning, FutureWarning))]
+    notes = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in relevant})
     return onnx.load_from_string(buf.getvalue()), notes
 
 

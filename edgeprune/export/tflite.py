@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,18 @@ class FloatOp:
 
     def describe(self) -> str:
         return f"#{self.index} {self.op} <- {describe(self.onnx_nodes)}"
+
+
+def summarize_float_ops(ops: Sequence[FloatOp]) -> str:
+    """One line for a user: how many float ops an int8 model keeps, of which kinds, in which components."""
+    kinds = Counter(op.op for op in ops)
+    components = sorted({n.component for op in ops if op.op not in ("QUANTIZE", "DEQUANTIZE") for n in op.onnx_nodes})
+    listed = ", ".join(f"{k} x{n}" for k, n in kinds.most_common())
+    where = f" (from components {', '.join(components)})" if components else ""
+    return (
+        f"the int8 model keeps {len(ops)} float op(s): {listed}{where}; they need an FPU or soft-float on an MCU "
+        "(manifest.json lists each)"
+    )
 
 
 @dataclass

@@ -1,4 +1,8 @@
-"""A TD-MPC2-style world model (Linear → LayerNorm → ELU MLPs, SimNorm latent, Q ensemble)."""
+"""A TD-MPC2-style world model (Linear → LayerNorm → ReLU MLPs, SimNorm latent, Q ensemble).
+
+TD-MPC2 uses Mish, which TFLite Micro cannot run (EXP/LOG); ELU stays a float island in int8 TFLite
+(DEQUANTIZE → ELU → QUANTIZE). ReLU keeps the whole model integer, as a Cortex-M0+ without FPU needs.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ class TDMPCStyle(nn.Module):
     ``policy(z)`` gives a tanh-squashed action. Defaults fit Pendulum-v1 (obs 3, action 1).
 
     ``forward(obs (B, obs_dim), action (B, action_dim))`` returns
-    ``(next_z (B, latent_dim), reward (B, 1), q (num_q, B, 1), pi_action (B, action_dim))``.
+    ``(next_z (B, latent_dim), reward (B, 1), q (B, num_q), pi_action (B, action_dim))``.
     """
 
     simnorm_group = 8
@@ -40,11 +44,11 @@ class TDMPCStyle(nn.Module):
         def latent_out() -> list[nn.Module]:
             return [nn.LayerNorm(latent_dim), SimNorm(self.simnorm_group)]
 
-        self.encoder = mlp(obs_dim, [h], latent_dim, act=nn.ELU, layer_norm=True, out=latent_out())
-        self.dynamics = mlp(za_dim, [h, h], latent_dim, act=nn.ELU, layer_norm=True, out=latent_out())
-        self.reward = mlp(za_dim, [h, h], 1, act=nn.ELU, layer_norm=True)
-        self.policy = mlp(latent_dim, [h, h], action_dim, act=nn.ELU, layer_norm=True, out=[nn.Tanh()])
-        self.qs = nn.ModuleList(mlp(za_dim, [h, h], 1, act=nn.ELU, layer_norm=True) for _ in range(num_q))
+        self.encoder = mlp(obs_dim, [h], latent_dim, act=nn.ReLU, layer_norm=True, out=latent_out())
+        self.dynamics = mlp(za_dim, [h, h], latent_dim, act=nn.ReLU, layer_norm=True, out=latent_out())
+        self.reward = mlp(za_dim, [h, h], 1, act=nn.ReLU, layer_norm=True)
+        self.policy = mlp(latent_dim, [h, h], action_dim, act=nn.ReLU, layer_norm=True, out=[nn.Tanh()])
+        self.qs = nn.ModuleList(mlp(za_dim, [h, h], 1, act=nn.ReLU, layer_norm=True) for _ in range(num_q))
 
     def encode(self, obs: torch.Tensor) -> torch.Tensor:
         """Observation → SimNorm latent ``z``."""
@@ -63,9 +67,9 @@ class TDMPCStyle(nn.Module):
         return self.policy(z)
 
     def q_values(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        """Q estimates of every ensemble member, stacked to (num_q, B, 1)."""
+        """Q estimates of every ensemble member side by side, (B, num_q) (2-D: deploys without layout changes)."""
         za = torch.cat([z, a], -1)
-        return torch.stack([q(za) for q in self.qs])
+        return torch.cat([q(za) for q in self.qs], dim=-1)
 
     def forward(
         self, obs: torch.Tensor, action: torch.Tensor
