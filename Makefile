@@ -4,9 +4,20 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint format clean
+# Debian packages some parts need (listed one per line in system-packages.txt), installed only when missing.
+SYSTEM_PACKAGES := $(shell grep -v '^\#' system-packages.txt 2>/dev/null)
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-setup: $(STAMP)
+.PHONY: setup system demo test lint format clean
+
+setup: $(STAMP) system
+
+system:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -20,7 +31,7 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check edgeprune tests benchmarks
 
-test: lint
+test: setup lint
 	$(PY) -m pytest
 
 format: setup
