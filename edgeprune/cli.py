@@ -17,7 +17,16 @@ from edgeprune.export.api import TARGETS
 from edgeprune.io import write_atomic
 from edgeprune.models import list_models
 from edgeprune.models.spec import load_model
-from edgeprune.prune import Budget, Components, PruneResult, build_groups, prune, save_weights
+from edgeprune.prune import (
+    Budget,
+    Components,
+    PrunePlan,
+    PruneResult,
+    build_groups,
+    load_pruned,
+    prune,
+    save_weights,
+)
 from edgeprune.prune.groups import MODES
 from edgeprune.prune.importance import IMPORTANCES
 from edgeprune.prune.pruner import STEPS
@@ -63,6 +72,15 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mode", choices=MODES, default="component", help="grouping mode (default: component)")
 
 
+def _plan_args(p: argparse.ArgumentParser, required: bool = False) -> None:
+    g = p.add_argument_group("pruned model")
+    g.add_argument("--plan", required=required, help="plan.json written by `edgeprune prune`")
+    g.add_argument(
+        "--pruned-weights",
+        help="pruned.pt written by `edgeprune prune` (or after fine-tuning); default: the plan applied to --weights",
+    )
+
+
 def _budget_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("budget")
     g.add_argument(
@@ -103,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="export a (pruned) model: ONNX, TFLite int8, TFLM bundle, TensorRT")
     _model_args(p)
-    p.add_argument("--plan", help="plan.json from `edgeprune prune`: export the pruned model (--weights: pruned.pt)")
+    _plan_args(p)
     p.add_argument(
         "--to",
         default="onnx,tflite,tflm",
@@ -115,6 +133,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--force", action="store_true", help="overwrite an earlier export in --out")
     p.set_defaults(run=_cmd_export)
+
+    p = sub.add_parser("compare", help="time original vs pruned in eager mode and every engine here, in one table")
+    _model_args(p)
+    _plan_args(p, required=True)
+    p.add_argument("--board", help="also the board's latency estimate (MCU boards with a fitted cost model)")
+    p.add_argument("--calib", help="samples for int8 (.npy/.npz); without them int8 LiteRT and TFLM are skipped")
+    p.add_argument("--runs", type=int, default=50, help="timed runs per engine (default 50)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed warm-up runs (default 10)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for eager/ONNX Runtime (default 1)")
+    p.add_argument("--out", required=True, help="output directory (exports, compare.json, compare.png)")
+    p.add_argument("--force", action="store_true", help="overwrite an earlier comparison in --out")
+    p.set_defaults(run=_cmd_compare)
 
     boards = sub.add_parser("boards", help="board profiles: list, show, fit check").add_subparsers(
         required=True, metavar="action"
@@ -160,16 +190,13 @@ def _cmd_models(_args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from edgeprune.export import OnnxOptions, TensorRTOptions, export
-    from edgeprune.prune import PrunePlan, load_pruned
 
+    model, inputs = load_model(args.model, args.weights, args.input_shape)
+    plan_hash = None
     if args.plan:
-        model, inputs = load_model(args.model, None, args.input_shape)
         plan = PrunePlan.load(args.plan)
-        model = load_pruned(model, plan, inputs, args.weights)
+        model = load_pruned(model, plan, inputs, args.pruned_weights)
         plan_hash = plan.digest
-    else:
-        model, inputs = load_model(args.model, args.weights, args.input_shape)
-        plan_hash = None
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("exporting")
@@ -191,6 +218,39 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if not result.passed:
         console.print("[bold red]parity check failed[/]: see the table above and manifest.json")
         return 1
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from edgeprune.profiling.compare import compare
+
+    out = Path(args.out)
+    if (out / "compare.json").exists() and not args.force:
+        raise EdgepruneError(f"{out} already holds compare.json", fix="pick another --out or pass --force")
+    original, inputs = load_model(args.model, args.weights, args.input_shape)
+    fresh, _ = load_model(args.model, args.weights, args.input_shape)
+    pruned = load_pruned(fresh, PrunePlan.load(args.plan), inputs, args.pruned_weights)
+    board = load_board(args.board) if args.board else None
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("comparing")
+        result = compare(
+            original,
+            pruned,
+            inputs,
+            out,
+            calibration=args.calib,
+            board=board,
+            runs=args.runs,
+            warmup=args.warmup,
+            threads=args.threads,
+            progress=lambda message: progress.update(task, description=message),
+        )
+    result.save(out / "compare.json", out / "compare.png")
+    console.print(result.table())
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False)
+    console.print(f"wrote compare.json and compare.png to {out}/")
     return 0
 
 

@@ -62,7 +62,8 @@ def test_cli_exports_a_pruned_plan(tmp_path: Path, capsys: pytest.CaptureFixture
     model = create_model("simple")
     calib = tmp_path / "calib.npy"
     np.save(calib, torch.randn(32, *model.example_inputs(1)[0].shape[1:]).numpy())
-    args = ["export", "simple", "--plan", str(tmp_path / "p/plan.json"), "--weights", str(tmp_path / "p/pruned.pt"),
+    plan, weights = str(tmp_path / "p/plan.json"), str(tmp_path / "p/pruned.pt")
+    args = ["export", "simple", "--plan", plan, "--pruned-weights", weights,
             "--calib", str(calib), "--to", "onnx,tflm,tensorrt-check", "--out", str(tmp_path / "e")]  # fmt: skip
     assert main(args) == 0
     out = capsys.readouterr().out

@@ -6,6 +6,7 @@ freed") when an allocation fails at some arena sizes, so every use of it runs he
 
 - ``bisect MODEL LO HI N_INPUTS``: prints ``try N`` before and ``ok N`` / ``fail N`` after each
   probe and ``min N`` at the end; the parent treats a crash during ``try N`` as "N does not fit".
+- ``time MODEL ARENA N_INPUTS RUNS WARMUP``: invoke on zero inputs, print one ``ns N`` line per timed run.
 - ``run MODEL ARENA IN_NPZ OUT_NPZ``: load, invoke on every input set of ``IN_NPZ`` (keys
   ``s{k}_i{i}``; ``-`` for one set of zeros), write outputs ``s{k}_o{j}`` to ``OUT_NPZ`` (``-``: none),
   then ``print_allocations`` to stderr. Exit code 3 when TFLM rejects the model (log on stderr).
@@ -84,6 +85,24 @@ def run(data: bytes, arena: int, n_inputs: int, in_npz: str, out_npz: str) -> in
     return 0
 
 
+def time_invokes(data: bytes, arena: int, n_inputs: int, runs: int, warmup: int) -> int:
+    import time
+
+    try:
+        it = _load(data, arena)
+        for i, x in enumerate(_zeros(it, n_inputs)):
+            it.set_input(x, i)
+        for _ in range(warmup):
+            it.invoke()
+        for _ in range(runs):
+            t0 = time.perf_counter_ns()
+            it.invoke()
+            print(f"ns {time.perf_counter_ns() - t0}", flush=True)
+    except (RuntimeError, ValueError):
+        return 3
+    return 0
+
+
 def main(argv: list[str]) -> int:
     mode, path = argv[0], argv[1]
     with open(path, "rb") as f:
@@ -91,6 +110,8 @@ def main(argv: list[str]) -> int:
     if mode == "bisect":
         bisect(data, int(argv[2]), int(argv[3]), int(argv[4]))
         return 0
+    if mode == "time":
+        return time_invokes(data, int(argv[2]), int(argv[3]), int(argv[4]), int(argv[5]))
     return run(data, int(argv[2]), int(argv[3]), argv[4], argv[5])
 
 

@@ -206,6 +206,14 @@ def run_tflm(data: bytes, input_sets: Sequence[Sequence[np.ndarray]], arena: int
     return [[outs[f"s{k}_o{j}"] for j in range(n_out)] for k in range(len(input_sets))]
 
 
+def time_tflm(data: bytes, arena: int, n_inputs: int, runs: int, warmup: int) -> list[float]:
+    """Host wall-clock of ``runs`` TFLM invokes (ms each) after ``warmup``, in a child process."""
+    proc = _child("time", data, str(arena), str(n_inputs), str(runs), str(warmup))
+    if proc.returncode != 0:
+        raise ExportError("TFLite Micro failed to run the model for timing.", detail=proc.stderr[-3000:])
+    return [int(line.split()[1]) / 1e6 for line in proc.stdout.splitlines() if line.startswith("ns ")]
+
+
 def io_names(data: bytes) -> tuple[list[str], list[str]]:
     """Input and output tensor names in the order TFLM numbers them (``get_input_details(i)``)."""
     sub, _, type_names = _parse(data)
