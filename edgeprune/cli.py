@@ -146,6 +146,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an earlier comparison in --out")
     p.set_defaults(run=_cmd_compare)
 
+    p = sub.add_parser("report", help="Markdown + self-contained HTML from compare.json / measurements / report.json")
+    p.add_argument("inputs", nargs="+", help="JSON files written by edgeprune (compare, prune, measurements)")
+    p.add_argument("--out", required=True, help="output directory (report.md, report.html, plot PNGs)")
+    p.add_argument("--title", default="edgeprune report")
+    p.set_defaults(run=_cmd_report)
+
     boards = sub.add_parser("boards", help="board profiles: list, show, fit check").add_subparsers(
         required=True, metavar="action"
     )
@@ -251,6 +257,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
     console.print(f"wrote compare.json and compare.png to {out}/")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from edgeprune.profiling.report import load_sections, write_report
+
+    write_report(load_sections(args.inputs), args.out, args.title)
+    console.print(f"wrote report.md and report.html to {args.out}/")
     return 0
 
 

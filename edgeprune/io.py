@@ -19,6 +19,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     try:
         with os.fdopen(fd, mode) as f:
             yield f
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts get the usual permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -33,3 +34,8 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
         f.flush()
         os.fsync(f.fileno())
 
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -124,3 +124,21 @@ def test_cli_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert "no fitted cost model" in out  # the Pico's Cortex-M0+ has no calibration point: said, not guessed
     assert (tmp_path / "c" / "compare.png").exists()
     assert main(args) == 2  # refuses to overwrite without --force
+
+
+def test_report_from_compare_and_prune_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["prune", "simple", "--budget", "0.5", "--out", str(tmp_path / "p")]) == 0
+    args = ["compare", "simple", "--plan", str(tmp_path / "p/plan.json"), "--board", "nucleo-l4r5zi", "--runs", "3",
+            "--out", str(tmp_path / "c")]  # fmt: skip
+    assert main(args) == 0
+    inputs = [str(tmp_path / "c/compare.json"), str(tmp_path / "p/report.json")]
+    assert main(["report", *inputs, "--out", str(tmp_path / "r")]) == 0
+    md = (tmp_path / "r/report.md").read_text()
+    page = (tmp_path / "r/report.html").read_text()
+    assert "## Engines: original vs pruned" in md and "(estimate)" in md
+    assert "## Pruning (component mode" in md
+    assert page.count("data:image/png;base64,") >= 3  # self-contained: plots inline
+    assert "<table>" in page and "nucleo-l4r5zi" in page
+    (tmp_path / "bad.json").write_text('{"something": 1}')
+    assert main(["report", str(tmp_path / "bad.json"), "--out", str(tmp_path / "r2")]) == 2
+    assert "not a file this report understands" in capsys.readouterr().out

@@ -27,9 +27,7 @@ def _load(data: bytes, arena: int):
 
 
 def _zeros(it, n_inputs: int) -> list[np.ndarray]:
-    return [
-        np.zeros(d["shape"], dtype=d["dtype"]) for d in (it.get_input_details(i) for i in range(n_inputs))
-    ]
+    return [np.zeros(d["shape"], dtype=d["dtype"]) for d in (it.get_input_details(i) for i in range(n_inputs))]
 
 
 def fits(data: bytes, arena: int, n_inputs: int) -> bool:

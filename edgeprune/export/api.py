@@ -166,13 +166,9 @@ def export(
     check_writable(out, _expected_names(plan), force)
     needs_int8 = "tflm" in plan or ("tflite" in plan and int8)
     if needs_int8:
-        require_calibration(
-            calibration, "int8 TFLite" + (" for the TFLite Micro bundle" if "tflm" in plan else "")
-        )
+        require_calibration(calibration, "int8 TFLite" + (" for the TFLite Micro bundle" if "tflm" in plan else ""))
     if "tensorrt" in plan and tensorrt.precision not in PRECISIONS:
-        raise ExportError(
-            f"unknown TensorRT precision '{tensorrt.precision}'.", expected=f"one of {PRECISIONS}"
-        )
+        raise ExportError(f"unknown TensorRT precision '{tensorrt.precision}'.", expected=f"one of {PRECISIONS}")
     trt_int8 = "tensorrt" in plan and tensorrt.precision == "int8"
     if trt_int8:
         require_calibration(calibration, "an INT8 TensorRT engine")
@@ -201,9 +197,7 @@ def export(
         rows = [SummaryRow("model.onnx", len(onnx_bytes), _parity_text(ox.parity), ox.parity.passed)]
         result = ExportResult(out, [], rows, ox, notes=list(ox.notes))
         if "tflite" in plan:
-            _tflite_step(
-                model, example_inputs, ox, calib if needs_int8 else None, tolerances, st, result, say
-            )
+            _tflite_step(model, example_inputs, ox, calib if needs_int8 else None, tolerances, st, result, say)
         if "tflm" in plan:
             _tflm_step(model, example_inputs, ox, onnx_bytes, calib, tolerances.tflite_int8, st, result, say)
         if {"tensorrt", "tensorrt-check"} & set(plan):
@@ -353,8 +347,7 @@ def _tensorrt_step(
         SummaryRow(
             "tensorrt/tensorrt_check.json",
             len(data),
-            f"TensorRT {check.snapshot_version}: "
-            + ("buildable" if check.ok else f"{len(check.problems)} problem(s)"),
+            f"TensorRT {check.snapshot_version}: " + ("buildable" if check.ok else f"{len(check.problems)} problem(s)"),
             check.ok,
         )
     )

@@ -197,8 +197,7 @@ def _trace(
             )
         except Exception as exc:  # the exporter raises many types; all mean "could not trace"
             raise ExportError(
-                f"the model could not be traced to ONNX: {type(exc).__name__}: "
-                f"{str(exc).strip().splitlines()[0]}",
+                f"the model could not be traced to ONNX: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}",
                 expected="a forward() that torch.jit.trace can follow: tensor inputs and outputs, no "
                 "data-dependent Python control flow, no .item()/.numpy() on activations, ONNX-exportable ops",
                 do="make the offending code traceable (or replace the op), then export again.",

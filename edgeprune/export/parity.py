@@ -103,9 +103,7 @@ def compare(
     return ParityReport(artifact, runtime, len(refs), max_abs, max_rel, top1, tolerance, passed)
 
 
-def _max_rel(
-    refs: Sequence[Sequence[np.ndarray]], gots: Sequence[Sequence[np.ndarray]], scales: list[float]
-) -> float:
+def _max_rel(refs: Sequence[Sequence[np.ndarray]], gots: Sequence[Sequence[np.ndarray]], scales: list[float]) -> float:
     worst = 0.0
     for ref_set, got_set in zip(refs, gots, strict=True):
         for ref, got, scale in zip(ref_set, got_set, scales, strict=True):

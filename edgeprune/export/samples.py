@@ -40,9 +40,7 @@ def _shape_error(name: str, got: str, sample_shape: tuple[int, ...]) -> ExportEr
     )
 
 
-def load_calibration(
-    source: CalibrationSource, inputs: Mapping[str, tuple[int, ...]]
-) -> dict[str, np.ndarray]:
+def load_calibration(source: CalibrationSource, inputs: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
     """Return ``{input name: float32 array (N, *shape[1:])}`` for the model inputs ``{name: full shape}``.
 
     ``source`` may be a ``.npy`` file or array (one input), a ``.npz`` file or mapping keyed by input
@@ -55,18 +53,14 @@ def load_calibration(
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
-            raise ExportError(
-                f"calibration file {path} does not exist.", do="pass an existing .npy or .npz file."
-            )
+            raise ExportError(f"calibration file {path} does not exist.", do="pass an existing .npy or .npz file.")
         if path.suffix == ".npz":
             with np.load(path) as z:
                 source = {k: z[k] for k in z.files}
         elif path.suffix == ".npy":
             source = np.load(path)
         else:
-            raise ExportError(
-                f"calibration file {path} is neither .npy nor .npz.", do="save samples with numpy."
-            )
+            raise ExportError(f"calibration file {path} is neither .npy nor .npz.", do="save samples with numpy.")
     if isinstance(source, np.ndarray) or hasattr(source, "detach"):
         source = {names[0]: _as_array(source)} if len(names) == 1 else _too_few(names)
     if isinstance(source, Mapping):
@@ -102,9 +96,7 @@ def load_calibration(
             )
         for n, p in zip(names, parts, strict=True):
             per_input[n].append(p)
-    return _non_empty(
-        {n: _stack(n, per_input[n], sample_shapes[n]) if per_input[n] else np.empty(0) for n in names}
-    )
+    return _non_empty({n: _stack(n, per_input[n], sample_shapes[n]) if per_input[n] else np.empty(0) for n in names})
 
 
 def _too_few(names: list[str]) -> dict[str, np.ndarray]:

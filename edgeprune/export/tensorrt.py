@@ -42,9 +42,7 @@ class TensorRTCheck:
 
     def describe(self) -> str:
         head = f"TensorRT {self.snapshot_version} check: " + ("buildable" if self.ok else "would fail")
-        return "\n".join(
-            [head, *(f"  problem: {p}" for p in self.problems), *(f"  note: {n}" for n in self.notes)]
-        )
+        return "\n".join([head, *(f"  problem: {p}" for p in self.problems), *(f"  note: {n}" for n in self.notes)])
 
 
 def check_tensorrt(
@@ -66,9 +64,7 @@ def check_tensorrt(
                 continue
             label = dim.dim_param or "?"
             if axis == 0 and allow_dynamic_batch:
-                check.notes.append(
-                    f"input '{vi.name}' has a dynamic batch ('{label}'): needs an optimization profile"
-                )
+                check.notes.append(f"input '{vi.name}' has a dynamic batch ('{label}'): needs an optimization profile")
             else:
                 check.problems.append(
                     f"input '{vi.name}' axis {axis} is dynamic ('{label}'): export with static shapes"

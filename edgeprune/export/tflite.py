@@ -103,9 +103,7 @@ def make_interpreter(data: bytes):
                 "no TFLite interpreter is installed.",
                 do="pip install ai-edge-litert (or tflite-runtime on older Jetson / Raspberry Pi images).",
             ) from exc
-    it = Interpreter(
-        model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    )
+    it = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     it.allocate_tensors()
     return it
 
@@ -242,9 +240,7 @@ def int8_parity_sets(
     """The example inputs plus up to ``max_samples`` calibration samples, in batches of the model's batch."""
     batch = example[0].shape[0]
     n = min(next(iter(calib.values())).shape[0], max_samples) // batch * batch
-    return [example] + [
-        tuple(torch.from_numpy(a[i : i + batch]) for a in calib.values()) for i in range(0, n, batch)
-    ]
+    return [example] + [tuple(torch.from_numpy(a[i : i + batch]) for a in calib.values()) for i in range(0, n, batch)]
 
 
 def _onnx2tf(
@@ -278,9 +274,7 @@ def _onnx2tf(
         np.save(workdir / _ONNX2TF_SAMPLE_FILE, np.resize(img, (20, *img.shape[1:])).astype(np.float32))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1", "PYTHONUNBUFFERED": "1"}
     try:
-        proc = subprocess.run(
-            args, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout, check=False
-        )
+        proc = subprocess.run(args, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
         raise ExportError(f"onnx2tf did not finish within {timeout:.0f} s.", do="raise the timeout.") from exc
     log = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)  # onnx2tf colours its messages
@@ -329,9 +323,7 @@ def tflite_from_onnx(
     example = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
     calib = None
     if int8:
-        calib = load_calibration(
-            require_calibration(calibration, "full-integer int8 TFLite"), onnx_export.input_shapes
-        )
+        calib = load_calibration(require_calibration(calibration, "full-integer int8 TFLite"), onnx_export.input_shapes)
     t0 = time.perf_counter()
     out, log = _onnx2tf(onnx_export, workdir, calib, timeout)
     seconds = time.perf_counter() - t0
@@ -340,8 +332,7 @@ def tflite_from_onnx(
         raise ExportError("onnx2tf reported success but wrote no float32 .tflite.", detail=log[-3000:])
     model = model.eval()
     out_shapes = {
-        n: tuple(a.shape)
-        for n, a in zip(onnx_export.output_names, eager_outputs(model, example), strict=True)
+        n: tuple(a.shape) for n, a in zip(onnx_export.output_names, eager_outputs(model, example), strict=True)
     }
     ins = onnx_export.input_shapes
 

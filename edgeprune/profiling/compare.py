@@ -14,11 +14,12 @@ from rich.table import Table
 from torch import nn
 
 from edgeprune.boards import BoardProfile, NoCostModelError, estimate_latency, ops_from_module
-from edgeprune.io import atomic_open, write_atomic
+from edgeprune.io import write_atomic
 from edgeprune.profiling.eager import EagerProfiler
 from edgeprune.profiling.litert import LiteRTProfiler
 from edgeprune.profiling.measurement import ComponentShare, LatencyStats, Measurement, Provenance
 from edgeprune.profiling.ort import OnnxRuntimeProfiler
+from edgeprune.profiling.plots import grouped_bars
 from edgeprune.profiling.tflm_host import TFLMHostProfiler
 from edgeprune.prune import Components
 from edgeprune.prune.counting import macs_per_component
@@ -57,29 +58,56 @@ class Comparison:
     def row(self, engine: str) -> EngineRow:
         return next(r for r in self.rows if r.engine == engine)
 
-    def table(self) -> Table:
+    HEADER = ("engine", "original ms", "pruned ms", "pruned speedup", "vs eager (orig / pruned)", "source")
+
+    def text_rows(self) -> list[list[str]]:
+        """The comparison as text cells (``HEADER`` columns); estimates are marked and never compared to eager."""
         eager = self.row("pytorch-eager")
-        t = Table(title="Latency per engine: original vs pruned (median ms)")
-        for col in ("engine", "original", "pruned", "pruned speedup", "vs eager (orig / pruned)", "source"):
-            t.add_column(col, justify="left" if col in ("engine", "source") else "right")
+        rows = []
         for r in self.rows:
             estimated = r.original.provenance.kind == "estimated"
             vs_eager = "-" if estimated else f"{_ratio(eager.original, r.original)} / {_ratio(eager.pruned, r.pruned)}"
             source = r.original.provenance.how if estimated else f"measured: {r.original.provenance.how}"
-            t.add_row(
-                r.engine + (" (estimate)" if estimated else ""),
-                f"{_median(r.original):.4f}",
-                f"{_median(r.pruned):.4f}",
-                f"{r.speedup:.2f}x",
-                vs_eager,
-                source if len(source) < 70 else source[:67] + "...",
+            rows.append(
+                [
+                    r.engine + (" (estimate)" if estimated else ""),
+                    f"{_median(r.original):.4f}",
+                    f"{_median(r.pruned):.4f}",
+                    f"{r.speedup:.2f}x",
+                    vs_eager,
+                    source,
+                ]
             )
-        t.caption = (
+        return rows
+
+    @property
+    def caption(self) -> str:
+        return (
             f"ideal speedup from MACs: {self.ideal_speedup:.2f}x "
             f"({self.macs['original']:,} -> {self.macs['pruned']:,} MACs per example); "
-            "estimates are not measurements (full labels in the JSON)"
+            "estimates are not measurements"
         )
+
+    def table(self) -> Table:
+        t = Table(title="Latency per engine: original vs pruned (median ms)", caption=self.caption)
+        for col in self.HEADER:
+            t.add_column(col, justify="left" if col in ("engine", "source") else "right")
+        for row in self.text_rows():
+            source = row[-1]
+            t.add_row(*row[:-1], source if len(source) < 70 else source[:67] + "...")
         return t
+
+    def plot_png(self) -> bytes:
+        """Grouped bars: median latency per engine, original vs pruned (log scale; estimates hatched)."""
+        return grouped_bars(
+            [r.engine for r in self.rows],
+            [_median(r.original) for r in self.rows],
+            [_median(r.pruned) for r in self.rows],
+            "median latency (ms, log)",
+            title=f"original vs pruned (ideal speedup from MACs {self.ideal_speedup:.2f}x); hatched = estimate",
+            log=True,
+            hatched=[r.original.provenance.kind == "estimated" for r in self.rows],
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,35 +126,18 @@ class Comparison:
             ],
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Comparison:
+        rows = [
+            EngineRow(e["engine"], Measurement.from_dict(e["original"]), Measurement.from_dict(e["pruned"]))
+            for e in data["engines"]
+        ]
+        return cls(rows, dict(data["macs"]), data.get("board"), list(data.get("notes", [])))
+
     def save(self, json_path: str | os.PathLike, png_path: str | os.PathLike | None = None) -> None:
         write_atomic(json_path, json.dumps(self.to_dict(), indent=2))
         if png_path is not None:
-            self.plot(png_path)
-
-    def plot(self, path: str | os.PathLike) -> None:
-        """Grouped bars: latency per engine, original vs pruned (log scale; estimates hatched)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(self.rows)), 4))
-        xs = range(len(self.rows))
-        for offset, variant, color in ((-0.2, "original", "#8899aa"), (0.2, "pruned", "#2b7bb9")):
-            values = [_median(getattr(r, variant)) for r in self.rows]
-            hatches = ["//" if getattr(r, variant).provenance.kind == "estimated" else "" for r in self.rows]
-            bars = ax.bar([x + offset for x in xs], values, width=0.4, label=variant, color=color)
-            for bar, hatch in zip(bars, hatches, strict=True):
-                bar.set_hatch(hatch)
-        ax.set_xticks(list(xs), [r.engine for r in self.rows], rotation=20, ha="right")
-        ax.set_yscale("log")
-        ax.set_ylabel("median latency (ms, log)")
-        ax.set_title(f"original vs pruned (ideal speedup from MACs {self.ideal_speedup:.2f}x); hatched = estimate")
-        ax.legend()
-        fig.tight_layout()
-        with atomic_open(path, "wb") as f:
-            fig.savefig(f, format="png", dpi=120)
-        plt.close(fig)
+            write_atomic(png_path, self.plot_png())
 
 
 def _ratio(a: Measurement, b: Measurement) -> str:
