@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -29,7 +30,6 @@ from edgeprune.prune import (
 )
 from edgeprune.prune.groups import MODES
 from edgeprune.prune.importance import IMPORTANCES
-from edgeprune.prune.pruner import STEPS
 
 console = Console(width=None if sys.stdout.isatty() else 120)  # wide enough for tables in logs
 
@@ -203,9 +203,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         plan = PrunePlan.load(args.plan)
         model = load_pruned(model, plan, inputs, args.pruned_weights)
         plan_hash = plan.digest
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("exporting")
+    with _status("exporting") as say:
         result = export(
             model,
             inputs,
@@ -216,7 +214,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             force=args.force,
             onnx_options=OnnxOptions(plan_hash=plan_hash),
             tensorrt=TensorRTOptions(precision=args.precision),
-            progress=lambda message: progress.update(task, description=message),
+            progress=say,
         )
     console.print(result.table())
     for note in result.notes:
@@ -237,9 +235,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     fresh, _ = load_model(args.model, args.weights, args.input_shape)
     pruned = load_pruned(fresh, PrunePlan.load(args.plan), inputs, args.pruned_weights)
     board = load_board(args.board) if args.board else None
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("comparing")
+    with _status("comparing") as say:
         result = compare(
             original,
             pruned,
@@ -250,7 +246,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             runs=args.runs,
             warmup=args.warmup,
             threads=args.threads,
-            progress=lambda message: progress.update(task, description=message),
+            progress=say,
         )
     result.save(out / "compare.json", out / "compare.png")
     console.print(result.table())
@@ -364,21 +360,31 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _run_prune(model, inputs, budget: Budget, comps: Components, mode: str, importance: str, seed: int) -> PruneResult:
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("pruning", total=len(STEPS))
-
-        def on_step(name: str) -> None:
-            progress.update(task, description=f"pruning: {name}", advance=1)
-
+    with _status("pruning") as say:
         result = prune(
-            model, inputs, budget, components=comps, importance=importance, mode=mode, seed=seed, on_step=on_step
+            model,
+            inputs,
+            budget,
+            components=comps,
+            importance=importance,
+            mode=mode,
+            seed=seed,
+            on_step=lambda step: say(f"pruning: {step}"),
         )
     console.print(result.report.component_table())
     return result
 
 
 OUTPUT_FILES = ("plan.json", "pruned.pt", "report.json", "report.txt")
+
+
+@contextlib.contextmanager
+def _status(start: str) -> Iterator[Callable[[str], None]]:
+    """A spinner with elapsed time for long work; yields the function that updates its message."""
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(start)
+        yield lambda message: progress.update(task, description=message)
 
 
 def _check_out_dir(out: Path, force: bool) -> None:

@@ -371,22 +371,33 @@ ROUND_CASES = [
 
 
 @pytest.mark.parametrize(("name", "mode", "fraction", "round_to"), ROUND_CASES)
-def test_round_to_keeps_multiples_and_never_fewer_channels(
+def test_round_to_keeps_multiples_and_never_prunes_more_than_asked(
     make_model, name: str, mode: str, fraction: float, round_to: int
 ) -> None:
+    """Torch-Pruning rounds kept widths down and so removes more than asked; ours never exceeds the budget."""
     model = make_model(name)
     inputs = model.example_inputs()
-    exact = prune(model, inputs, Budget(default=fraction), mode=mode)
     rounded = prune(model, inputs, Budget(default=fraction, round_to=round_to), mode=mode)
-    original, w_exact, w_rounded = _widths(model), _widths(exact.model), _widths(rounded.model)
+    original, w_rounded = _widths(model), _widths(rounded.model)
     assert w_rounded != original
     for path, width in w_rounded.items():
         assert width == original[path] or width % round_to == 0, f"{path}: {width}"
-        # rounding only ever keeps more: never fewer channels than the unrounded budget keeps
-        assert width >= w_exact[path], f"{path}: {width} < {w_exact[path]} kept without round_to"
-    for a, b in zip(rounded.report.components, exact.report.components, strict=True):
-        assert a.achieved <= b.achieved + 1e-9, a.name
+    if mode == "vanilla":  # one model-wide scope
+        assert rounded.report.achieved <= fraction + 1e-9
+    else:
+        for row in rounded.report.components:
+            assert row.achieved <= fraction + 1e-9, row.name
+            if abs(row.achieved - fraction) > 0.05:
+                assert row.note, row.name  # the report says why it could not land closer
     assert [t.shape for t in _flat(rounded.model(*inputs))] == [t.shape for t in _flat(model(*inputs))]
+
+
+def test_round_to_lands_within_reach_of_the_budget(make_model) -> None:
+    """tdmpc's 128-wide hidden layers in steps of 8 can reach 30 % of dynamics to within 5 pp."""
+    model = make_model("tdmpc")
+    result = prune(model, model.example_inputs(), Budget(per_component={"dynamics": 0.3}, round_to=8))
+    row = result.report.component("dynamics")
+    assert 0.25 <= row.achieved <= 0.3
 
 
 class OneGroupNet(nn.Module):

@@ -129,7 +129,7 @@ def allocate(model: nn.Module, groups: GroupSet, scores: Mapping[int, torch.Tens
         if not reached:
             unmet[name] = "every prunable group is already at its minimum width (round_to/blocks keep the rest)"
         elif budget.round_to > 1:
-            unmet[name] = f"round_to={budget.round_to} keeps more channels than the budget asks (never fewer)"
+            unmet[name] = f"round_to={budget.round_to}: the nearest removal at or below the budget"
 
     by_id = {g.id: g for g in groups}
     removed = {gid: _indices(by_id[gid], scores, n) for gid, n in k.items() if n}
@@ -187,39 +187,41 @@ def _threshold(
     pids: set[int] | None,
     target: float,
 ) -> tuple[dict[int, int], bool]:
-    """Lowest threshold on weighted element scores whose removal is closest to ``target`` parameters.
+    """The threshold on weighted element scores whose removal best meets ``target`` parameters.
 
-    The threshold is searched at channel (block) granularity; ``round_to`` is applied to the result
-    afterwards, so rounding only ever keeps more channels than the budget asks for, never fewer.
+    Without rounding the removal closest to the target wins (either side). With ``round_to`` > 1 kept
+    widths are rounded up to multiples, and the largest removal that does not exceed the target wins:
+    rounding never prunes more than the budget asks for (Torch-Pruning's rounds down and does).
     """
     units = _units(scope, scores)  # [(member group ids, sorted element scores, group)]
     weighted = [(ids, s * weights[ids[0]], g) for ids, s, g in units]
     cands = torch.unique(torch.cat([s for _, s, _ in weighted])).tolist()
 
-    def decide(t: float, rounding: int = 1) -> dict[int, int]:
+    def decide(t: float) -> dict[int, int]:
         out = {}
         for ids, s, g in weighted:
             n_el = int(torch.searchsorted(s, torch.tensor(t), right=True))
-            n = _removable(g.channels, g.block, rounding, n_el * g.block)
-            out.update(dict.fromkeys(ids, n))
+            out.update(dict.fromkeys(ids, _removable(g.channels, g.block, round_to, n_el * g.block)))
         return out
 
     def removed(t: float) -> float:
         return account.removed({**fixed, **decide(t)}, pids)
 
-    lo, hi = 0, len(cands) - 1
-    if removed(cands[hi]) < target:
-        return decide(cands[hi], round_to), False
+    reached = removed(cands[-1]) >= target
+    lo, hi = -1, len(cands) - 1  # find the largest index whose removal stays <= target (-1: none does)
     while lo < hi:
-        mid = (lo + hi) // 2
-        if removed(cands[mid]) >= target:
-            hi = mid
+        mid = (lo + hi + 1) // 2
+        if removed(cands[mid]) <= target:
+            lo = mid
         else:
-            lo = mid + 1
-    best = cands[lo]
-    if lo > 0 and abs(removed(cands[lo - 1]) - target) <= abs(removed(best) - target):
-        best = cands[lo - 1]
-    return decide(best, round_to), True
+            hi = mid - 1
+    best = lo
+    above = lo + 1
+    if round_to == 1 and above < len(cands):
+        below_gap = target - removed(cands[lo]) if lo >= 0 else target
+        if removed(cands[above]) - target < below_gap:
+            best = above
+    return (decide(cands[best]) if best >= 0 else dict.fromkeys((i for ids, _, _ in weighted for i in ids), 0)), reached
 
 
 def _units(scope: list[PruneGroup], scores: Mapping[int, torch.Tensor]):
