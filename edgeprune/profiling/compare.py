@@ -20,6 +20,7 @@ from edgeprune.profiling.litert import LiteRTProfiler
 from edgeprune.profiling.measurement import ComponentShare, LatencyStats, Measurement, Provenance
 from edgeprune.profiling.ort import OnnxRuntimeProfiler
 from edgeprune.profiling.plots import grouped_bars
+from edgeprune.profiling.tensorrt import TensorRTProfiler
 from edgeprune.profiling.tflm_host import TFLMHostProfiler
 from edgeprune.prune import Components
 from edgeprune.prune.counting import macs_per_component
@@ -180,6 +181,9 @@ def compare(
     targets = ("onnx", "tflite", "tflm") if calibration is not None else ("onnx", "tflite")
     if calibration is None:
         notes.append("int8 LiteRT and TFLite Micro skipped: no calibration samples (pass --calib)")
+    tensorrt_here = _tensorrt_available()
+    if not tensorrt_here:
+        notes.append("TensorRT skipped: no tensorrt package or CUDA GPU here (edgeprune bench --host for a Jetson)")
     for variant, model in zip(VARIANTS, (original, pruned), strict=True):
         model = model.eval()
         comps = Components.from_children(model)
@@ -205,6 +209,8 @@ def compare(
             )
             arena = exported.tflm.arena.minimum if exported.tflm else None
             profilers["tflm-host"] = TFLMHostProfiler(work / variant / "tflm" / "model.tflite", arena)
+        if tensorrt_here:
+            profilers["tensorrt-fp16"] = _tensorrt_profiler(exported, work / variant)
         results = {}
         for engine, profiler in profilers.items():
             say(f"{variant}: timing {engine}")
@@ -216,6 +222,22 @@ def compare(
         measured[variant] = results
     rows = [EngineRow(e, measured["original"][e], measured["pruned"][e]) for e in measured["original"]]
     return Comparison(rows, macs, board.name if board else None, notes)
+
+
+def _tensorrt_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorrt") is not None and torch.cuda.is_available()
+
+
+def _tensorrt_profiler(exported: Any, folder: Path) -> TensorRTProfiler:
+    """Build an fp16 engine from the exported ONNX on this GPU and profile it."""
+    from edgeprune.export.tensorrt import build_engine
+
+    build = build_engine(exported.onnx.to_bytes(), exported.onnx.input_shapes, precision="fp16")
+    engine = folder / "model_fp16.engine"
+    write_atomic(engine, build.engine)
+    return TensorRTProfiler(engine, exported.onnx.components)
 
 
 def _board_estimate(
