@@ -146,6 +146,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an earlier comparison in --out")
     p.set_defaults(run=_cmd_compare)
 
+    p = sub.add_parser("optimize", help="prune component by component until the board's goals hold (the loop)")
+    _model_args(p)
+    p.add_argument("--board", required=True, help="board name or alias (MCU boards: cost-model latency estimate)")
+    p.add_argument("--latency-ms", type=float, help="latency goal")
+    p.add_argument("--arena-kb", type=float, help="tensor arena goal (KiB); default: the board's fit check")
+    p.add_argument("--flash-kb", type=float, help="model flash goal (KiB); default: the board's fit check")
+    p.add_argument("--max-drop", type=float, default=0.05, help="largest metric drop allowed (default 0.05)")
+    p.add_argument(
+        "--eval",
+        required=True,
+        metavar="module:fn|fidelity",
+        help="evaluate(model) -> float, higher is better; 'fidelity' = minus output MSE vs the original (a stand-in)",
+    )
+    p.add_argument("--finetune", metavar="module:fn", help="finetune(model) -> None, run after each pruning step")
+    p.add_argument("--calib", help="samples for the int8 TFLM bundle (exact arena and flash); without: latency only")
+    p.add_argument("--protect", action="append", default=[], metavar="NAME[,NAME]", help="components to keep intact")
+    p.add_argument("--round-to", type=int, default=1, help="keep channel counts multiples of this")
+    p.add_argument("--step", type=float, default=0.1, help="budget step per iteration (default 0.1)")
+    p.add_argument("--max-iterations", type=int, default=20)
+    p.add_argument("--out", required=True, help="run directory (iterations.jsonl, points/, chosen/, pareto.*)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.set_defaults(run=_cmd_optimize)
+
     p = sub.add_parser("report", help="Markdown + self-contained HTML from compare.json / measurements / report.json")
     p.add_argument("inputs", nargs="+", help="JSON files written by edgeprune (compare, prune, measurements)")
     p.add_argument("--out", required=True, help="output directory (report.md, report.html, plot PNGs)")
@@ -254,6 +277,57 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         console.print(f"note: {note}", highlight=False)
     console.print(f"wrote compare.json and compare.png to {out}/")
     return 0
+
+
+def _cmd_optimize(args: argparse.Namespace) -> int:
+    from edgeprune.pipeline import CostModelTarget, Goals, fidelity_metric, optimize
+    from edgeprune.pipeline.outputs import points_table, write_outputs
+
+    model, inputs = load_model(args.model, args.weights, args.input_shape)
+    evaluate = fidelity_metric(model, inputs) if args.eval == "fidelity" else _callable(args.eval, "--eval")
+    finetune = _callable(args.finetune, "--finetune") if args.finetune else None
+    goals = Goals(
+        latency_ms=args.latency_ms,
+        arena_bytes=None if args.arena_kb is None else int(args.arena_kb * 1024),
+        flash_bytes=None if args.flash_kb is None else int(args.flash_kb * 1024),
+        max_drop=args.max_drop,
+    )
+    target = CostModelTarget(load_board(args.board), args.calib)
+    with _status("optimizing") as say:
+        result = optimize(
+            model,
+            inputs,
+            target,
+            evaluate,
+            goals,
+            args.out,
+            components=_components(model, args),
+            protect=[n for arg in args.protect for n in arg.split(",") if n],
+            round_to=args.round_to,
+            step=args.step,
+            max_iterations=args.max_iterations,
+            finetune=finetune,
+            resume=args.resume,
+            progress=say,
+        )
+    write_outputs(result)
+    console.print(points_table(result))
+    verdict = "[green]goals met[/]" if result.met else "[bold red]goals not met[/]"
+    console.print(f"{verdict}: {result.explanation}; chosen point {result.chosen.iteration} in {args.out}/chosen/")
+    return 0 if result.met else 1
+
+
+def _callable(spec: str, flag: str) -> Callable:
+    import importlib
+
+    module, sep, name = spec.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), name) if sep else None
+    except (ImportError, AttributeError) as exc:
+        raise EdgepruneError(f"{flag} {spec}: {exc}", expected="package.module:function importable here") from exc
+    if not callable(fn):
+        raise EdgepruneError(f"{flag} {spec} is not a function", expected="package.module:function")
+    return fn
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

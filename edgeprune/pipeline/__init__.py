@@ -1,0 +1,17 @@
+"""The measure → budget → prune → export → measure loop (``optimize``) and the targets it measures on."""
+
+from edgeprune.pipeline.optimize import Goals, OptimizeResult, fidelity_metric, optimize
+from edgeprune.pipeline.runlog import Point, RunLog
+from edgeprune.pipeline.targets import CostModelTarget, Target, TargetResult
+
+__all__ = [
+    "CostModelTarget",
+    "Goals",
+    "OptimizeResult",
+    "Point",
+    "RunLog",
+    "Target",
+    "TargetResult",
+    "fidelity_metric",
+    "optimize",
+]

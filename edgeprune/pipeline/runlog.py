@@ -1,0 +1,72 @@
+"""The run directory of an optimize loop: one JSON line per iteration, so an interrupted run can resume."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeprune.errors import EdgepruneError
+from edgeprune.io import write_atomic
+from edgeprune.pipeline.targets import TargetResult
+
+LOG_NAME = "iterations.jsonl"
+CONFIG_NAME = "config.json"
+
+
+@dataclass
+class Point:
+    """One point tried: the budgets, what the target measured, the metric, and whether it was kept."""
+
+    iteration: int
+    budgets: dict[str, float]
+    result: TargetResult
+    metric: float
+    accepted: bool
+    step: float
+    changed: str | None  # the component whose budget this step raised (None for the baseline)
+    why: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["result"] = self.result.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Point:
+        return cls(**{**data, "result": TargetResult.from_dict(data["result"])})
+
+
+class RunLog:
+    """Append-only record of every point tried, plus the configuration it was started with."""
+
+    def __init__(self, run_dir: str | Path, config: dict[str, Any], resume: bool):
+        self.dir = Path(run_dir)
+        self.path = self.dir / LOG_NAME
+        config_path = self.dir / CONFIG_NAME
+        if resume:
+            if not self.path.exists():
+                raise EdgepruneError(f"nothing to resume in {self.dir}", fix="start without --resume")
+            saved = json.loads(config_path.read_text())
+            if saved != config:
+                changed = sorted(k for k in config if saved.get(k) != config[k])
+                raise EdgepruneError(
+                    f"--resume with different settings than the run in {self.dir}: {', '.join(changed)}",
+                    fix="resume with the same arguments, or start a new run directory",
+                )
+        elif self.path.exists():
+            raise EdgepruneError(
+                f"{self.dir} already holds a run", fix="pass --resume to continue it, or pick another --out"
+            )
+        else:
+            write_atomic(config_path, json.dumps(config, indent=2, sort_keys=True))
+        self.points = [Point.from_dict(json.loads(line)) for line in self._lines()] if resume else []
+
+    def _lines(self) -> list[str]:
+        return [line for line in self.path.read_text().splitlines() if line.strip()]
+
+    def append(self, point: Point) -> None:
+        """Record a point (the whole file is rewritten atomically: a crash never leaves half a line)."""
+        self.points.append(point)
+        write_atomic(self.path, "".join(json.dumps(p.to_dict()) + "\n" for p in self.points))

@@ -1,0 +1,109 @@
+"""optimize(): the measure → budget → prune → measure loop on a board's cost model and real TFLM bundles."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgeprune.boards import load_board
+from edgeprune.errors import EdgepruneError
+from edgeprune.models import create_model
+from edgeprune.pipeline import CostModelTarget, Goals, fidelity_metric, optimize
+from edgeprune.pipeline.outputs import pareto, points_table, write_outputs
+
+
+def _setup(name: str = "simple"):
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    inputs = model.example_inputs(1)
+    return model, inputs, fidelity_metric(model, model.example_inputs(16))
+
+
+def _baseline_ms(model, inputs, board: str = "nucleo-l4r5zi") -> float:
+    return CostModelTarget(load_board(board)).measure(model, inputs, Path("/nonexistent")).latency_ms
+
+
+def test_meets_a_latency_goal_and_arena_goal_with_real_bundles(tmp_path: Path) -> None:
+    model, inputs, evaluate = _setup()
+    calibration = [tuple(t.numpy() for t in model.example_inputs(1)) for _ in range(64)]
+    target = CostModelTarget(load_board("nucleo-l4r5zi"), calibration)
+    base = target.measure(model, inputs, tmp_path / "probe")
+    goals = Goals(latency_ms=0.7 * base.latency_ms, arena_bytes=base.arena_bytes - 1, max_drop=1.0)
+    result = optimize(model, inputs, target, evaluate, goals, tmp_path / "run", step=0.2, max_iterations=6)
+    assert result.met, result.explanation
+    chosen = result.chosen.result
+    assert chosen.latency_ms <= goals.latency_ms and chosen.arena_bytes <= goals.arena_bytes
+    assert chosen.provenance.kind == "estimated"  # cost-model latency is an estimate, and says so
+    assert (tmp_path / "run" / "points" / f"{result.chosen.iteration:03d}" / "tflm" / "model.tflite").exists()
+    write_outputs(result)
+    summary = json.loads((tmp_path / "run" / "pareto.json").read_text())
+    assert summary["met"] and result.chosen.iteration in [p["iteration"] for p in summary["points"]]
+    for name in ("pareto.png", "budgets.png", "pareto.md", "chosen/plan.json", "chosen/pruned.pt"):
+        assert (tmp_path / "run" / name).exists(), name
+
+
+def test_budgets_grow_where_latency_is_and_protected_components_stay(tmp_path: Path) -> None:
+    model, inputs, evaluate = _setup("tdmpc")
+    target = CostModelTarget(load_board("nucleo-l4r5zi"))
+    goals = Goals(latency_ms=0.8 * _baseline_ms(model, inputs), max_drop=10.0)
+    result = optimize(model, inputs, target, evaluate, goals, tmp_path, protect=["encoder"], step=0.2)
+    assert result.met
+    assert all(p.budgets["encoder"] == 0 for p in result.points)
+    history = [p for p in result.points if p.accepted]
+    assert all(a.result.latency_ms > b.result.latency_ms for a, b in itertools.pairwise(history))
+    assert points_table(result).row_count == len(result.points)
+    assert pareto(result.points)
+
+
+def test_unreachable_goal_is_explained_with_the_closest_point(tmp_path: Path) -> None:
+    model, inputs, evaluate = _setup()
+    target = CostModelTarget(load_board("nucleo-l4r5zi"))
+    goals = Goals(latency_ms=0.01 * _baseline_ms(model, inputs), max_drop=10.0)
+    result = optimize(model, inputs, target, evaluate, goals, tmp_path, step=0.3, max_fraction=0.6)
+    assert not result.met
+    assert "max_fraction=0.6" in result.explanation and "latency_ms" in result.explanation
+    assert result.chosen.result.latency_ms == min(p.result.latency_ms for p in result.points if p.accepted)
+
+
+def test_max_drop_stops_the_loop_and_says_why(tmp_path: Path) -> None:
+    model, inputs, evaluate = _setup()
+    target = CostModelTarget(load_board("nucleo-l4r5zi"))
+    goals = Goals(latency_ms=0.2 * _baseline_ms(model, inputs), max_drop=1e-6)
+    result = optimize(model, inputs, target, evaluate, goals, tmp_path, step=0.2, min_step=0.1)
+    assert not result.met and "max_drop" in result.explanation
+    assert result.chosen.iteration == 0  # nothing cheap enough: the baseline stays the answer
+
+
+def test_resume_continues_where_it_stopped_and_refuses_other_settings(tmp_path: Path) -> None:
+    model, inputs, evaluate = _setup()
+    target = CostModelTarget(load_board("nucleo-l4r5zi"))
+    goals = Goals(latency_ms=0.6 * _baseline_ms(model, inputs), max_drop=10.0)
+    first = optimize(model, inputs, target, evaluate, goals, tmp_path, step=0.1, max_iterations=1)
+    assert not first.met and len(first.points) == 2
+    with pytest.raises(EdgepruneError, match="already holds a run"):
+        optimize(model, inputs, target, evaluate, goals, tmp_path, step=0.1)
+    with pytest.raises(EdgepruneError, match="different settings"):
+        optimize(model, inputs, target, evaluate, goals, tmp_path, step=0.2, resume=True)
+    resumed = optimize(model, inputs, target, evaluate, goals, tmp_path, step=0.1, resume=True)
+    assert resumed.met
+    assert [p.to_dict() for p in resumed.points[:2]] == [p.to_dict() for p in first.points]
+
+
+def test_cli_optimize_with_a_user_metric(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgeprune.cli import main
+
+    (tmp_path / "usermetric.py").write_text(
+        "def evaluate(model):\n    return -sum(p.numel() for p in model.parameters()) * 1e-9  # tiny, monotone\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    model, inputs, _ = _setup()
+    goal = 0.8 * _baseline_ms(model, inputs)
+    args = ["optimize", "simple", "--board", "l4r5zi", "--latency-ms", str(goal), "--eval", "usermetric:evaluate",
+            "--step", "0.2", "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(args) == 0
+    assert (tmp_path / "run" / "pareto.png").exists()
+    assert main([*args[:-2], "--eval", "usermetric:nosuch", "--out", str(tmp_path / "run2")]) == 2
