@@ -1,0 +1,157 @@
+"""The loopback "board": bundle, copy, remote run (ONNX Runtime + eager) of TD-MPC original and pruned, results back.
+
+The remote side is a real OpenSSH server on 127.0.0.1 (tests/loopback_sshd.py); the runner is the copied,
+self-contained ``runner.py`` run by the board's Python, exactly the path a Jetson without edgeprune takes.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from loopback_sshd import Loopback
+from rich.console import Console
+
+from edgeprune.boards import load_board
+from edgeprune.deploy.ssh import SSHTarget
+from edgeprune.deploy.ssh_errors import RemoteEnvironmentError
+from edgeprune.deploy.sync import local_manifest
+from edgeprune.models import create_model
+from edgeprune.profiling import remote
+from edgeprune.profiling.bundle import prepare_bundle
+from edgeprune.profiling.measurement import Measurement
+from edgeprune.profiling.ssh_bench import bench_remote
+from edgeprune.prune import Budget, prune
+
+COMPONENTS = {"encoder", "dynamics", "reward", "policy", "qs"}
+
+
+@pytest.fixture(scope="module")
+def tdmpc_pair() -> dict[str, tuple[torch.nn.Module, tuple[torch.Tensor, ...]]]:
+    torch.manual_seed(0)
+    model = create_model("tdmpc").eval()
+    inputs = model.example_inputs()
+    pruned = prune(model, inputs, Budget(default=0.5)).model.eval()
+    return {"original": (model, inputs), "pruned": (pruned, inputs)}
+
+
+def board(lo: Loopback, tmp: Path, **kw: object) -> SSHTarget:
+    base = dict(
+        host=lo.host, board=load_board("jetson-orin-nano"), port=lo.port, key=lo.user_key,
+        known_hosts=lo.known_hosts, python=sys.executable, remote_dir=str(tmp / "board-home" / "edgeprune"),
+        connect_timeout=5,
+    )  # fmt: skip
+    return SSHTarget(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def board_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("loopback-board")
+
+
+def test_loopback_round_trip_and_second_run_copies_nothing(
+    loopback_sshd: Loopback, tdmpc_pair: dict, board_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = board(loopback_sshd, board_dir)
+    work = board_dir / "host-work"
+    kw = dict(runtimes=("onnxruntime", "pytorch-eager"), runs=30, warmup=5, threads=1)
+    first = bench_remote(target, tdmpc_pair, work, **kw)
+    got = {(m.model, m.runtime): m for m in first.measurements}
+    assert set(got) == {(b, r) for b in ("original", "pruned") for r in ("onnxruntime", "pytorch-eager")}
+    for m in first.measurements:
+        assert m.provenance.kind == "measured" and "127.0.0.1" in m.provenance.where
+        assert m.latency is not None and m.latency.runs == 30 and m.latency.median_ms > 0
+        assert m.environment["nvpmodel"].startswith("unavailable") and "python" in m.environment
+        assert any("no L4T" in n for n in m.notes)  # a Jetson profile on a non-Jetson machine is called out
+        assert Measurement.from_dict(m.to_dict()).latency == m.latency
+    ort = got[("original", "onnxruntime")]
+    assert set(ort.components) >= COMPONENTS  # ORT node profile on the board, mapped through the ONNX metadata
+    assert got[("pruned", "pytorch-eager")].params < got[("original", "pytorch-eager")].params
+    assert "torch.export" in got[("original", "pytorch-eager")].provenance.how
+    assert sorted(first.sync.copied)[:2] == ["bundles/original/bundle.json", "bundles/original/inputs/0.npy"]
+    assert first.sync.bytes_copied == first.sync.bytes_total > 0
+
+    second = bench_remote(target, tdmpc_pair, work, **kw)
+    assert second.sync.copied == [] and second.sync.bytes_copied == 0
+    assert len(second.measurements) == 4
+
+    Console(width=150).print(first.table())
+    for m in first.measurements:
+        print(f"{m.model:9s} {m.runtime:14s} median {m.latency.median_ms:.4f} ms  p90 {m.latency.p90_ms:.4f} ms")
+    print(f"sync: first run {first.sync.bytes_copied:,} B in {len(first.sync.copied)} files, "
+          f"second run {second.sync.bytes_copied:,} B ({len(second.sync.unchanged)} unchanged)")  # fmt: skip
+    with capsys.disabled():
+        print("\n" + capsys.readouterr().out)
+
+
+def test_auto_runtimes_use_what_the_board_has(loopback_sshd: Loopback, tdmpc_pair: dict, board_dir: Path) -> None:
+    result = bench_remote(board(loopback_sshd, board_dir), {"original": tdmpc_pair["original"]},
+                          board_dir / "host-work", runs=5, warmup=1)  # fmt: skip
+    assert {m.runtime for m in result.measurements} == {"onnxruntime", "pytorch-eager"}
+    assert result.unavailable == ["tensorrt"]
+
+
+def test_explicit_runtime_the_board_lacks_is_an_error(
+    loopback_sshd: Loopback, tdmpc_pair: dict, board_dir: Path
+) -> None:
+    with pytest.raises(RemoteEnvironmentError, match="no tensorrt") as err:
+        bench_remote(board(loopback_sshd, board_dir), {"original": tdmpc_pair["original"]}, board_dir / "host-work",
+                     runtimes=("tensorrt",), runs=5, warmup=1)  # fmt: skip
+    assert "trtexec" in str(err.value)
+
+
+@pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="needs a system python3 without numpy")
+def test_board_python_without_numpy_is_named(loopback_sshd: Loopback, tdmpc_pair: dict, board_dir: Path) -> None:
+    if shutil.which("python3") and Path("/usr/bin/python3").exists():
+        import subprocess
+
+        if subprocess.run(["/usr/bin/python3", "-c", "import numpy"], capture_output=True).returncode == 0:
+            pytest.skip("the system python3 has numpy, so it cannot stand in for a bare board")
+    target = board(loopback_sshd, board_dir, python="/usr/bin/python3")
+    with pytest.raises(RemoteEnvironmentError, match="numpy is not installed for /usr/bin/python3"):
+        bench_remote(target, {"original": tdmpc_pair["original"]}, board_dir / "host-work", runs=5, warmup=1)
+
+
+def test_bundles_are_byte_reproducible(tdmpc_pair: dict, tmp_path: Path) -> None:
+    """Re-exporting an unchanged model gives identical files (so a board never receives a spurious copy)."""
+    model, inputs = tdmpc_pair["pruned"]
+    a, b = prepare_bundle(model, inputs, tmp_path / "a"), prepare_bundle(model, inputs, tmp_path / "b")
+    assert local_manifest(a) == local_manifest(b)
+    before = (a / "model.pt2").stat().st_mtime_ns
+    prepare_bundle(model, inputs, a)  # unchanged fingerprint: not rebuilt
+    assert (a / "model.pt2").stat().st_mtime_ns == before
+
+
+def test_runner_is_self_contained() -> None:
+    """What is copied to the board imports only the standard library at module level (numpy and runtimes lazily)."""
+    tree = ast.parse(Path(remote.__file__).read_text())
+    top = {a.name.split(".")[0] for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+    top |= {n.module.split(".")[0] for n in tree.body if isinstance(n, ast.ImportFrom) and n.module}
+    assert top <= set(sys.stdlib_module_names) | {"__future__"}, top
+    every = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert "edgeprune" not in every
+
+
+@pytest.mark.gpu
+def test_tensorrt_engine_built_and_timed_on_a_real_board(tdmpc_pair: dict, tmp_path: Path) -> None:
+    """TensorRT through trtexec on a real Jetson: EDGEPRUNE_TEST_JETSON=user@host [_KEY, _PYTHON, _BOARD]."""
+    host = os.environ.get("EDGEPRUNE_TEST_JETSON")
+    if not host:
+        pytest.skip("no GPU/TensorRT here: set EDGEPRUNE_TEST_JETSON=user@host (a Jetson with JetPack) to run this")
+    key = os.environ.get("EDGEPRUNE_TEST_JETSON_KEY")
+    target = SSHTarget(
+        host, board=load_board(os.environ.get("EDGEPRUNE_TEST_JETSON_BOARD", "jetson-orin-nano")),
+        key=Path(key) if key else None, python=os.environ.get("EDGEPRUNE_TEST_JETSON_PYTHON", "python3"),
+    )  # fmt: skip
+    first = bench_remote(target, tdmpc_pair, tmp_path, runtimes=("tensorrt",), runs=200)
+    for m in first.measurements:
+        assert m.runtime == "tensorrt" and m.latency.median_ms > 0 and m.metrics["gpu_compute_median_ms"] > 0
+        assert COMPONENTS & set("+".join(m.components).split("+"))
+        assert m.environment["tensorrt"] and not m.environment["l4t"].startswith("unavailable")
+    again = bench_remote(target, tdmpc_pair, tmp_path, runtimes=("tensorrt",), runs=50)
+    assert again.sync.copied == [] and all(any("cached engine" in n for n in m.notes) for m in again.measurements)
