@@ -82,6 +82,17 @@ def test_bad_host_strings_are_refused_before_ssh_runs() -> None:
             SSHTarget(host)
 
 
+def test_for_board_parses_host_and_refuses_mcu_boards(tmp_path: Path) -> None:
+    t = SSHTarget.for_board("orin-nano", "nano@10.0.0.7:2222", python="/home/nano/venv/bin/python")
+    assert (t.host, t.port, t.board.name, t.python) == ("nano@10.0.0.7", 2222, "jetson-orin-nano-8gb",
+                                                        "/home/nano/venv/bin/python")  # fmt: skip
+    assert SSHTarget.for_board("rpi5", "pi@raspberrypi.local").port == 22
+    with pytest.raises(SSHError, match="not reached over SSH"):
+        SSHTarget.for_board("nucleo-l4r5zi", "me@host")
+    with pytest.raises(SSHError, match="bad port"):
+        SSHTarget.for_board("orin-nano", "nano@host:ssh")
+
+
 def test_sync_copies_only_changes_and_verifies(loopback_sshd: Loopback, tmp_path: Path) -> None:
     local = tmp_path / "artifacts"
     (local / "sub").mkdir(parents=True)

@@ -117,6 +117,48 @@ def test_board_python_without_numpy_is_named(loopback_sshd: Loopback, tdmpc_pair
         bench_remote(target, {"original": tdmpc_pair["original"]}, board_dir / "host-work", runs=5, warmup=1)
 
 
+REPLAY_TRTEXEC = """#!{python}
+# Stand-in for trtexec on a machine without a GPU: replays real trtexec output (tests/data/trtexec) and logs argv.
+import pathlib, sys
+data = pathlib.Path({data!r})
+with open({calls!r}, "a") as f:
+    f.write(" ".join(sys.argv[1:]) + "\\n")
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
+if "--help" in sys.argv:
+    print("&&&& RUNNING TensorRT.trtexec [TensorRT v101600] [b72] # trtexec --help")
+    sys.exit(0)
+if "saveEngine" in args:
+    pathlib.Path(args["saveEngine"]).write_bytes(b"engine bytes")
+pathlib.Path(args["exportProfile"]).write_text((data / "trt10_alexnet_rtx3060_exportProfile.json").read_text())
+pathlib.Path(args["exportTimes"]).write_text((data / "trt10_alexnet_rtx3060_exportTimes_head.json").read_text())
+print((data / "trt10.16_summary_excerpt.log").read_text())
+"""
+
+
+def test_tensorrt_path_with_a_replaying_trtexec(loopback_sshd: Loopback, tdmpc_pair: dict, board_dir: Path) -> None:
+    """The TensorRT plumbing end to end (build, timing cache, engine reuse, parse, Measurement) without a GPU:
+    a stand-in trtexec replays real TensorRT 10.16 output, so the numbers are that log's, not TD-MPC's."""
+    calls = board_dir / "trtexec-calls.txt"
+    fake = board_dir / "fake-trtexec"
+    fake.write_text(REPLAY_TRTEXEC.format(python=sys.executable, data=str(Path(__file__).parent / "data" / "trtexec"),
+                                          calls=str(calls)))  # fmt: skip
+    fake.chmod(0o755)
+    target = board(loopback_sshd, board_dir)
+    kw = dict(runtimes=("tensorrt",), runs=5, warmup=1, trtexec=str(fake))
+    first = bench_remote(target, {"original": tdmpc_pair["original"]}, board_dir / "host-work", **kw)
+    (m,) = first.measurements
+    assert m.runtime == "tensorrt" and m.environment["tensorrt"] == "10.16.0"
+    assert m.latency.runs == 5 and m.latency.median_ms == 0.498535  # from --exportTimes
+    assert m.metrics["gpu_compute_median_ms"] == 0.498535 and m.metrics["throughput_qps"] == 18392
+    assert set(m.components) == {"(unattributed)"}  # alexnet's layer names are not TD-MPC nodes
+    assert any("engine built on the board" in n for n in m.notes)
+    again = bench_remote(target, {"original": tdmpc_pair["original"]}, board_dir / "host-work", **kw)
+    assert any("cached engine reused" in n for n in again.measurements[0].notes)
+    build, _, reuse = calls.read_text().splitlines()[-3:]  # build, --help (version probe), reuse
+    assert "--saveEngine=" in build and "--timingCacheFile=cache/tensorrt/timing-trt10.16.0.cache" in build
+    assert "--fp16" in build and "--loadEngine=" in reuse and "--onnx=" not in reuse
+
+
 def test_bundles_are_byte_reproducible(tdmpc_pair: dict, tmp_path: Path) -> None:
     """Re-exporting an unchanged model gives identical files (so a board never receives a spurious copy)."""
     model, inputs = tdmpc_pair["pruned"]

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeprune.boards import BoardProfile
+from edgeprune.boards import BoardProfile, FlashMethod, load_board
 from edgeprune.deploy.ssh_errors import (
     RemoteCommandError,
     RemoteEnvironmentError,
@@ -75,6 +75,27 @@ class SSHTarget:
             raise SSHError(f"bad SSH port {self.port}", expected="1..65535")
         if self.key is not None and not Path(self.key).is_file():
             raise SSHError(f"SSH key {self.key} does not exist", fix="pass the private key file (not the .pub)")
+
+    @classmethod
+    def for_board(cls, board: str | BoardProfile, host: str, **options: object) -> SSHTarget:
+        """The CLI's way in: ``board`` name/alias/profile and ``host`` as ``user@host`` or ``user@host:port``.
+
+        Refuses boards that are not reached over SSH (MCU boards are flashed, see ``edgeprune.deploy``).
+        ``options`` are the other fields (``key``, ``known_hosts``, ``python``, ``port``, ...).
+        """
+        profile = board if isinstance(board, BoardProfile) else load_board(board)
+        if profile.flash_method is not FlashMethod.SSH:
+            raise SSHError(
+                f"{profile.name} is not reached over SSH (flash method: {profile.flash_method.value})",
+                expected="a Linux board profile with flash_method = 'ssh' (Jetson, Raspberry Pi)",
+                fix="drop --host for MCU boards, or pick the right --board",
+            )
+        name, _, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
+        if port:
+            if not port.isdigit():
+                raise SSHError(f"bad port in {host!r}", expected="user@host:port with a number, e.g. nano@10.0.0.7:22")
+            options.setdefault("port", int(port))
+        return cls(name or host, board=profile, **options)
 
     @property
     def where(self) -> str:

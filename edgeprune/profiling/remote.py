@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -77,8 +78,27 @@ def package_version(runtime: str) -> str | None:
     return "installed (version unknown)" if util.find_spec(module) is not None else None
 
 
-def find_trtexec() -> str | None:
+def find_trtexec(explicit: str | None = None) -> str | None:
+    """``explicit`` if given (and executable), else trtexec on PATH or where JetPack/TensorRT installs put it."""
+    if explicit:
+        return explicit if os.access(os.path.expanduser(explicit), os.X_OK) else None
     return shutil.which("trtexec") or next((p for p in TRTEXEC_PATHS if os.access(p, os.X_OK)), None)
+
+
+def banner_version(code: str) -> str:
+    """trtexec's ``[TensorRT vNNNN]`` banner code as a version: ``8205`` -> 8.2.5, ``101600`` -> 10.16.0."""
+    major, minor, patch = (code[:-4], code[-4:-2], code[-2:]) if len(code) > 4 else (code[0], code[1], code[2:])
+    return f"{int(major)}.{int(minor)}.{int(patch)}"
+
+
+def trtexec_version(exe: str) -> str | None:
+    """The TensorRT version trtexec reports in its banner (works where the Python bindings are not visible)."""
+    try:
+        proc = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=TOOL_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"\[TensorRT v(\d+)\]", proc.stdout + proc.stderr)
+    return banner_version(m.group(1)) if m else None
 
 
 def _tool(argv: list[str]) -> str:
@@ -121,10 +141,12 @@ def _dpkg_version(*packages: str) -> str | None:
     return None
 
 
-def environment() -> dict[str, str]:
+def environment(trtexec: str | None = None) -> dict[str, str]:
     """What the board is and how it is set up; every entry says 'unavailable (why)' when it cannot be read."""
     uname = platform.uname()
-    trt = package_version("tensorrt") or _dpkg_version("tensorrt", "libnvinfer-bin", "libnvinfer10", "libnvinfer8")
+    exe = find_trtexec(trtexec)
+    trt = (trtexec_version(exe) if exe else None) or package_version("tensorrt")
+    trt = trt or _dpkg_version("tensorrt", "libnvinfer-bin", "libnvinfer10", "libnvinfer8")
     env = {
         "hostname": uname.node,
         "uname": f"{uname.system} {uname.release} {uname.machine}",
@@ -135,7 +157,7 @@ def environment() -> dict[str, str]:
         .splitlines()[0],
         "jetpack": _dpkg_version("nvidia-jetpack") or "unavailable (no nvidia-jetpack package)",
         "tensorrt": trt or "unavailable (no TensorRT)",
-        "trtexec": find_trtexec() or "unavailable (not found)",
+        "trtexec": exe or "unavailable (not found)",
         "nvpmodel": _tool(["nvpmodel", "-q"]),
         "jetson_clocks": _tool(["jetson_clocks", "--show"]),
         "python": platform.python_version(),
@@ -199,10 +221,10 @@ def run_pytorch(bundle: dict, inputs: list, req: dict) -> dict:
 
 
 def run_tensorrt(bundle: dict, req: dict, env: dict) -> dict:
-    exe = find_trtexec()
+    opts = req.get("tensorrt", {})
+    exe = find_trtexec(opts.get("trtexec"))
     if exe is None:
         return {"missing": "trtexec", "error": "no trtexec on the board (JetPack puts it in /usr/src/tensorrt/bin)"}
-    opts = req.get("tensorrt", {})
     precision = opts.get("precision", "fp16")
     version = env["tensorrt"].split()[0].replace("/", "_")
     with open(bundle["onnx"], "rb") as f:
@@ -242,8 +264,9 @@ def run(req: dict) -> dict:
     import numpy as np
 
     os.chdir(os.path.expanduser(req["root"]))
-    env = environment()
-    available = {rt for rt in RUNTIMES if (find_trtexec() if rt == "tensorrt" else package_version(rt))}
+    trtexec = req.get("tensorrt", {}).get("trtexec")
+    env = environment(trtexec)
+    available = {rt for rt in RUNTIMES if (find_trtexec(trtexec) if rt == "tensorrt" else package_version(rt))}
     wanted = req.get("runtimes") or sorted(available)
     results = []
     for name, rel in req["bundles"].items():

@@ -92,6 +92,7 @@ def bench_remote(
     threads: int | None = None,
     ort_providers: Sequence[str] = ("CPUExecutionProvider",),
     tensorrt_precision: str = "fp16",
+    trtexec: str | None = None,
     onnx_paths: Mapping[str, str | Path] | None = None,
     timeout: float | None = None,
 ) -> RemoteBench:
@@ -99,8 +100,8 @@ def bench_remote(
 
     ``runtimes``: some of ``onnxruntime``, ``pytorch-eager``, ``tensorrt`` (``None``: whatever the board has;
     asking for one it lacks raises :class:`RemoteEnvironmentError`). ``work_dir`` keeps the local copy of what
-    is deployed (bundles are reproducible, so an unchanged model is not copied again). ``onnx_paths`` reuses
-    ONNX files exported earlier instead of exporting here.
+    is deployed (bundles are reproducible, so an unchanged model is not copied again). ``trtexec`` is its path on
+    the board when not on PATH or in /usr/src/tensorrt/bin. ``onnx_paths`` reuses ONNX files exported earlier.
     """
     unknown = sorted(set(runtimes or ()) - set(remote.RUNTIMES))
     if unknown:
@@ -120,7 +121,7 @@ def bench_remote(
         "warmup": warmup,
         "threads": threads,
         "ort_providers": list(ort_providers),
-        "tensorrt": {"precision": tensorrt_precision},
+        "tensorrt": {"precision": tensorrt_precision, "trtexec": trtexec},
     }
     output = _run_runner(target, request, timeout)
     env = output["environment"]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeprune.profiling.measurement import ComponentShare, LatencyStats, Measurement, Provenance
+from edgeprune.profiling.remote import banner_version
 
 UNATTRIBUTED = "(unattributed)"
 _PREFIX = re.compile(r"^\[[^\]]*\] \[[A-Z]\] ?")
@@ -78,7 +79,7 @@ def parse_log(text: str) -> TrtexecReport:
     lines = [_PREFIX.sub("", line.rstrip()) for line in text.splitlines()]
     banner = re.search(r"\[TensorRT v(\d+)\]", text)
     version = re.search(r"TensorRT version: ([\d.]+)", text)
-    report.tensorrt_version = version.group(1) if version else (_banner_version(banner.group(1)) if banner else None)
+    report.tensorrt_version = version.group(1) if version else (banner_version(banner.group(1)) if banner else None)
     queries = re.search(r"Timing trace has (\d+) queries", text)
     report.queries = int(queries.group(1)) if queries else None
     old_block: str | None = None
@@ -264,8 +265,3 @@ def _layer_nodes(layer: str, order: Sequence[str]) -> list[str]:
         layer = m.group(1)
     return [part.strip() for chunk in layer.split(" + ") for part in chunk.split(", ") if part.strip()]
 
-
-def _banner_version(code: str) -> str:
-    """``8205`` -> 8.2.5, ``101600`` -> 10.16.0 (trtexec's ``[TensorRT vNNNN]`` banner)."""
-    major, minor, patch = (code[:-4], code[-4:-2], code[-2:]) if len(code) > 4 else (code[0], code[1], code[2:])
-    return f"{int(major)}.{int(minor)}.{int(patch)}"
