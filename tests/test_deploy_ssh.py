@@ -87,6 +87,9 @@ def test_for_board_parses_host_and_refuses_mcu_boards(tmp_path: Path) -> None:
     assert (t.host, t.port, t.board.name, t.python) == ("nano@10.0.0.7", 2222, "jetson-orin-nano-8gb",
                                                         "/home/nano/venv/bin/python")  # fmt: skip
     assert SSHTarget.for_board("rpi5", "pi@raspberrypi.local").port == 22
+    key = tmp_path / "id_ed25519"
+    key.write_text("x")
+    assert SSHTarget.for_board("rpi5", "pi@pi", key=str(key)).key == key  # str paths become Paths
     with pytest.raises(SSHError, match="not reached over SSH"):
         SSHTarget.for_board("nucleo-l4r5zi", "me@host")
     with pytest.raises(SSHError, match="bad port"):

@@ -69,6 +69,10 @@ class SSHTarget:
     command_timeout: float = 900.0
 
     def __post_init__(self) -> None:
+        for name in ("key", "known_hosts"):  # accept str and "~/..." paths
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, Path(value).expanduser())
         if not self.host or self.host.startswith("-") or any(c.isspace() for c in self.host):
             raise SSHError(f"bad SSH host {self.host!r}", expected="user@host, host, or an ~/.ssh/config alias")
         if not 0 < self.port < 65536:
