@@ -90,6 +90,7 @@ def test_for_board_parses_host_and_refuses_mcu_boards(tmp_path: Path) -> None:
     key = tmp_path / "id_ed25519"
     key.write_text("x")
     assert SSHTarget.for_board("rpi5", "pi@pi", key=str(key)).key == key  # str paths become Paths
+    assert SSHTarget("pi@pi", remote_dir="~/bench").remote_dir == "bench"  # quoted args: no remote ~ expansion
     with pytest.raises(SSHError, match="not reached over SSH"):
         SSHTarget.for_board("nucleo-l4r5zi", "me@host")
     with pytest.raises(SSHError, match="bad port"):

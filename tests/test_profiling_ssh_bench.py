@@ -20,6 +20,7 @@ from rich.console import Console
 from edgeprune.boards import load_board
 from edgeprune.deploy.ssh import SSHTarget
 from edgeprune.deploy.ssh_errors import RemoteEnvironmentError
+from edgeprune.errors import EdgepruneError
 from edgeprune.models import create_model
 from edgeprune.profiling import remote
 from edgeprune.profiling.bundle import prepare_bundle
@@ -166,6 +167,11 @@ def test_unchanged_bundle_is_not_rebuilt(tmp_path: Path) -> None:
         next(model.parameters()).add_(1.0)
     prepare_bundle(model, inputs, bundle)  # changed weights: rebuilt
     assert (bundle / "model.pt2").stat().st_mtime_ns != before[bundle / "model.pt2"]
+
+
+def test_unknown_runtime_is_refused_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(EdgepruneError, match="unknown runtime"):
+        bench_remote(SSHTarget("me@board"), {}, tmp_path, runtimes=("tflm",))
 
 
 def test_runner_is_self_contained() -> None:

@@ -54,7 +54,7 @@ class SSHTarget:
 
     ``key`` is the private key to log in with (``None``: ssh-agent / default keys); ``known_hosts`` the file
     holding the board's host key (``None``: the user's). ``python`` is the interpreter on the board;
-    ``remote_dir`` the working directory there (relative paths are under the remote home).
+    ``remote_dir`` the working directory there (relative paths and ``~/...`` are under the remote home).
     """
 
     host: str
@@ -73,6 +73,8 @@ class SSHTarget:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, Path(value).expanduser())
+        if self.remote_dir.startswith("~/"):  # arguments are quoted, so no remote shell expands "~": make it relative
+            object.__setattr__(self, "remote_dir", self.remote_dir[2:])
         if not self.host or self.host.startswith("-") or any(c.isspace() for c in self.host):
             raise SSHError(f"bad SSH host {self.host!r}", expected="user@host, host, or an ~/.ssh/config alias")
         if not 0 < self.port < 65536:

@@ -1,4 +1,4 @@
-"""The benchmark runner that runs ON the board: ``python3 runner.py run '<request json>'`` prints one JSON document.
+"""The benchmark runner that runs ON the board: ``python3 runner.py run '<request json>'`` prints one JSON line.
 
 Self-contained on purpose: a Jetson or Raspberry Pi usually has no edgeprune, so this file is copied to the board
 (by ``edgeprune.profiling.ssh_bench``) and needs only the standard library and numpy, plus whichever runtime it
@@ -29,6 +29,7 @@ from importlib import metadata, util
 
 FORMAT = 1
 EXIT_MISSING = 3
+RESULT_MARKER = "EDGEPRUNE-RESULT "  # prefixes the one JSON line, so stray prints by libraries cannot break it
 RUNTIMES = ("onnxruntime", "pytorch-eager", "tensorrt")
 TRTEXEC_PATHS = ("/usr/src/tensorrt/bin/trtexec", "/usr/local/tensorrt/bin/trtexec", "/opt/tensorrt/bin/trtexec")
 PACKAGES = {"onnxruntime": ("onnxruntime", "onnxruntime-gpu"), "pytorch-eager": ("torch",), "tensorrt": ("tensorrt",)}
@@ -292,9 +293,10 @@ def main(argv: list[str]) -> int:
         print("usage: runner.py run '<request json>'", file=sys.stderr)
         return 2
     if util.find_spec("numpy") is None:
-        print(json.dumps({"format": FORMAT, "missing": ["numpy"], "python": sys.executable}))
+        print(RESULT_MARKER + json.dumps({"format": FORMAT, "missing": ["numpy"], "python": sys.executable}))
         return EXIT_MISSING
-    print(json.dumps(run(json.loads(argv[2]))))
+    result = run(json.loads(argv[2]))
+    print(RESULT_MARKER + json.dumps(result), flush=True)
     return 0
 
 

@@ -22,6 +22,7 @@ from torch import nn
 from edgeprune.deploy.ssh import SSHTarget
 from edgeprune.deploy.ssh_errors import RemoteCommandError, RemoteEnvironmentError
 from edgeprune.deploy.sync import SyncReport, sync_dir
+from edgeprune.errors import EdgepruneError
 from edgeprune.io import write_atomic
 from edgeprune.profiling import remote
 from edgeprune.profiling.bundle import prepare_bundle
@@ -105,7 +106,7 @@ def bench_remote(
     """
     unknown = sorted(set(runtimes or ()) - set(remote.RUNTIMES))
     if unknown:
-        raise RemoteEnvironmentError(f"unknown runtime(s) {unknown}", expected=f"some of {remote.RUNTIMES}")
+        raise EdgepruneError(f"unknown runtime(s) {unknown}", expected=f"some of {', '.join(remote.RUNTIMES)}")
     deploy = Path(work_dir) / "deploy"
     for name, (model, inputs) in models.items():
         onnx = (onnx_paths or {}).get(name)
@@ -150,7 +151,7 @@ def _run_runner(target: SSHTarget, request: dict, timeout: float | None) -> dict
     what = "benchmark runner"
     result = target.run(argv, timeout=timeout, check=False, what=what)
     if result.returncode == remote.EXIT_MISSING:
-        missing = json.loads(result.stdout)["missing"]
+        missing = _runner_json(result.stdout)["missing"]
         raise RemoteEnvironmentError(
             f"{target.where}: {', '.join(missing)} is not installed for {target.python} on the board",
             fix="; ".join(INSTALL_HINTS.get(m, f"pip install {m}") for m in missing)
@@ -158,7 +159,7 @@ def _run_runner(target: SSHTarget, request: dict, timeout: float | None) -> dict
         )
     if result.returncode != 0:
         raise target.failure(result, what, timeout or target.command_timeout)
-    output = json.loads(result.stdout)
+    output = _runner_json(result.stdout)
     failed = [e for e in output["results"] if e.get("error")]
     missing = sorted({e["runtime"] for e in failed if e.get("missing")})
     if missing:
@@ -173,6 +174,14 @@ def _run_runner(target: SSHTarget, request: dict, timeout: float | None) -> dict
             returncode=0, stderr=first.get("log", ""),
         )  # fmt: skip
     return output
+
+
+def _runner_json(stdout: bytes) -> dict:
+    for line in reversed(stdout.decode(errors="replace").splitlines()):
+        if line.startswith(remote.RESULT_MARKER):
+            return json.loads(line[len(remote.RESULT_MARKER) :])
+    raise RemoteCommandError("the benchmark runner printed no result line", returncode=0,
+                             stderr=stdout.decode(errors="replace"))  # fmt: skip
 
 
 def _where(target: SSHTarget, env: Mapping[str, str]) -> str:
