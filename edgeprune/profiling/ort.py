@@ -125,9 +125,12 @@ def node_components(onnx_path: str | os.PathLike) -> dict[str, str]:
 
 
 def component_times(node_runs: dict[str, list[float]], node_components: dict[str, str]) -> dict[str, float]:
-    """Median over runs of the summed node times of each component (unknown nodes: ``(unattributed)``), in ms."""
+    """Median over runs of the summed node times of each component (unknown nodes: ``(unattributed)``), in ms.
+
+    ONNX Runtime names a node it fused with its successor ``fused <first node>`` (e.g. Gemm + Relu).
+    """
     per_run: dict[str, np.ndarray] = {}
     for node, times in node_runs.items():
-        comp = node_components.get(node, "(unattributed)")
+        comp = node_components.get(node) or node_components.get(node.removeprefix("fused "), "(unattributed)")
         per_run[comp] = per_run.get(comp, 0.0) + np.asarray(times, dtype=float)
     return {comp: float(np.median(v)) for comp, v in per_run.items()}
