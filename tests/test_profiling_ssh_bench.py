@@ -71,6 +71,7 @@ def test_loopback_round_trip_and_second_run_copies_nothing(
         assert Measurement.from_dict(m.to_dict()).latency == m.latency
     ort = got[("original", "onnxruntime")]
     assert set(ort.components) >= COMPONENTS  # ORT node profile on the board, mapped through the ONNX metadata
+    assert set(got[("original", "pytorch-eager")].components) == COMPONENTS  # hooks on the unflattened program
     assert got[("pruned", "pytorch-eager")].params < got[("original", "pytorch-eager")].params
     assert "torch.export" in got[("original", "pytorch-eager")].provenance.how
     assert sorted(first.sync.copied)[:2] == ["bundles/original/bundle.json", "bundles/original/inputs/0.npy"]

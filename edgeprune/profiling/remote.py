@@ -20,6 +20,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,6 +50,46 @@ def time_samples(fn: Callable[[], object], runs: int, warmup: int) -> list[float
         fn()
         samples.append((time.perf_counter_ns() - t0) / 1e6)
     return samples
+
+
+def hook_component_times(
+    roots: dict[str, list], call: Callable[[], object], runs: int, sync: Callable[[], None] = lambda: None
+) -> dict[str, float]:
+    """Median per-run ms spent inside each component (all calls of all its root modules summed).
+
+    ``roots`` maps a component to its ``nn.Module`` roots; forward pre/post hooks read the clock (after ``sync``,
+    e.g. a CUDA synchronise). Hooks add overhead, so time the whole model without them.
+    """
+    started: dict[str, int] = {}
+    per_run: dict[str, float] = {}
+    samples: dict[str, list[float]] = {}
+
+    def pre(name: str):
+        def hook(_module: object, _args: object) -> None:
+            sync()
+            started[name] = time.perf_counter_ns()
+
+        return hook
+
+    def post(name: str):
+        def hook(_module: object, _args: object, _out: object) -> None:
+            sync()
+            per_run[name] = per_run.get(name, 0.0) + (time.perf_counter_ns() - started.pop(name)) / 1e6
+
+        return hook
+
+    handles = [h for name, mods in roots.items() for m in mods
+               for h in (m.register_forward_pre_hook(pre(name)), m.register_forward_hook(post(name)))]  # fmt: skip
+    try:
+        for _ in range(runs):
+            per_run.clear()
+            call()
+            for name, ms in per_run.items():
+                samples.setdefault(name, []).append(ms)
+    finally:
+        for h in handles:
+            h.remove()
+    return {name: statistics.median(v) for name, v in samples.items()}
 
 
 def ort_node_times(trace: list[dict]) -> dict[str, list[float]]:
@@ -216,9 +257,38 @@ def run_pytorch(bundle: dict, inputs: list, req: dict) -> dict:
             module(*args)
 
     samples = time_samples(call, req["runs"], req["warmup"])
-    return {"how": f"PyTorch {torch.__version__} eager (torch.export program), cpu, {torch.get_num_threads()} threads",
-            "samples_ms": samples, "params": sum(p.numel() for p in module.parameters()),
-            "artifact_bytes": os.path.getsize(bundle["program"])}  # fmt: skip
+    out = {"how": f"PyTorch {torch.__version__} eager (torch.export program), cpu, {torch.get_num_threads()} threads",
+           "samples_ms": samples, "params": sum(p.numel() for p in module.parameters()),
+           "artifact_bytes": os.path.getsize(bundle["program"])}  # fmt: skip
+    try:
+        out["component_ms"] = _export_component_times(torch, bundle["program"], args, req.get("profile_runs", 20))
+    except Exception as exc:  # per-component times are a bonus: never lose the total for them
+        out["component_error"] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+def _export_component_times(torch, program: str, args: list, runs: int) -> dict[str, float]:
+    """Per top-level submodule times of the unflattened program (module hierarchy restored, hooks allowed)."""
+    model = torch.export.unflatten(torch.export.load(program))
+    fired: set[str] = set()
+    candidates = {f"{name}.{sub}" if sub else name: (name, m)
+                  for name, child in model.named_children()
+                  for sub, m in [("", child), *child.named_children()]}  # fmt: skip
+    probes = [m.register_forward_pre_hook(lambda _m, _a, key=key: fired.add(key)) for key, (_, m) in candidates.items()]
+    with torch.inference_mode():
+        model(*args)
+    for h in probes:
+        h.remove()
+    roots: dict[str, list] = {}
+    for key, (name, m) in candidates.items():  # a called child is the root; a container's called children otherwise
+        if key in fired and (key == name or name not in fired):
+            roots.setdefault(name, []).append(m)
+
+    def call() -> None:
+        with torch.inference_mode():
+            model(*args)
+
+    return hook_component_times(roots, call, runs)
 
 
 def run_tensorrt(bundle: dict, req: dict, env: dict) -> dict:

@@ -207,10 +207,13 @@ def _measurement(entry: dict, bundle: Path, where: str, env: dict[str, str], not
     else:
         m = Measurement(label, entry["runtime"], prov, LatencyStats.from_samples(entry["samples_ms"], entry["warmup"]))
         m.params = entry.get("params") or meta.get("params")
-        if entry.get("node_ms"):
-            times = component_times(entry["node_ms"], node_components(onnx))
-            total = sum(times.values()) or 1.0
-            m.components = {c: ComponentShare(latency_ms=t, share=t / total) for c, t in times.items()}
+        times = entry.get("component_ms") or (
+            component_times(entry["node_ms"], node_components(onnx)) if entry.get("node_ms") else {}
+        )
+        total = sum(times.values()) or 1.0
+        m.components = {c: ComponentShare(latency_ms=t, share=t / total) for c, t in times.items()}
+        if entry.get("component_error"):
+            m.notes.append(f"no per-component times: {entry['component_error']}")
     m.artifact_bytes = entry.get("artifact_bytes")
     m.environment = {**env, **m.environment}
     m.notes.extend(notes)
