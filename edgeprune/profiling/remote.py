@@ -6,8 +6,9 @@ times: ONNX Runtime, PyTorch (a ``torch.export`` program: no pickled modules, no
 TensorRT through NVIDIA's ``trtexec`` (present on every JetPack; engines and the timing cache are kept on the
 board, keyed by the ONNX hash, precision and TensorRT version). It reports raw samples and raw profiles only:
 the host turns them into :class:`~edgeprune.profiling.measurement.Measurement` (one implementation of the
-statistics, the trtexec parser and the node → component attribution). The host's profilers time with
-:func:`time_samples` and read ONNX Runtime profiles with :func:`ort_node_times` from this file too.
+statistics, the trtexec parser and the node → component attribution). The host's profilers use this file's
+:func:`time_samples`, :func:`hook_component_times` and :func:`ort_node_times` too. Where edgeprune is installed
+it also runs as ``python -m edgeprune.profiling.remote run '<request json>'``.
 
 Exit codes: 0 ok (per-runtime failures are reported inside the JSON), 3 numpy missing, 2 bad request.
 """
@@ -111,6 +112,7 @@ def ort_node_times(trace: list[dict]) -> dict[str, list[float]]:
 
 
 def package_version(runtime: str) -> str | None:
+    """The installed version of a runtime's Python package (``None``: not importable here)."""
     for dist in PACKAGES[runtime]:
         try:
             return metadata.version(dist)
@@ -173,13 +175,10 @@ def _cpu_model() -> str:
 
 
 def _dpkg_version(*packages: str) -> str | None:
-    if shutil.which("dpkg-query") is None:
-        return None
     for pkg in packages:
-        proc = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True,
-                              timeout=TOOL_TIMEOUT_S)  # fmt: skip
-        if proc.returncode == 0 and proc.stdout.strip():
-            return proc.stdout.strip()
+        out = _tool(["dpkg-query", "-W", "-f=${Version}", pkg])
+        if out and not out.startswith("unavailable"):
+            return out
     return None
 
 
@@ -246,7 +245,8 @@ def run_pytorch(bundle: dict, inputs: list, req: dict) -> dict:
     if req.get("threads"):
         torch.set_num_threads(req["threads"])
     try:
-        module = torch.export.load(bundle["program"]).module()
+        program = torch.export.load(bundle["program"])
+        module = program.module()
     except Exception as exc:  # version skew: the program was written by the host's torch
         return {"error": f"torch {torch.__version__} here cannot load {bundle['program']} (written by torch "
                          f"{bundle.get('torch', '?')}): {type(exc).__name__}: {exc}"}  # fmt: skip
@@ -261,15 +261,15 @@ def run_pytorch(bundle: dict, inputs: list, req: dict) -> dict:
            "samples_ms": samples, "params": sum(p.numel() for p in module.parameters()),
            "artifact_bytes": os.path.getsize(bundle["program"])}  # fmt: skip
     try:
-        out["component_ms"] = _export_component_times(torch, bundle["program"], args, req.get("profile_runs", 20))
+        out["component_ms"] = _export_component_times(torch, program, args, req.get("profile_runs", 20))
     except Exception as exc:  # per-component times are a bonus: never lose the total for them
         out["component_error"] = f"{type(exc).__name__}: {exc}"
     return out
 
 
-def _export_component_times(torch, program: str, args: list, runs: int) -> dict[str, float]:
+def _export_component_times(torch, program, args: list, runs: int) -> dict[str, float]:
     """Per top-level submodule times of the unflattened program (module hierarchy restored, hooks allowed)."""
-    model = torch.export.unflatten(torch.export.load(program))
+    model = torch.export.unflatten(program)
     fired: set[str] = set()
     candidates = {f"{name}.{sub}" if sub else name: (name, m)
                   for name, child in model.named_children()
@@ -314,15 +314,14 @@ def run_tensorrt(bundle: dict, req: dict, env: dict) -> dict:
             argv += ["--int8"] if precision == "int8" else []
         else:
             argv += [f"--loadEngine={engine}"]
-        argv += [f"--iterations={req['runs']}", "--duration=0", f"--warmUp={opts.get('warmup_ms', 200)}",
-                 "--separateProfileRun", "--dumpProfile", f"--exportProfile={profile}", f"--exportTimes={times}",
-                 *opts.get("extra_args", [])]  # fmt: skip
-        t0 = time.perf_counter()
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=opts.get("timeout_s", 1800))
+        argv += [f"--iterations={req['runs']}", "--duration=0", "--separateProfileRun", "--dumpProfile",
+                 f"--exportProfile={profile}", f"--exportTimes={times}"]  # fmt: skip
+        t0 = time.perf_counter()  # no timeout here: the host runs this runner under `timeout`, which stops the group
+        proc = subprocess.run(argv, capture_output=True, text=True)
         out = {"how": f"TensorRT {env['tensorrt']} trtexec, {precision}", "log": proc.stdout + proc.stderr,
                "argv": argv, "engine": engine, "built": built, "seconds": time.perf_counter() - t0}  # fmt: skip
         if proc.returncode != 0:
-            if not built:  # an engine from an older TensorRT or a half-written file: rebuild next time
+            if os.path.exists(engine):  # unloadable (older TensorRT) or half-written: rebuild next time
                 os.remove(engine)
             return {**out, "error": f"trtexec exited {proc.returncode}"}
         for key, path in (("profile", profile), ("times", times)):

@@ -23,6 +23,7 @@ from edgeprune.deploy.ssh import SSHTarget
 from edgeprune.deploy.ssh_errors import RemoteCommandError, RemoteEnvironmentError
 from edgeprune.deploy.sync import SyncReport, sync_dir
 from edgeprune.errors import EdgepruneError
+from edgeprune.export.tensorrt import PRECISIONS
 from edgeprune.io import write_atomic
 from edgeprune.profiling import remote
 from edgeprune.profiling.bundle import prepare_bundle
@@ -107,6 +108,8 @@ def bench_remote(
     unknown = sorted(set(runtimes or ()) - set(remote.RUNTIMES))
     if unknown:
         raise EdgepruneError(f"unknown runtime(s) {unknown}", expected=f"some of {', '.join(remote.RUNTIMES)}")
+    if tensorrt_precision not in PRECISIONS:
+        raise EdgepruneError(f"unknown TensorRT precision {tensorrt_precision!r}", expected=f"one of {PRECISIONS}")
     deploy = Path(work_dir) / "deploy"
     for name, (model, inputs) in models.items():
         onnx = (onnx_paths or {}).get(name)
