@@ -174,6 +174,8 @@ def test_unchanged_bundle_is_not_rebuilt(tmp_path: Path) -> None:
 def test_unknown_runtime_is_refused_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(EdgepruneError, match="unknown runtime"):
         bench_remote(SSHTarget("me@board"), {}, tmp_path, runtimes=("tflm",))
+    with pytest.raises(EdgepruneError, match="cannot name a directory"):
+        bench_remote(SSHTarget("me@board"), {"../x": (torch.nn.Linear(1, 1), torch.zeros(1, 1))}, tmp_path)
 
 
 def test_runner_is_self_contained() -> None:

@@ -9,6 +9,7 @@ versions, power mode and clocks.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -110,6 +111,11 @@ def bench_remote(
         raise EdgepruneError(f"unknown runtime(s) {unknown}", expected=f"some of {', '.join(remote.RUNTIMES)}")
     if tensorrt_precision not in PRECISIONS:
         raise EdgepruneError(f"unknown TensorRT precision {tensorrt_precision!r}", expected=f"one of {PRECISIONS}")
+    if runs < 1 or warmup < 0:
+        raise EdgepruneError(f"runs={runs}, warmup={warmup}", expected="runs >= 1 and warmup >= 0")
+    bad = [name for name in models if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name)]
+    if bad:
+        raise EdgepruneError(f"model labels {bad} cannot name a directory on the board", expected="e.g. 'pruned-50'")
     deploy = Path(work_dir) / "deploy"
     for name, (model, inputs) in models.items():
         onnx = (onnx_paths or {}).get(name)
