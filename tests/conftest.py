@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import torch
+from loopback_sshd import loopback_sshd  # noqa: F401  (session fixture: OpenSSH server on 127.0.0.1)
 from torch import nn
 
 from edgeprune.models import create_model

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -11,6 +10,7 @@ import numpy as np
 import psutil
 
 from edgeprune.profiling.measurement import LatencyStats, Measurement, Provenance
+from edgeprune.profiling.remote import time_samples
 
 
 class Profiler(abc.ABC):
@@ -55,14 +55,5 @@ class Profiler(abc.ABC):
 
 
 def time_calls(fn: Callable[[], Any], runs: int, warmup: int) -> LatencyStats:
-    """Latency statistics of ``fn`` (wall clock, perf_counter)."""
-    if runs < 1 or warmup < 0:
-        raise ValueError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter_ns()
-        fn()
-        samples.append((time.perf_counter_ns() - t0) / 1e6)
-    return LatencyStats.from_samples(samples, warmup)
+    """Latency statistics of ``fn`` (wall clock, perf_counter; the same loop the board-side runner uses)."""
+    return LatencyStats.from_samples(time_samples(fn, runs, warmup), warmup)

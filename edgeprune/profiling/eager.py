@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +11,7 @@ from torch import nn
 
 from edgeprune.profiling.base import Profiler
 from edgeprune.profiling.measurement import ComponentShare, Measurement, Provenance
+from edgeprune.profiling.remote import hook_component_times
 from edgeprune.prune import Components
 from edgeprune.prune.counting import macs_per_component, params_per_component
 from edgeprune.prune.tracing import flatten_tensors
@@ -86,40 +85,13 @@ class EagerProfiler(Profiler):
     def component_latency(self, args: tuple[torch.Tensor, ...]) -> dict[str, float]:
         """Median per-run time spent inside each component (all its calls summed), in ms."""
         named = dict(self.model.named_modules())
-        started: dict[str, int] = {}
-        per_run: dict[str, float] = defaultdict(float)
-        samples: dict[str, list[float]] = defaultdict(list)
+        roots = {name: [named[r] for r in self.components.roots(name)] for name in self.components.names}
 
-        def pre(name: str):
-            def hook(_m: nn.Module, _a: Any) -> None:
-                self._sync()
-                started[name] = time.perf_counter_ns()
-
-            return hook
-
-        def post(name: str):
-            def hook(_m: nn.Module, _a: Any, _o: Any) -> None:
-                self._sync()
-                per_run[name] += (time.perf_counter_ns() - started.pop(name)) / 1e6
-
-            return hook
-
-        handles = []
-        for name in self.components.names:
-            for root in self.components.roots(name):
-                handles.append(named[root].register_forward_pre_hook(pre(name)))
-                handles.append(named[root].register_forward_hook(post(name)))
-        try:
+        def call() -> None:
             with torch.inference_mode():
-                for _ in range(self.component_runs):
-                    per_run.clear()
-                    self.model(*args)
-                    for name, ms in per_run.items():
-                        samples[name].append(ms)
-        finally:
-            for h in handles:
-                h.remove()
-        return {name: float(np.median(v)) for name, v in samples.items()}
+                self.model(*args)
+
+        return hook_component_times(roots, call, self.component_runs, self._sync)
 
     def _sync(self) -> None:
         if self.device.type == "cuda":

@@ -81,6 +81,8 @@ class Measurement:
     artifact_bytes: int | None = None
     components: dict[str, ComponentShare] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)  # runtime-specific, e.g. gpu_compute_median_ms
+    environment: dict[str, str] = field(default_factory=dict)  # board facts: versions, power mode, clocks
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import numpy as np
 from edgeprune.errors import EdgepruneError
 from edgeprune.profiling.base import Profiler
 from edgeprune.profiling.measurement import ComponentShare, Measurement, Provenance
+from edgeprune.profiling.remote import ort_node_times
 
 COMPONENTS_KEY = "edgeprune.components"  # model metadata written by edgeprune.export.onnx: node name -> component
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64,
@@ -97,27 +97,10 @@ class OnnxRuntimeProfiler(Profiler):
             for _ in range(self.profile_runs):
                 session.run(None, feeds)
             trace = json.loads(Path(session.end_profiling()).read_text())
-        runs = sorted(
-            (e["ts"], e["ts"] + e["dur"]) for e in trace if e.get("cat") == "Session" and e.get("name") == "model_run"
-        )
-        per_run: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(runs))
-        for event in trace:
-            name = event.get("name", "")
-            if event.get("cat") != "Node" or not name.endswith("_kernel_time"):
-                continue
-            run = next((i for i, (t0, t1) in enumerate(runs) if t0 <= event["ts"] <= t1), None)
-            if run is None:
-                continue
-            node = event.get("args", {}).get("node_name") or name[: -len("_kernel_time")]
-            per_run[node_components.get(node, "(unattributed)")][run] += event["dur"] / 1000.0
-        return {comp: float(np.median(v)) for comp, v in per_run.items()}
+        return component_times(ort_node_times(trace), node_components)
 
     def _node_components(self) -> dict[str, str]:
-        import onnx
-
-        model = onnx.load(str(self.path), load_external_data=False)
-        props = {p.key: p.value for p in model.metadata_props}
-        return json.loads(props[COMPONENTS_KEY]) if COMPONENTS_KEY in props else {}
+        return node_components(self.path)
 
     @staticmethod
     def _feeds(session: Any, inputs: Sequence[Any]) -> dict[str, np.ndarray]:
@@ -130,3 +113,24 @@ class OnnxRuntimeProfiler(Profiler):
         return {
             s.name: np.asarray(x, dtype=_ORT_TYPES.get(s.type, np.float32)) for s, x in zip(specs, inputs, strict=True)
         }
+
+
+def node_components(onnx_path: str | os.PathLike) -> dict[str, str]:
+    """The node name -> component map edgeprune's exporter stores in the model metadata (empty if absent)."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    props = {p.key: p.value for p in model.metadata_props}
+    return json.loads(props[COMPONENTS_KEY]) if COMPONENTS_KEY in props else {}
+
+
+def component_times(node_runs: dict[str, list[float]], node_components: dict[str, str]) -> dict[str, float]:
+    """Median over runs of the summed node times of each component (unknown nodes: ``(unattributed)``), in ms.
+
+    ONNX Runtime names a node it fused with its successor ``fused <first node>`` (e.g. Gemm + Relu).
+    """
+    per_run: dict[str, np.ndarray] = {}
+    for node, times in node_runs.items():
+        comp = node_components.get(node) or node_components.get(node.removeprefix("fused "), "(unattributed)")
+        per_run[comp] = per_run.get(comp, 0.0) + np.asarray(times, dtype=float)
+    return {comp: float(np.median(v)) for comp, v in per_run.items()}
