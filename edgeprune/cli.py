@@ -146,6 +146,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an earlier comparison in --out")
     p.set_defaults(run=_cmd_compare)
 
+    p = sub.add_parser("bench", help="benchmark on a Linux board over SSH (Jetson, Raspberry Pi); with --plan, both")
+    _model_args(p)
+    _plan_args(p)
+    p.add_argument("--board", required=True, help="board name or alias (a profile reached over SSH)")
+    p.add_argument("--host", required=True, help="user@host or user@host:port")
+    p.add_argument("--key", help="SSH private key (default: your ssh config and agent)")
+    p.add_argument("--known-hosts", help="known_hosts file (host-key checking is always on)")
+    p.add_argument("--python", default="python3", help="Python on the board (default python3)")
+    p.add_argument("--remote-dir", default="edgeprune", help="work directory on the board (default ~/edgeprune)")
+    p.add_argument("--runtimes", help="comma-separated among onnxruntime, pytorch-eager, tensorrt (default: all there)")
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--out", required=True, help="local work directory (bundles, measurements JSON)")
+    p.set_defaults(run=_cmd_bench)
+
     p = sub.add_parser("optimize", help="prune component by component until the board's goals hold (the loop)")
     _model_args(p)
     p.add_argument("--board", required=True, help="board name or alias (MCU boards: cost-model latency estimate)")
@@ -276,6 +291,30 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
     console.print(f"wrote compare.json and compare.png to {out}/")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from edgeprune.deploy.ssh import SSHTarget
+    from edgeprune.profiling.ssh_bench import bench_remote
+
+    model, inputs = load_model(args.model, args.weights, args.input_shape)
+    models = {"original": (model, inputs)}
+    if args.plan:
+        fresh, _ = load_model(args.model, args.weights, args.input_shape)
+        models["pruned"] = (load_pruned(fresh, PrunePlan.load(args.plan), inputs, args.pruned_weights), inputs)
+    target = SSHTarget.for_board(args.board, args.host, key=args.key, known_hosts=args.known_hosts, python=args.python)
+    runtimes = [r.strip() for r in args.runtimes.split(",")] if args.runtimes else None
+    with _status(f"benchmarking on {args.host}"):
+        bench = bench_remote(target, models, args.out, runtimes=runtimes, runs=args.runs, warmup=args.warmup)
+    console.print(bench.table())
+    for runtime in bench.unavailable:
+        console.print(f"note: {runtime} is not available on the board", highlight=False)
+    out = Path(args.out)
+    write_atomic(out / "measurements.json", json.dumps([m.to_dict() for m in bench.measurements], indent=2))
+    console.print(f"copied {bench.sync.bytes_copied:,} bytes; wrote {out}/measurements.json")
     return 0
 
 

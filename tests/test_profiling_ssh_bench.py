@@ -7,6 +7,7 @@ self-contained ``runner.py`` run by the board's Python, exactly the path a Jetso
 from __future__ import annotations
 
 import ast
+import json
 import os
 import sys
 from pathlib import Path
@@ -206,3 +207,23 @@ def test_tensorrt_engine_built_and_timed_on_a_real_board(tdmpc_pair: dict, tmp_p
         assert m.environment["tensorrt"] and not m.environment["l4t"].startswith("unavailable")
     again = bench_remote(target, tdmpc_pair, tmp_path, runtimes=("tensorrt",), runs=50)
     assert again.sync.copied == [] and all(any("cached engine" in n for n in m.notes) for m in again.measurements)
+
+
+def test_cli_bench_over_ssh_original_and_pruned(loopback_sshd, tmp_path: Path, capsys) -> None:
+    """`edgeprune bench --board raspberry-pi-5 --host ...` against the loopback OpenSSH "board"."""
+    from edgeprune.cli import main
+
+    assert main(["prune", "simple", "--budget", "0.5", "--out", str(tmp_path / "p")]) == 0
+    args = ["bench", "simple", "--plan", str(tmp_path / "p/plan.json"), "--board", "raspberry-pi-5",
+            "--host", f"{loopback_sshd.host}:{loopback_sshd.port}", "--key", str(loopback_sshd.user_key),
+            "--known-hosts", str(loopback_sshd.known_hosts), "--python", sys.executable,
+            "--remote-dir", str(tmp_path / "board-home"),
+            "--runtimes", "onnxruntime", "--runs", "5",
+            "--out", str(tmp_path / "b")]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "original" in out and "pruned" in out
+    data = json.loads((tmp_path / "b" / "measurements.json").read_text())
+    assert {m["model"] for m in data} == {"original", "pruned"}
+    assert main(["bench", "simple", "--board", "nucleo-l4r5zi", "--host", "me@x", "--out", str(tmp_path / "c")]) == 2
+    assert "not reached over SSH" in capsys.readouterr().out
