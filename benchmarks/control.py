@@ -110,7 +110,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=PlannerConfig.num_samples)
     parser.add_argument("--retrain", action="store_true", help="train the model even if the weights exist")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the machine is shared)")
+    parser.add_argument("--render-only", action="store_true", help="rewrite control.md/.png from control.json")
     args = parser.parse_args(argv)
+    if args.render_only:
+        render(Path(args.out))
+        return
     torch.set_num_threads(args.threads)
     command = "PYTHONPATH=. python benchmarks/control.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     out = Path(args.out)
@@ -142,6 +146,9 @@ def main(argv: list[str] | None = None) -> None:
     t = time.perf_counter()
     baseline["planner"] = evaluate(model, seeds, planner_cfg)
     eval_seconds = time.perf_counter() - t
+    if args.finetune_steps > 0:  # the reference for fine-tuned pruned models: the same steps on the unpruned one
+        tuned, _ = finetune(model, replay, args.finetune_steps, train_cfg, seed=0, lr=args.finetune_lr)
+        baseline["planner_finetuned"] = evaluate(tuned, seeds, planner_cfg)
     for k, v in baseline.items():
         m, h = ci95(v)
         log(f"unpruned {k:8s} return {m:8.1f} ± {h:.1f}")
@@ -227,6 +234,19 @@ def write_outputs(out, args, command, n0, baseline, runs, planner_cfg, fractions
     plot(info, fractions, out / "control.png")
 
 
+def render(out: Path) -> None:
+    """Markdown and plot again from a finished ``control.json`` (no pruning, no evaluation)."""
+    info = json.loads((out / "control.json").read_text())
+    fractions = sorted({r["fraction"] for r in info["runs"]})
+    write_atomic(out / "control.md", markdown(info, fractions))
+    plot(info, fractions, out / "control.png")
+
+
+def _reference(base: dict, finetuned: bool) -> dict:
+    """The unpruned model's statistics matching a run: fine-tuned the same way when the run was."""
+    return base["planner_finetuned"] if finetuned and "planner_finetuned" in base else base["planner"]
+
+
 def _label(method: str, ft: bool) -> str:
     return f"{method}{' + fine-tune' if ft else ''}"
 
@@ -244,7 +264,12 @@ def markdown(info: dict, fractions: list[float]) -> str:
         f"Return over {len(info['eval_seeds'])} episodes (env seeds {info['eval_seeds'][0]}–{info['eval_seeds'][-1]},"
         f" 200 steps each), mean ± 95 % CI (Student t). Higher is better; Pendulum returns are ≤ 0.",
         f"Unpruned model ({info['params']} parameters): planner {_fmt(base['planner'])}, policy alone "
-        f"{_fmt(base['policy'])}; uniform random actions {_fmt(base['random'])}.",
+        f"{_fmt(base['policy'])}; uniform random actions {_fmt(base['random'])}."
+        + (
+            f" Unpruned after the same fine-tune: planner {_fmt(base['planner_finetuned'])}."
+            if "planner_finetuned" in base
+            else ""
+        ),
         "",
         "| removed | " + " | ".join(_label(m, ft) for m, ft in columns) + " |",
         "|---:|" + "---:|" * len(columns),
@@ -254,6 +279,26 @@ def markdown(info: dict, fractions: list[float]) -> str:
         for m, ft in columns:
             r = next((r for r in runs if r["method"] == m and r["finetune"] == ft and r["fraction"] == f), None)
             cells.append("" if r is None else f"{r['mean']:.0f} ± {r['ci95']:.0f}")
+        lines.append(f"| {f:.0%} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "The CIs above are wide because Pendulum's random start angle dominates the return. Every model is run on",
+        "the same seeds, so the paired difference to the unpruned model (pruned − unpruned, per seed; mean ± 95 %",
+        "CI) isolates the effect of pruning. Fine-tuned columns are compared with the unpruned model fine-tuned",
+        "the same way" + (f" ({_fmt(base['planner_finetuned'])})" if "planner_finetuned" in base else "") + ":",
+        "",
+        "| removed | " + " | ".join(_label(m, ft) for m, ft in columns) + " |",
+        "|---:|" + "---:|" * len(columns),
+    ]
+    for f in fractions:
+        cells = []
+        for m, ft in columns:
+            r = next((r for r in runs if r["method"] == m and r["finetune"] == ft and r["fraction"] == f), None)
+            if r is None:
+                cells.append("")
+                continue
+            d, h = ci95(np.asarray(r["returns"]) - np.asarray(_reference(base, ft)["returns"]))
+            cells.append(f"{d:+.1f} ± {h:.1f}")
         lines.append(f"| {f:.0%} | " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -309,6 +354,7 @@ def _fmt(stat: dict) -> str:
 
 
 def plot(info: dict, fractions: list[float], path: Path) -> None:
+    """Top: return vs fraction removed (mean ± 95 % CI) per method; bottom: paired difference to the unpruned model."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -316,25 +362,37 @@ def plot(info: dict, fractions: list[float], path: Path) -> None:
 
     runs, base = info["runs"], info["baseline"]
     variants = sorted({r["finetune"] for r in runs})
-    fig, axes = plt.subplots(1, len(variants), figsize=(6 * len(variants), 4.2), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(2, len(variants), figsize=(6 * len(variants), 7.6), sharex=True, squeeze=False)
     style = {"vanilla": ("C3", "o", "-"), "component": ("C0", "s", "--"), "component+enc": ("C2", "^", "-")}
-    for ax, ft in zip(axes[0], variants, strict=True):
+    for col, ft in enumerate(variants):
+        top, bottom = axes[0][col], axes[1][col]
+        ref = _reference(base, ft)
         for method in sorted({r["method"] for r in runs}, key=_order):
             rows = sorted(
                 (r for r in runs if r["method"] == method and r["finetune"] == ft), key=lambda r: r["fraction"]
             )
             x = np.array([0.0] + [r["fraction"] for r in rows]) * 100
-            y = np.array([base["planner"]["mean"]] + [r["mean"] for r in rows])
-            h = np.array([base["planner"]["ci95"]] + [r["ci95"] for r in rows])
+            y = np.array([ref["mean"]] + [r["mean"] for r in rows])
+            h = np.array([ref["ci95"]] + [r["ci95"] for r in rows])
+            paired = [(0.0, 0.0)] + [ci95(np.asarray(r["returns"]) - np.asarray(ref["returns"])) for r in rows]
+            d, dh = np.array(paired).T
             color, marker, ls = style.get(method, ("C7", "x", "-"))
-            ax.plot(x, y, color=color, marker=marker, ls=ls, label=method, alpha=0.9)
-            ax.fill_between(x, y - h, y + h, color=color, alpha=0.12)
-        ax.axhline(base["random"]["mean"], color="k", ls=":", lw=1, label="random actions")
-        ax.set_title("pruned, then fine-tuned" if ft else "pruned, no fine-tune")
-        ax.set_xlabel("parameters removed (%)")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"closed-loop return (mean ± 95 % CI, {len(info['eval_seeds'])} episodes)")
-    axes[0][0].legend(fontsize=8, loc="lower left")
+            for ax, yy, hh in ((top, y, h), (bottom, d, dh)):
+                ax.plot(x, yy, color=color, marker=marker, ls=ls, label=method, alpha=0.9)
+                ax.fill_between(x, yy - hh, yy + hh, color=color, alpha=0.12)
+        top.axhline(base["random"]["mean"], color="k", ls=":", lw=1, label="random actions")
+        bottom.axhline(0, color="k", lw=0.8)
+        top.set_title(
+            "pruned, then fine-tuned (0 % = unpruned, fine-tuned the same way)" if ft else "pruned, no fine-tune",
+            fontsize=10,
+        )
+        bottom.set_xlabel("parameters removed (%)")
+        for ax in (top, bottom):
+            ax.grid(alpha=0.3)
+    n = len(info["eval_seeds"])
+    axes[0][0].set_ylabel(f"closed-loop return\n(mean ± 95 % CI, {n} episodes)")
+    axes[1][0].set_ylabel("return − unpruned, same seeds\n(paired mean ± 95 % CI)")
+    axes[0][0].legend(fontsize=8, loc="center left")
     fig.suptitle("Pruned TD-MPC-style model on Pendulum-v1, latent MPPI planner")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

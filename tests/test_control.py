@@ -69,7 +69,7 @@ def test_replay_sample_shapes_and_roundtrip(replay: Replay, tmp_path: Path) -> N
 
 def test_training_steps_reduce_the_losses(replay: Replay) -> None:
     torch.manual_seed(0)
-    cfg = TrainConfig(batch_size=64, model=SMALL)
+    cfg = TrainConfig(batch_size=32, model=SMALL)
     learner = Learner(TDMPCStyle(**SMALL), cfg)
     held_out = replay.sample(256, cfg.horizon, np.random.default_rng(123))
 
@@ -80,7 +80,7 @@ def test_training_steps_reduce_the_losses(replay: Replay) -> None:
 
     before = losses()
     rng = np.random.default_rng(0)
-    for _ in range(150):
+    for _ in range(100):
         step = learner.update(replay.sample(cfg.batch_size, cfg.horizon, rng))
     after = losses()
     assert np.isfinite(step["policy"])

@@ -11,7 +11,7 @@ Needs gymnasium (``pip install 'edgeprune[control]'``); it is imported only when
 """
 
 from edgeprune.control.env import ENV_ID, make_env, random_act_fn, rollout
-from edgeprune.control.planner import Planner, PlannerConfig
+from edgeprune.control.planner import Planner, PlannerConfig, policy_act_fn
 from edgeprune.control.replay import Replay
 from edgeprune.control.train import TrainConfig, TrainResult, finetune, load_model, tdmpc_losses, train, train_and_save
 
@@ -25,6 +25,7 @@ __all__ = [
     "finetune",
     "load_model",
     "make_env",
+    "policy_act_fn",
     "random_act_fn",
     "rollout",
     "tdmpc_losses",
