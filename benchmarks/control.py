@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         render(Path(args.out))
         return
     torch.set_num_threads(args.threads)
-    command = "PYTHONPATH=. python benchmarks/control.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = " ".join(["PYTHONPATH=. python benchmarks/control.py", *(shlex.quote(a) for a in (argv or sys.argv[1:]))])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
