@@ -1,0 +1,167 @@
+"""The control benchmark's parts: environment loop, TD-MPC training step, latent planner, pruning calls."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("gymnasium")
+
+from edgeprune.control import (
+    Planner,
+    PlannerConfig,
+    Replay,
+    TrainConfig,
+    finetune,
+    random_act_fn,
+    rollout,
+    tdmpc_losses,
+    train,
+)
+from edgeprune.control.planner import policy_act_fn
+from edgeprune.control.train import Learner
+from edgeprune.models.tdmpc import TDMPCStyle
+
+SMALL = {"obs_dim": 3, "action_dim": 1, "latent_dim": 16, "hidden_dim": 32}
+FAST_PLAN = PlannerConfig(horizon=3, iterations=2, num_samples=16, num_pi=4, num_elites=4)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def replay() -> Replay:
+    _, trace = rollout(random_act_fn(0), [0, 1], record=True)
+    buf = Replay()
+    buf.add(trace["obs"], trace["action"] / 2.0, trace["reward"])
+    return buf
+
+
+def test_rollout_runs_and_records() -> None:
+    returns, trace = rollout(random_act_fn(1), [5, 6, 7], max_steps=20, record=True)
+    assert returns.shape == (3,) and np.all(returns <= 0)  # Pendulum rewards are ≤ 0
+    assert trace["obs"].shape == (3, 21, 3)
+    assert trace["action"].shape == (3, 20, 1) and np.all(np.abs(trace["action"]) <= 2.0)
+    np.testing.assert_allclose(trace["reward"].sum(1), returns, rtol=1e-5)
+    again = rollout(random_act_fn(1), [5, 6, 7], max_steps=20)
+    np.testing.assert_array_equal(returns, again)  # seeded: repeatable
+
+
+def test_replay_sample_shapes_and_roundtrip(replay: Replay, tmp_path: Path) -> None:
+    obs, act, rew = replay.sample(8, 3, np.random.default_rng(0))
+    assert obs.shape == (4, 8, 3) and act.shape == (3, 8, 1) and rew.shape == (3, 8)
+    replay.save(tmp_path / "r.npz")
+    again = Replay.load(tmp_path / "r.npz")
+    assert again.transitions == replay.transitions == 400
+    np.testing.assert_array_equal(again.obs[1], replay.obs[1])
+
+
+def test_training_steps_reduce_the_losses(replay: Replay) -> None:
+    torch.manual_seed(0)
+    cfg = TrainConfig(batch_size=32, model=SMALL)
+    learner = Learner(TDMPCStyle(**SMALL), cfg)
+    held_out = replay.sample(256, cfg.horizon, np.random.default_rng(123))
+
+    def losses() -> dict[str, float]:
+        with torch.no_grad():
+            out = tdmpc_losses(learner.model, learner.target, *held_out, cfg)
+        return {k: float(v) for k, v in out.items() if k != "zs"}
+
+    before = losses()
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        step = learner.update(replay.sample(cfg.batch_size, cfg.horizon, rng))
+    after = losses()
+    assert np.isfinite(step["policy"])
+    assert after["total"] < 0.5 * before["total"], (before, after)
+    assert after["reward"] < before["reward"] and after["value"] < before["value"]
+
+
+def test_train_end_to_end_tiny_and_repeatable() -> None:
+    cfg = TrainConfig(env_steps=400, seed_steps=200, batch_size=32, updates_per_step=0.1, eval_every=1, model=SMALL)
+    result = train(cfg)
+    assert result.replay.transitions == 400
+    assert len(result.curve["train_return"]) == 2 and len(result.curve["eval_policy_return"]) == 2
+    assert all(np.isfinite(result.curve[k]).all() for k in ("consistency", "reward", "value", "policy"))
+    again = train(cfg)  # seeded: the same run gives the same weights
+    assert all(torch.equal(v, again.model.state_dict()[k]) for k, v in result.model.state_dict().items())
+
+
+def test_planner_bounds_and_determinism() -> None:
+    torch.manual_seed(0)
+    model = TDMPCStyle(**SMALL)
+    planner = Planner(model, FAST_PLAN, action_high=2.0)
+    obs = np.random.default_rng(0).standard_normal((3, 3)).astype(np.float32)
+
+    def run(seed: int) -> np.ndarray:
+        act = planner.act_fn(seed)
+        return np.stack([act(obs) for _ in range(3)])  # warm start carried between steps
+
+    a = run(7)
+    assert a.shape == (3, 3, 1) and a.dtype == np.float32
+    assert np.all(np.abs(a) <= 2.0) and np.isfinite(a).all()
+    np.testing.assert_array_equal(a, run(7))
+    assert not np.array_equal(a, run(8))
+
+
+def test_planner_closes_the_loop() -> None:
+    torch.manual_seed(0)
+    planner = Planner(TDMPCStyle(**SMALL), FAST_PLAN)
+    returns = rollout(planner.act_fn(0), [0, 1], max_steps=10)
+    assert returns.shape == (2,) and np.isfinite(returns).all()
+    assert np.isfinite(rollout(policy_act_fn(TDMPCStyle(**SMALL)), [0], max_steps=5)).all()
+
+
+def test_finetune_returns_a_trained_copy(replay: Replay) -> None:
+    torch.manual_seed(0)
+    model = TDMPCStyle(**SMALL)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    tuned, summary = finetune(model, replay, 40, TrainConfig(batch_size=32, model=SMALL), seed=0)
+    assert tuned is not model
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert summary["last_total"] < summary["first_total"]
+
+
+def _benchmark_module():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "control.py"
+    spec = importlib.util.spec_from_file_location("benchmark_control", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.4, 0.8])
+def test_benchmark_pruning_calls_hit_the_size_and_still_plan(fraction: float) -> None:
+    bench = _benchmark_module()
+    torch.manual_seed(0)
+    model = TDMPCStyle().eval()  # the benchmark's model size
+    inputs = model.example_inputs()
+    n0 = bench.param_count(model)
+    obs = np.zeros((2, 3), dtype=np.float32)
+    for method in bench.methods(10.0):
+        result = bench.prune_model(model, method, fraction, inputs)
+        achieved = 1 - bench.param_count(result.model) / n0
+        assert abs(achieved - fraction) <= 0.05, (method, fraction, achieved)
+        if method.encoder_weight:
+            enc = next(r for r in result.report.components if r.name == "encoder")
+            assert enc.achieved < fraction  # the weighted encoder is cut less than the model as a whole
+        action = Planner(result.model, FAST_PLAN).act_fn(0)(obs)
+        assert action.shape == (2, 1) and np.all(np.abs(action) <= 2.0)
+
+
+def test_ci95() -> None:
+    bench = _benchmark_module()
+    mean, half = bench.ci95([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert mean == 3.0 and half == pytest.approx(2.776 * np.std([1, 2, 3, 4, 5], ddof=1) / np.sqrt(5))
