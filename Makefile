@@ -31,8 +31,9 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check edgeprune tests benchmarks
 
+# one worker per core; a test file stays on one worker (its module fixtures export once)
 test: setup lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
 
 format: setup
 	$(VENV)/bin/ruff format edgeprune tests benchmarks
