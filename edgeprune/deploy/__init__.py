@@ -1,1 +1,27 @@
-"""On-device deployment: serial protocol, emulated board, SSH targets (issue: devices)."""
+"""On-device deployment: ahead-of-time int8 kernels, benchmark firmware, the emulated board (QEMU), the
+EEMBC benchmark protocol and ``bench`` (issue: devices). See docs/emulated-board.md."""
+
+from edgeprune.deploy.api import bench_export, build, emulate, prepare
+from edgeprune.deploy.bench import LayerCycles, OutputMismatchError, bench
+from edgeprune.deploy.build import Firmware, FirmwareBuildError, build_firmware
+from edgeprune.deploy.emulator import EmulatedBoard, EmulatorError
+from edgeprune.deploy.link import Link, LinkError
+from edgeprune.deploy.protocol import Dut
+
+__all__ = [
+    "Dut",
+    "EmulatedBoard",
+    "EmulatorError",
+    "Firmware",
+    "FirmwareBuildError",
+    "LayerCycles",
+    "Link",
+    "LinkError",
+    "OutputMismatchError",
+    "bench",
+    "bench_export",
+    "build",
+    "build_firmware",
+    "emulate",
+    "prepare",
+]

@@ -1,0 +1,13 @@
+/* Board support: UART byte I/O and a cycle/tick counter (SysTick everywhere, DWT CYCCNT where it counts). */
+#ifndef EP_BOARD_H
+#define EP_BOARD_H
+#include <stdint.h>
+
+void ep_board_init(void);
+int ep_uart_getc(void); /* -1 when no byte is waiting */
+void ep_uart_putc(char c);
+uint64_t ep_ticks(void);   /* monotonic */
+uint32_t ep_tick_hz(void); /* ticks per second */
+const char *ep_timer_name(void);
+
+#endif
