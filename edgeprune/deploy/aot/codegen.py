@@ -17,6 +17,7 @@ ALIGN = 16
 SUPPORTED = (
     "FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MEAN", "ADD", "SUB", "MUL",
     "QUANTIZE", "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "CONCATENATION", "PAD", "SOFTMAX", "TANH", "LOGISTIC",
+    "SQUARED_DIFFERENCE", "RSQRT",
 )  # fmt: skip
 
 
@@ -165,17 +166,29 @@ def _bshape(a: Tensor, b: Tensor, out: Tensor) -> list[int]:
 
 
 def _add_sub(e: _Emitter, op: Op) -> str:
+    """ADD / SUB (left shift 20) and SQUARED_DIFFERENCE (left shift 7, squared output multiplier)."""
     g = e.g
     a, b, out = _t(g, op.inputs[0]), _t(g, op.inputs[1]), _t(g, op.outputs[0])
-    left = 20
+    kind = {"ADD": 0, "SUB": 1, "SQUARED_DIFFERENCE": 2}[op.name]
+    left = 7 if kind == 2 else 20
     twice_max = 2 * max(float(quant.f32(a.scale)), float(quant.f32(b.scale)))
     am, ash = quant.quantize_multiplier(float(quant.f32(a.scale)) / twice_max)
     bm, bsh = quant.quantize_multiplier(float(quant.f32(b.scale)) / twice_max)
-    om, osh = quant.quantize_multiplier(twice_max / ((1 << left) * float(quant.f32(out.scale))))
-    lo, hi = quant.activation_range(_act(op), out.scale, out.zero_point)
+    if kind == 2:  # (1 << 14) * out_scale is a float product in TFLM
+        om, osh = quant.quantize_multiplier(twice_max * twice_max / float(quant.f32(1 << 14) * quant.f32(out.scale)))
+        lo, hi = -128, 127
+    else:
+        om, osh = quant.quantize_multiplier(twice_max / ((1 << left) * float(quant.f32(out.scale))))
+        lo, hi = quant.activation_range(_act(op), out.scale, out.zero_point)
     p = e.ints([-a.zero_point, am, ash, -b.zero_point, bm, bsh, left, om, osh, out.zero_point, lo, hi])
-    sub = int(op.name == "SUB")
-    return f"ep_add({e.ptr(a.index)}, {e.ptr(b.index)}, {e.ptr(out.index)}, {e.ints(_bshape(a, b, out))}, {p}, {sub});"
+    return f"ep_add({e.ptr(a.index)}, {e.ptr(b.index)}, {e.ptr(out.index)}, {e.ints(_bshape(a, b, out))}, {p}, {kind});"
+
+
+def _rsqrt(e: _Emitter, op: Op) -> str:
+    """RSQRT is a function of the int8 input alone: a 256-entry table computed as TFLM computes each value."""
+    x, out = _t(e.g, op.inputs[0]), _t(e.g, op.outputs[0])
+    table = e.const(np.asarray(quant.rsqrt_table(x.scale, x.zero_point, out.scale, out.zero_point)), "int8_t")
+    return f"ep_lut({e.ptr(x.index)}, {e.ptr(out.index)}, {out.size}, {table});"
 
 
 def _mul(e: _Emitter, op: Op) -> str:
@@ -223,22 +236,16 @@ def _pad(e: _Emitter, op: Op) -> str:
 
 
 def _mean(e: _Emitter, op: Op) -> str:
+    """int8 MEAN as TFLM's QuantizedMeanOrSum: the sum of (input - zero point) times the in/out multiplier
+    readapted to include 1/count (``quant.mean_multiplier``)."""
     g = e.g
     x, out = _t(g, op.inputs[0]), _t(g, op.outputs[0])
     axes = {int(a) % len(x.shape) for a in np.atleast_1d(g.constant(op.inputs[1]))}
     reduce = [0] * (6 - len(x.shape)) + [int(j in axes) for j in range(len(x.shape))]
-    scale = quant.f32(x.scale) / quant.f32(out.scale)
-    keep = bool(getattr(op.options, "keepDims", False))
-    if keep and len(x.shape) == 4 and axes == {1, 2}:
-        mode = 1  # reference_integer_ops::Mean
-    elif x.zero_point == out.zero_point and quant.f32(x.scale) == quant.f32(out.scale):
-        mode = 2  # reference_ops::Mean
-    else:
-        mode = 0  # reference_ops::QuantizedMeanOrSum
-    count = int(np.prod([x.shape[j] for j in axes]))  # TFLM: in_scale / (count * out_scale), in float
-    m, s = quant.quantize_multiplier(float(quant.f32(x.scale) / (quant.f32(count) * quant.f32(out.scale))))
+    count = int(np.prod([x.shape[j] for j in axes]))
+    m, s = quant.mean_multiplier(x.scale, out.scale, count)
     return (f"ep_mean({e.ptr(x.index)}, {e.ptr(out.index)}, {e.ints(_shape6(x.shape))}, {e.ints(reduce)}, "
-            f"{x.zero_point}, {out.zero_point}, {float(scale)!r}f, {mode}, {m}, {s});")  # fmt: skip
+            f"{x.zero_point}, {out.zero_point}, {m}, {s});")  # fmt: skip
 
 
 def _softmax(e: _Emitter, op: Op) -> str:
@@ -263,6 +270,8 @@ _EMIT: dict[str, Callable[[_Emitter, Op], str]] = {
     "MEAN": _mean,
     "ADD": _add_sub,
     "SUB": _add_sub,
+    "SQUARED_DIFFERENCE": _add_sub,
+    "RSQRT": _rsqrt,
     "MUL": _mul,
     "QUANTIZE": _quantize,
     "RESHAPE": _copy,

@@ -4,7 +4,6 @@
  * Prepare() does (edgeprune/deploy/quant.py). Layout NHWC, batch folded into the leading dimension. */
 #include "ep_kernels.h"
 
-#include <math.h>
 #include <string.h>
 
 #define I32_MIN ((int32_t)0x80000000)
@@ -142,12 +141,14 @@ void ep_avgpool(const int8_t *in, int8_t *out, const int32_t *geo, int32_t act_m
               BODY                                                                                    \
             }
 
-/* p: a_off, a_mult, a_shift, b_off, b_mult, b_shift, left_shift, out_mult, out_shift, out_off, act_min, act_max */
-void ep_add(const int8_t *a, const int8_t *b, int8_t *out, const int32_t *bshape, const int32_t *p, int sub) {
+/* p: a_off, a_mult, a_shift, b_off, b_mult, b_shift, left_shift, out_mult, out_shift, out_off, act_min, act_max;
+ * kind 0: ADD, 1: SUB, 2: SQUARED_DIFFERENCE */
+void ep_add(const int8_t *a, const int8_t *b, int8_t *out, const int32_t *bshape, const int32_t *p, int kind) {
   EP_BROADCAST_LOOP({
     const int32_t sx = mbqm((int32_t)((uint32_t)(x + p[0]) << p[6]), p[1], p[2]);
     const int32_t sy = mbqm((int32_t)((uint32_t)(y + p[3]) << p[6]), p[4], p[5]);
-    const int32_t r = mbqm(sub ? sx - sy : sx + sy, p[7], p[8]) + p[9];
+    const int32_t v = kind == 0 ? sx + sy : kind == 1 ? sx - sy : (sx - sy) * (sx - sy);
+    const int32_t r = mbqm(v, p[7], p[8]) + p[9];
     out[k] = (int8_t)clamp(r, p[10], p[11]);
   })
 }
@@ -162,6 +163,10 @@ void ep_mul(const int8_t *a, const int8_t *b, int8_t *out, const int32_t *bshape
 
 void ep_requantize(const int8_t *in, int8_t *out, int n, int32_t in_zp, int32_t out_zp, int32_t mult, int32_t shift) {
   for (int i = 0; i < n; i++) out[i] = (int8_t)clamp(mbqm((int32_t)in[i] - in_zp, mult, shift) + out_zp, -128, 127);
+}
+
+void ep_lut(const int8_t *in, int8_t *out, int n, const int8_t *table) {
+  for (int i = 0; i < n; i++) out[i] = table[(int)in[i] + 128];
 }
 
 void ep_copy(const int8_t *in, int8_t *out, int n) {
@@ -200,11 +205,10 @@ void ep_pad(const int8_t *in, int8_t *out, const int32_t *dims, const int32_t *b
 }
 
 /* dims: 6 input dims; reduce: 6 flags. Output is the input with reduced dims dropped (row-major order kept).
- * mode 0: QuantizedMeanOrSum (float rescale); 1: integer_ops::Mean (4D, axes 1 and 2, keep_dims; the
- * multiplier includes 1/count);
- * 2: reference_ops::Mean (same input/output quantization: truncating division). */
+ * TFLM int8 MEAN (QuantizedMeanOrSum): sum of (x - in_zp) over the reduced elements, times the multiplier of
+ * in_scale / out_scale readapted on the host to include 1/count, plus out_zp. */
 void ep_mean(const int8_t *in, int8_t *out, const int32_t *dims, const int32_t *reduce, int32_t in_zp,
-             int32_t out_zp, float scale, int mode, int32_t mult, int32_t shift) {
+             int32_t out_zp, int32_t mult, int32_t shift) {
   int32_t od[6], n_out = 1, n_red = 1;
   for (int j = 0; j < 6; j++) {
     od[j] = reduce[j] ? 1 : dims[j];
@@ -228,22 +232,9 @@ void ep_mean(const int8_t *in, int8_t *out, const int32_t *dims, const int32_t *
         }
       }
       for (int j = 0; j < 6; j++) flat = flat * dims[j] + ii[j];
-      sum += mode == 1 ? in[flat] - in_zp : in[flat];
+      sum += in[flat] - in_zp;
     }
-    if (mode == 1) {
-      out[o] = (int8_t)clamp(mbqm(sum, mult, shift) + out_zp, -128, 127);
-      continue;
-    }
-    if (mode == 2) {
-      out[o] = (int8_t)(sum / n_red);
-      continue;
-    }
-    const float bias = (float)(-in_zp) * scale;
-    const float mean = (float)sum / (float)n_red;
-    float v = roundf(mean * scale + bias) + (float)out_zp;
-    v = v > 127.0f ? 127.0f : v;
-    v = v < -128.0f ? -128.0f : v;
-    out[o] = (int8_t)v;
+    out[o] = (int8_t)clamp(mbqm(sum, mult, shift) + out_zp, -128, 127);
   }
 }
 
