@@ -12,7 +12,7 @@ import numpy as np
 
 from edgeprune.boards.schema import BoardProfile
 from edgeprune.deploy.aot.codegen import GeneratedModel
-from edgeprune.deploy.costs import core_cost
+from edgeprune.deploy.costs import CALIBRATION_INSNS, core_cost
 from edgeprune.deploy.emulator import INSNS_PER_SECOND
 from edgeprune.deploy.link import Link
 from edgeprune.deploy.protocol import Dut, LayerTicks
@@ -86,10 +86,14 @@ def bench(
     reply = dut.infer(runs, warmup)
     n, ticks = dut.layers()
     mem = dut.memory()
-    if emulated:
+    where = f"emulated {board.name} (QEMU {board.qemu_machine.value if board.qemu_machine else '?'})"
+    if emulated and board.core in CALIBRATION_INSNS:
         cost = core_cost(board.core)
         per_insn, label = cost.cycles_per_insn, cost.label
-        provenance = Provenance("estimated", f"emulated {board.name} (QEMU {board.qemu_machine.value})", label)
+        provenance = Provenance("estimated", where, label)
+    elif emulated:  # no calibration point for this core: instruction counts only, no latency
+        per_insn, label = 0.0, f"no cycles/insn factor for {board.core.value}: instruction counts only"
+        provenance = Provenance("estimated", where, label)
     else:
         per_insn, label = None, f"{info.timer} at {info.tick_hz} Hz"
         provenance = Provenance("measured", board.name, f"edgeprune AOT int8 firmware, {label}")
@@ -97,22 +101,28 @@ def bench(
     per_run_s = reply.elapsed_us * 1e-6 / reply.runs
     total_cycles = per_run_s * INSNS_PER_SECOND * per_insn if emulated else per_run_s * board.clock_hz
     ms = 1e3 * total_cycles / board.clock_hz
-    comps: dict[str, float] = defaultdict(float)
+    timed = not emulated or bool(per_insn)
+    comps: dict[str, float] = defaultdict(float)  # cycles, or instructions when there is no factor
     for lay in layers:
-        comps[lay.component] += lay.cycles
+        comps[lay.component] += lay.cycles if timed else lay.insns or 0.0
     summed = sum(comps.values()) or 1.0
     notes = [f"outputs bit-identical to the TFLM host interpreter on {checked} random input sets"]
     if emulated:
         notes.append(f"{per_run_s * INSNS_PER_SECOND:,.0f} instructions per inference (QEMU -icount shift=0)")
-    notes += [f"layer {lay.index} {lay.op} [{lay.component}]: {lay.cycles:,.0f} cycles" for lay in layers]
+    if timed:
+        notes += [f"layer {lay.index} {lay.op} [{lay.component}]: {lay.cycles:,.0f} cycles" for lay in layers]
+    else:
+        notes.append(label)
+        notes += [f"layer {lay.index} {lay.op} [{lay.component}]: {lay.insns:,.0f} instructions" for lay in layers]
     measurement = Measurement(
         model=info.model,
         runtime="edgeprune-aot-int8",
         provenance=provenance,
-        latency=LatencyStats.from_samples([ms] * reply.runs, warmup),
+        latency=LatencyStats.from_samples([ms] * reply.runs, warmup) if ms > 0 else None,
         peak_memory={"arena_bytes": mem.get("arena", 0), "stack_bytes": mem.get("stack_used", 0)},
         components={
-            c: ComponentShare(latency_ms=1e3 * cyc / board.clock_hz, share=cyc / summed) for c, cyc in comps.items()
+            c: ComponentShare(latency_ms=1e3 * v / board.clock_hz if timed else None, share=v / summed)
+            for c, v in comps.items()
         },
         notes=notes,
     )

@@ -61,6 +61,10 @@ class EmulatedBoard:
         if self.process.stdout is not None:
             self.process.stdout.close()
 
+    def wait(self) -> int:
+        """Block until QEMU exits (e.g. ``edgeprune emulate`` staying up until Ctrl-C); its exit code."""
+        return self.process.wait()
+
     @property
     def running(self) -> bool:
         return self.process.poll() is None
