@@ -5,7 +5,10 @@ from edgeprune.deploy.api import bench_export, build, emulate, prepare
 from edgeprune.deploy.bench import LayerCycles, OutputMismatchError, bench
 from edgeprune.deploy.build import Firmware, FirmwareBuildError, build_firmware
 from edgeprune.deploy.emulator import EmulatedBoard, EmulatorError
+from edgeprune.deploy.flash import FlashError, flash, flash_command
 from edgeprune.deploy.link import Link, LinkError
+from edgeprune.deploy.platformio import platformio_project
+from edgeprune.deploy.ports import PortNotFoundError, find_port
 from edgeprune.deploy.protocol import Dut
 
 __all__ = [
@@ -14,14 +17,20 @@ __all__ = [
     "EmulatorError",
     "Firmware",
     "FirmwareBuildError",
+    "FlashError",
     "LayerCycles",
     "Link",
     "LinkError",
     "OutputMismatchError",
+    "PortNotFoundError",
     "bench",
     "bench_export",
     "build",
     "build_firmware",
     "emulate",
+    "find_port",
+    "flash",
+    "flash_command",
+    "platformio_project",
     "prepare",
 ]

@@ -10,4 +10,8 @@ uint64_t ep_ticks(void);   /* monotonic */
 uint32_t ep_tick_hz(void); /* ticks per second */
 const char *ep_timer_name(void);
 
+/* The protocol (ep_main.c): start once, then feed every received byte. */
+void ep_protocol_start(void);
+void ep_protocol_feed(int c);
+
 #endif

@@ -18,7 +18,9 @@ static uint8_t db_buf[EP_DB_MAX];
 static uint32_t db_size, db_pos;
 static uint64_t layer_ticks[512];
 static uint32_t timed_runs;
+#ifndef EP_NO_MAIN
 extern uint32_t _sstack, _estack;
+#endif
 
 static void out(const char *s) {
   while (*s) ep_uart_putc(*s++);
@@ -175,11 +177,13 @@ static void db(char *arg, char *rest) {
   }
 }
 
+#ifndef EP_NO_MAIN /* our start-up paints the stack between _sstack and _estack */
 static uint32_t stack_used(void) {
   const uint32_t *p = &_sstack;
   while (p < &_estack && *p == 0xDEADBEEFu) p++;
   return (uint32_t)((uintptr_t)&_estack - (uintptr_t)p);
 }
+#endif
 
 static void ep_info(void) {
   out("m-ep-model-[");
@@ -222,10 +226,12 @@ static void ep_layers_cmd(void) {
 static void ep_mem(void) {
   out("m-ep-mem-[arena=");
   out_u64(ep_arena_bytes);
+#ifndef EP_NO_MAIN
   out(",stack_used=");
   out_u64(stack_used());
   out(",stack_size=");
   out_u64((uint32_t)((uintptr_t)&_estack - (uintptr_t)&_sstack));
+#endif
   out("]\r\n");
 }
 
@@ -292,19 +298,29 @@ static void dispatch(char *line) {
   out("m-ready\r\n");
 }
 
-int main(void) {
+static uint32_t cmd_pos;
+
+void ep_protocol_start(void) {
   ep_board_init();
   out("m-init-done\r\nm-ready\r\n");
-  uint32_t pos = 0;
-  for (;;) {
-    const int c = ep_uart_getc();
-    if (c < 0) continue;
-    if (c == '%') {
-      cmd[pos] = 0;
-      dispatch(cmd);
-      pos = 0;
-    } else if (c != '\r' && c != '\n' && pos < CMD_SIZE) {
-      cmd[pos++] = (char)c;
-    }
+}
+
+void ep_protocol_feed(int c) {
+  if (c == '%') {
+    cmd[cmd_pos] = 0;
+    dispatch(cmd);
+    cmd_pos = 0;
+  } else if (c != '\r' && c != '\n' && cmd_pos < CMD_SIZE) {
+    cmd[cmd_pos++] = (char)c;
   }
 }
+
+#ifndef EP_NO_MAIN /* bare metal; Arduino/PlatformIO builds call these from setup() and loop() */
+int main(void) {
+  ep_protocol_start();
+  for (;;) {
+    const int c = ep_uart_getc();
+    if (c >= 0) ep_protocol_feed(c);
+  }
+}
+#endif
