@@ -1,4 +1,6 @@
-"""Bundled models exported once per test session (onnx2tf + TFLM take ~15 s each) for the deploy tests."""
+"""Bundled models exported once per test session (onnx2tf + TFLM take ~15 s each) for the deploy tests.
+32 calibration samples: the tests compare our kernels with TFLM on the same int8 model, so calibration
+quality does not matter, and fewer samples make the conversion faster."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ def exported(name: str, pruned: bool = False) -> Path:
     if pruned:
         model = prune(model, inputs, Budget(default=0.5)).model
     torch.manual_seed(1)
-    calib = [tuple(t.numpy() for t in model.example_inputs(1)) for _ in range(128)]
+    calib = [tuple(t.numpy() for t in model.example_inputs(1)) for _ in range(32)]
     out = Path(tempfile.mkdtemp(prefix=f"ep-{name}-"))
     export(model, inputs, out, targets=("onnx", "tflm"), calibration=calib, force=True)
     return out

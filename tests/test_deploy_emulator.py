@@ -48,6 +48,37 @@ def test_bench_is_bit_exact_and_reproduces_the_calibration_counts(tmp_path: Path
     assert m.peak_memory["arena_bytes"] > 0 and 0 < m.peak_memory["stack_bytes"] < 8192
 
 
+def test_cortex_m0plus_runs_bit_exact_without_a_latency_estimate(tmp_path: Path) -> None:
+    with emulate("raspberry-pi-pico", exported("ad_autoencoder"), tmp_path) as emu:
+        m, layers = bench_export(exported("ad_autoencoder"), "raspberry-pi-pico", emu.port, emulated=True, runs=1)
+    assert m.notes[0].startswith("outputs bit-identical") and m.latency is None
+    assert "no cycles/insn factor for cortex-m0plus" in m.provenance.how
+    assert all(lay.insns and lay.insns > 0 for lay in layers)
+    assert sum(c.share for c in m.components.values()) == pytest.approx(1.0)
+
+
+class _Slow:
+    """A serial port wrapper that answers at most 7 bytes per read, 5 ms apart (a slow, chatty link)."""
+
+    def __init__(self, port) -> None:
+        self.port = port
+
+    def read(self, n: int) -> bytes:
+        time.sleep(0.005)
+        return self.port.read(min(n, 7))
+
+    def __getattr__(self, name: str):
+        return getattr(self.port, name)
+
+
+def test_slow_link_still_completes(kws_m4) -> None:
+    link = Link.open(kws_m4.port)
+    link.drain()
+    link.port = _Slow(link.port)
+    assert Dut(link).memory()["arena"] == 16000
+    link.close()
+
+
 def test_eembc_protocol_basics(kws_m4) -> None:
     link = Link.open(kws_m4.port)
     link.drain()
