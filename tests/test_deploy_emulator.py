@@ -50,7 +50,8 @@ def test_bench_is_bit_exact_and_reproduces_the_calibration_counts(tmp_path: Path
 
 def test_cortex_m0plus_runs_bit_exact_without_a_latency_estimate(tmp_path: Path) -> None:
     with emulate("raspberry-pi-pico", exported("ad_autoencoder"), tmp_path) as emu:
-        m, layers = bench_export(exported("ad_autoencoder"), "raspberry-pi-pico", emu.port, emulated=True, runs=1)
+        # not told it is emulated: bench reads it from the firmware (m-ep-board-[mps2-qemu])
+        m, layers = bench_export(exported("ad_autoencoder"), "raspberry-pi-pico", emu.port, runs=1)
     assert m.notes[0].startswith("outputs bit-identical") and m.latency is None
     assert "no cycles/insn factor for cortex-m0plus" in m.provenance.how
     assert all(lay.insns and lay.insns > 0 for lay in layers)
@@ -124,6 +125,7 @@ def test_link_resyncs_after_corruption_and_garbage(kws_m4) -> None:
     link.port = _Faulty(link.port, drop=2)
     info = Dut(link).info()
     assert "kws_dscnn" in info.model and info.layers == 13 and info.timer == "systick"
+    assert info.board_kind == "mps2-qemu" and info.tick_hz == 25_000_000
     assert any("noise" in g for g in link.garbage)
     link.close()
 

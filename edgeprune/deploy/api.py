@@ -17,6 +17,7 @@ from edgeprune.deploy.aot.graph import read_graph
 from edgeprune.deploy.bench import LayerCycles, bench
 from edgeprune.deploy.build import Firmware, build_firmware
 from edgeprune.deploy.link import Link
+from edgeprune.deploy.ports import find_port
 from edgeprune.errors import EdgepruneError
 from edgeprune.profiling.measurement import Measurement
 
@@ -61,14 +62,16 @@ def emulate(
 def bench_export(
     export_dir: str | Path,
     board: BoardProfile | str,
-    port: str,
+    port: str | None = None,
     *,
-    emulated: bool,
+    emulated: bool | None = None,
     runs: int = 5,
     warmup: int = 1,
 ) -> tuple[Measurement, list[LayerCycles]]:
-    """Benchmark an export on the board (or emulated board) at ``port``."""
+    """Benchmark an export on the board at ``port`` (default: found by the board's USB VID:PID). Whether it is
+    the emulated board is read from the firmware unless ``emulated`` says so."""
     profile = _board(board)
+    port = port or find_port(profile)
     model, data = prepare(export_dir)
     link = Link.open(port, profile.serial.baud)
     try:

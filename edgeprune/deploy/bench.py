@@ -63,7 +63,7 @@ def bench(
     tflite: bytes,
     board: BoardProfile,
     *,
-    emulated: bool,
+    emulated: bool | None = None,
     runs: int = 5,
     warmup: int = 1,
     check_sets: int = 3,
@@ -71,7 +71,8 @@ def bench(
 ) -> tuple[Measurement, list[LayerCycles]]:
     """Handshake, check outputs on ``check_sets`` random inputs, time ``runs`` inferences after ``warmup``,
     read per-layer ticks. On the emulator ticks are virtual time (1 instruction = 1 ns) and cycles are
-    estimated with the core's fitted factor; on a board with DWT they are cycles."""
+    estimated with the core's fitted factor; on a board with DWT they are cycles. ``emulated=None``: decided
+    by the firmware's ``m-ep-board-`` (``mps2-qemu`` is the emulated board)."""
     dut = Dut(link)
     link.drain()
     info = dut.info()
@@ -80,6 +81,8 @@ def bench(
             f"the board runs model {info.model} ({info.sha256[:12]}), not this one ({model.sha256[:12]})",
             fix="flash (or emulate) the firmware built from this model",
         )
+    if emulated is None:
+        emulated = info.board_kind == "mps2-qemu"
     rng = np.random.default_rng(seed)
     sets = [[rng.integers(-128, 128, x.shape).astype(np.int8) for x in model.inputs] for _ in range(check_sets)]
     checked = check_outputs(dut, model, tflite, sets)

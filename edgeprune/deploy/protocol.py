@@ -15,8 +15,9 @@ class BoardInfo:
     name: str
     model: str
     sha256: str
-    timer: str  # "systick" or "dwt"
+    timer: str  # "systick", "dwt" or "micros"
     tick_hz: int
+    board_kind: str  # "mps2-qemu" (the emulated board) or "arduino" (PlatformIO build)
     layers: int
     input_bytes: int
     output_bytes: int
@@ -70,8 +71,8 @@ class Dut:
         lines = self.link.command("ep-info")
         timer, hz = _field(lines, "m-ep-timer-").split(",")
         ins, outs = _ints(_field(lines, "m-ep-io-"), "m-ep-io")
-        return BoardInfo(name, _field(lines, "m-ep-model-"), _field(lines, "m-ep-sha256-"), timer,
-                         int(hz), int(_field(lines, "m-ep-layers-")), ins, outs)  # fmt: skip
+        return BoardInfo(name, _field(lines, "m-ep-model-"), _field(lines, "m-ep-sha256-"), timer, int(hz),
+                         _field(lines, "m-ep-board-"), int(_field(lines, "m-ep-layers-")), ins, outs)  # fmt: skip
 
     def load(self, data: bytes, *, attempts: int = 3) -> None:
         """``db load N%`` then ``db HEX%`` chunks; restarts the whole load (bounded) when a chunk is lost."""

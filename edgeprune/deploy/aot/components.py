@@ -3,8 +3,9 @@
 onnx2tf does not keep ONNX node names, so ops with weights (FC, conv, depthwise) are matched to the ONNX
 node whose weight tensor has the same shape (after layout transposes) and the highest mean per-output-channel
 |cosine| with the dequantized int8 weights (BatchNorm folding rescales channels, which the cosine ignores).
-Ops without weights take the component of the op producing their input (else of the op consuming their
-output). ``?`` when nothing matches.
+Ops without weights take the component of a neighbour (the op producing their input or consuming their
+output) that has an ONNX node of a matching type (AVERAGE_POOL_2D <-> AveragePool, ...), else the producer's,
+else a consumer's. ``?`` when nothing matches.
 """
 
 from __future__ import annotations
@@ -17,6 +18,22 @@ from onnx import numpy_helper
 
 from edgeprune.deploy.aot.graph import Graph, Op
 from edgeprune.export.onnx import META_COMPONENTS
+
+# TFLite op -> ONNX op types it is lowered from (weightless ops only)
+_ONNX_TYPES: dict[str, tuple[str, ...]] = {
+    "AVERAGE_POOL_2D": ("AveragePool", "GlobalAveragePool"),
+    "MEAN": ("ReduceMean", "GlobalAveragePool", "LayerNormalization"),
+    "SOFTMAX": ("Softmax",),
+    "TANH": ("Tanh",),
+    "LOGISTIC": ("Sigmoid",),
+    "CONCATENATION": ("Concat",),
+    "ADD": ("Add", "LayerNormalization"),
+    "SUB": ("Sub", "LayerNormalization"),
+    "MUL": ("Mul", "LayerNormalization"),
+    "SQUARED_DIFFERENCE": ("LayerNormalization", "Pow"),
+    "RSQRT": ("LayerNormalization", "Sqrt"),
+    "PAD": ("Pad",),
+}
 
 
 def _candidates(model: onnx.ModelProto) -> list[tuple[str, np.ndarray]]:
@@ -73,6 +90,9 @@ def layer_components(graph: Graph, model: onnx.ModelProto) -> list[str]:
     for op in graph.ops:
         for t in op.inputs:
             consumers.setdefault(t, []).append(op.index)
+    typed: dict[str, set[str]] = {}  # ONNX op type -> components having such a node
+    for n in model.graph.node:
+        typed.setdefault(n.op_type, set()).add(node_comp.get(n.name, "?"))
     for _ in range(len(graph.ops)):  # propagate until stable
         changed = False
         for op in graph.ops:
@@ -80,7 +100,9 @@ def layer_components(graph: Graph, model: onnx.ModelProto) -> list[str]:
                 continue
             ups = [comps[producer[t]] for t in op.inputs if t in producer and comps[producer[t]]]
             downs = [comps[c] for t in op.outputs for c in consumers.get(t, []) if comps[c]]
-            pick = ups[0] if ups else downs[0] if downs else None
+            owners = set().union(*(typed.get(k, set()) for k in _ONNX_TYPES.get(op.name, ())))
+            near = [c for c in (*ups, *downs) if c in owners]
+            pick = near[0] if near else ups[0] if ups else downs[0] if downs else None
             if pick is not None:
                 comps[op.index], changed = pick, True
         if not changed:

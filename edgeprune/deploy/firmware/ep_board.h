@@ -9,6 +9,7 @@ void ep_uart_putc(char c);
 uint64_t ep_ticks(void);   /* monotonic */
 uint32_t ep_tick_hz(void); /* ticks per second */
 const char *ep_timer_name(void);
+const char *ep_board_kind(void); /* "mps2-qemu" for the emulated board, "arduino", ... */
 
 /* The protocol (ep_main.c): start once, then feed every received byte. */
 void ep_protocol_start(void);

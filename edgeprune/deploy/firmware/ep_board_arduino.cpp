@@ -50,6 +50,8 @@ extern "C" uint32_t ep_tick_hz(void) {
 #endif
 }
 
+extern "C" const char *ep_board_kind(void) { return "arduino"; }
+
 extern "C" const char *ep_timer_name(void) {
 #ifdef EP_DWT
   return "dwt";

@@ -59,4 +59,6 @@ uint64_t ep_ticks(void) {
 
 uint32_t ep_tick_hz(void) { return EP_CPU_HZ; }
 
+const char *ep_board_kind(void) { return "mps2-qemu"; }
+
 const char *ep_timer_name(void) { return use_dwt ? "dwt" : "systick"; }

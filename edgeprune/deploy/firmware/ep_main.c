@@ -194,6 +194,8 @@ static void ep_info(void) {
   out(ep_timer_name());
   ep_uart_putc(',');
   out_u64(ep_tick_hz());
+  out("]\r\nm-ep-board-[");
+  out(ep_board_kind());
   out("]\r\nm-ep-layers-[");
   out_i32(ep_layer_count);
   out("]\r\nm-ep-io-[");
