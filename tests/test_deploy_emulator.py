@@ -3,6 +3,7 @@ protocol over the QEMU UART pty, bit-exact outputs, estimated latency, memory li
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -34,7 +35,7 @@ def kws_m4(tmp_path_factory: pytest.TempPathFactory):
 def test_bench_is_bit_exact_and_reproduces_the_calibration_counts(tmp_path: Path, core: str, model: str) -> None:
     board = load_board(BOARDS[core])
     with emulate(board, exported(model), tmp_path) as emu:
-        m, layers = bench_export(exported(model), board, emu.port, emulated=True, runs=2)
+        m, layers = bench_export(exported(model), board, emu.port, emulated=True, runs=2, firmware=emu.firmware)
     assert m.provenance.kind == "estimated" and "fit error" in m.provenance.how
     assert m.notes[0].startswith("outputs bit-identical to the TFLM host interpreter")
     insns = float(m.notes[1].split()[0].replace(",", ""))
@@ -46,6 +47,7 @@ def test_bench_is_bit_exact_and_reproduces_the_calibration_counts(tmp_path: Path
     assert sum(c.share for c in m.components.values()) == pytest.approx(1.0)
     assert all(lay.cycles > 0 for lay in layers if lay.op != "RESHAPE")
     assert m.peak_memory["arena_bytes"] > 0 and 0 < m.peak_memory["stack_bytes"] < 8192
+    assert m.peak_memory["ram_bytes"] > m.peak_memory["arena_bytes"] and m.artifact_bytes == emu.firmware.flash_bytes
 
 
 def test_cortex_m0plus_runs_bit_exact_without_a_latency_estimate(tmp_path: Path) -> None:
@@ -84,6 +86,9 @@ def test_eembc_protocol_basics(kws_m4) -> None:
     link = Link.open(kws_m4.port)
     link.drain()
     dut = Dut(link)
+    name = link.command("name")
+    assert re.match(r"^m-(name)-dut-\[([^]]+)]$", name[0])  # the MLPerf Tiny runner's regex
+    assert re.match(r"^m-(model|profile)-\[([^]]+)]$", link.command("profile")[1])
     assert dut.name().startswith("dut-[edgeprune-")
     assert link.command("help") == []  # EEMBC help text has no m- prefix: the link sets it aside
     assert any(g.startswith("infer N") for g in link.garbage)

@@ -56,7 +56,9 @@ def emulate(
     profile = _board(board)
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix=f"edgeprune-{profile.name}-"))
     _, fw = build(export_dir, profile, out)
-    return emulator.start(profile, fw.elf)
+    emu = emulator.start(profile, fw.elf)
+    emu.firmware = fw
+    return emu
 
 
 def bench_export(
@@ -67,14 +69,16 @@ def bench_export(
     emulated: bool | None = None,
     runs: int = 5,
     warmup: int = 1,
+    firmware: Firmware | None = None,
 ) -> tuple[Measurement, list[LayerCycles]]:
     """Benchmark an export on the board at ``port`` (default: found by the board's USB VID:PID). Whether it is
-    the emulated board is read from the firmware unless ``emulated`` says so."""
+    the emulated board is read from the firmware unless ``emulated`` says so; ``firmware`` (e.g.
+    ``EmulatedBoard.firmware``) adds its flash/RAM footprint to the measurement."""
     profile = _board(board)
     port = port or find_port(profile)
     model, data = prepare(export_dir)
     link = Link.open(port, profile.serial.baud)
     try:
-        return bench(link, model, data, profile, emulated=emulated, runs=runs, warmup=warmup)
+        return bench(link, model, data, profile, emulated=emulated, runs=runs, warmup=warmup, firmware=firmware)
     finally:
         link.close()

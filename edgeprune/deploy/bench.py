@@ -12,6 +12,7 @@ import numpy as np
 
 from edgeprune.boards.schema import BoardProfile
 from edgeprune.deploy.aot.codegen import GeneratedModel
+from edgeprune.deploy.build import Firmware
 from edgeprune.deploy.costs import CALIBRATION_INSNS, core_cost
 from edgeprune.deploy.emulator import INSNS_PER_SECOND
 from edgeprune.deploy.link import Link
@@ -68,6 +69,7 @@ def bench(
     warmup: int = 1,
     check_sets: int = 3,
     seed: int = 0,
+    firmware: Firmware | None = None,
 ) -> tuple[Measurement, list[LayerCycles]]:
     """Handshake, check outputs on ``check_sets`` random inputs, time ``runs`` inferences after ``warmup``,
     read per-layer ticks. On the emulator ticks are virtual time (1 instruction = 1 ns) and cycles are
@@ -122,7 +124,12 @@ def bench(
         runtime="edgeprune-aot-int8",
         provenance=provenance,
         latency=LatencyStats.from_samples([ms] * reply.runs, warmup) if ms > 0 else None,
-        peak_memory={"arena_bytes": mem.get("arena", 0), "stack_bytes": mem.get("stack_used", 0)},
+        peak_memory={
+            "arena_bytes": mem.get("arena", 0),
+            "stack_bytes": mem.get("stack_used", 0),
+            **({"ram_bytes": firmware.ram_bytes, "flash_bytes": firmware.flash_bytes} if firmware else {}),
+        },
+        artifact_bytes=firmware.flash_bytes if firmware else None,
         components={
             c: ComponentShare(latency_ms=1e3 * v / board.clock_hz if timed else None, share=v / summed)
             for c, v in comps.items()

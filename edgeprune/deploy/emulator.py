@@ -14,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 
 from edgeprune.boards.schema import QEMU_MACHINE_FOR_CORE, BoardProfile
+from edgeprune.deploy.build import Firmware
 from edgeprune.errors import EdgepruneError
 
 INSNS_PER_SECOND = 1_000_000_000  # -icount shift=0: 2**0 ns of virtual time per instruction
@@ -48,6 +49,7 @@ class EmulatedBoard:
     elf: Path
     process: subprocess.Popen[str]
     port: str
+    firmware: Firmware | None = None  # set by edgeprune.deploy.emulate (footprint for bench)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Terminate QEMU (kill if it does not exit within ``timeout`` seconds)."""
