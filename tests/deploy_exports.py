@@ -16,9 +16,13 @@ from edgeprune.models import create_model
 from edgeprune.prune import Budget, prune
 
 
-@functools.cache
 def exported(name: str, pruned: bool = False) -> Path:
     """Directory of an ONNX + TFLM export of bundled model ``name`` (pruned 50 % when ``pruned``)."""
+    return _export(name, bool(pruned))  # one cache key however the arguments are passed
+
+
+@functools.cache
+def _export(name: str, pruned: bool) -> Path:
     torch.manual_seed(0)
     model = create_model(name).eval()
     inputs = model.example_inputs(1)
