@@ -13,6 +13,7 @@ from tflite_builder import act, bias, const_i32, model, weights
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as tfl
 
 from edgeprune.deploy.aot import generate, run_on_host
+from edgeprune.deploy.bench import OutputMismatchError, check_outputs
 from edgeprune.export.tflm import run_tflm
 
 OP, OPT = tfl.BuiltinOperator, tfl.BuiltinOptions
@@ -166,3 +167,28 @@ def test_single_op_matches_tflm(case: str) -> None:
     got = run_on_host(gm, sets)
     for w, g in zip(want, got, strict=True):
         np.testing.assert_array_equal(g[0], np.asarray(w[0]).ravel())
+
+
+class _LyingDut:
+    """A board whose outputs are off by one in the first byte."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.loaded = data, b""
+
+    def load(self, data: bytes) -> None:
+        self.loaded = data
+
+    def infer(self, runs: int, warmup: int) -> None:
+        pass
+
+    def raw(self) -> bytes:
+        (out,) = run_tflm(self.data, [[np.frombuffer(self.loaded, np.int8).reshape(1, 64)]], 1 << 16)[0]
+        wrong = np.asarray(out, dtype=np.int8).ravel().copy()
+        wrong[0] ^= 1
+        return wrong.tobytes()
+
+
+def test_a_board_that_disagrees_with_tflm_is_an_error() -> None:
+    data = _tanh()
+    with pytest.raises(OutputMismatchError, match="1 of 64 output bytes differ"):
+        check_outputs(_LyingDut(data), data, random_inputs([(1, 64)], 1))

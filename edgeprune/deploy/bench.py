@@ -31,7 +31,7 @@ class LayerCycles:
     op: str
     component: str
     insns: float | None  # per inference (emulator only)
-    cycles: float  # per inference (measured on a board, estimated on the emulator)
+    cycles: float  # per inference (measured on a board, estimated on the emulator; 0 without a factor)
 
 
 def _reference(tflite: bytes, sets: Sequence[Sequence[np.ndarray]]) -> list[bytes]:
@@ -41,7 +41,7 @@ def _reference(tflite: bytes, sets: Sequence[Sequence[np.ndarray]]) -> list[byte
     return [b"".join(np.asarray(o, dtype=np.int8).tobytes() for o in row) for row in outs]
 
 
-def check_outputs(dut: Dut, model: GeneratedModel, tflite: bytes, sets: Sequence[Sequence[np.ndarray]]) -> int:
+def check_outputs(dut: Dut, tflite: bytes, sets: Sequence[Sequence[np.ndarray]]) -> int:
     """Run each input set once on the board; raise :class:`OutputMismatchError` unless every output byte
     equals TFLM's. Returns the number of sets checked."""
     for k, (s, want) in enumerate(zip(sets, _reference(tflite, sets), strict=True)):
@@ -87,7 +87,7 @@ def bench(
         emulated = info.board_kind == "mps2-qemu"
     rng = np.random.default_rng(seed)
     sets = [[rng.integers(-128, 128, x.shape).astype(np.int8) for x in model.inputs] for _ in range(check_sets)]
-    checked = check_outputs(dut, model, tflite, sets)
+    checked = check_outputs(dut, tflite, sets)
     reply = dut.infer(runs, warmup)
     n, ticks = dut.layers()
     mem = dut.memory()
