@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 from deploy_exports import exported
+from rich.console import Console
 
 from edgeprune.boards import load_board
 from edgeprune.boards.schema import Core
 from edgeprune.deploy import FirmwareBuildError, Link, LinkError, bench_export, build, emulate
 from edgeprune.deploy.costs import CALIBRATION_INSNS, core_cost
 from edgeprune.deploy.protocol import Dut
+from edgeprune.deploy.report import component_table, layer_table
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")),
@@ -48,6 +50,11 @@ def test_bench_is_bit_exact_and_reproduces_the_calibration_counts(tmp_path: Path
     assert all(lay.cycles > 0 for lay in layers if lay.op != "RESHAPE")
     assert m.peak_memory["arena_bytes"] > 0 and 0 < m.peak_memory["stack_bytes"] < 8192
     assert m.peak_memory["ram_bytes"] > m.peak_memory["arena_bytes"] and m.artifact_bytes == emu.firmware.flash_bytes
+    console = Console(width=200, record=True)
+    console.print(component_table(m), layer_table(m, layers))
+    text = console.export_text()
+    assert "ms per inference" in text and "estimate: QEMU instruction count" in text
+    assert all(c in text for c in want) and layers[-1].op in text
 
 
 def test_cortex_m0plus_runs_bit_exact_without_a_latency_estimate(tmp_path: Path) -> None:

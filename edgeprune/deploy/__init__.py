@@ -10,6 +10,7 @@ from edgeprune.deploy.link import Link, LinkError
 from edgeprune.deploy.platformio import platformio_project
 from edgeprune.deploy.ports import PortNotFoundError, find_port
 from edgeprune.deploy.protocol import Dut
+from edgeprune.deploy.report import component_table, layer_table
 
 __all__ = [
     "Dut",
@@ -27,10 +28,12 @@ __all__ = [
     "bench_export",
     "build",
     "build_firmware",
+    "component_table",
     "emulate",
     "find_port",
     "flash",
     "flash_command",
+    "layer_table",
     "platformio_project",
     "prepare",
 ]
