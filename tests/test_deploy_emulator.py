@@ -182,3 +182,12 @@ def test_fit_error_is_reported_per_core() -> None:
         assert 0 < cost.cycles_per_insn < 2 and len(cost.fit) == 2
     m4 = core_cost(Core.CORTEX_M4)
     assert all(abs(p.error_pct) < 15 for p in m4.fit)
+
+
+def test_uart_over_a_socket_url(tmp_path: Path) -> None:
+    with emulate("nucleo-h743zi2", exported("ad_autoencoder"), tmp_path, tcp=True) as emu:
+        assert emu.port.startswith("socket://127.0.0.1:")
+        link = Link.open(emu.port)
+        link.drain()
+        assert Dut(link).info().board_kind == "mps2-qemu"
+        link.close()

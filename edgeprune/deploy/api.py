@@ -50,13 +50,14 @@ def build(export_dir: str | Path, board: BoardProfile | str, out_dir: str | Path
 
 
 def emulate(
-    board: BoardProfile | str, export_dir: str | Path, out_dir: str | Path | None = None
+    board: BoardProfile | str, export_dir: str | Path, out_dir: str | Path | None = None, *, tcp: bool = False
 ) -> emulator.EmulatedBoard:
-    """Build the firmware for ``board`` and start it in QEMU; ``.port`` is the UART pty (context manager)."""
+    """Build the firmware for ``board`` and start it in QEMU; ``.port`` is the UART: a pty, or with ``tcp`` a
+    ``socket://127.0.0.1:N`` URL (context manager)."""
     profile = _board(board)
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix=f"edgeprune-{profile.name}-"))
     _, fw = build(export_dir, profile, out)
-    emu = emulator.start(profile, fw.elf)
+    emu = emulator.start(profile, fw.elf, tcp=tcp)
     emu.firmware = fw
     return emu
 

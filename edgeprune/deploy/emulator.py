@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import select
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -24,8 +25,8 @@ class EmulatorError(EdgepruneError):
     """QEMU is missing, refused the board, or did not come up."""
 
 
-def qemu_command(board: BoardProfile, elf: Path) -> list[str]:
-    """The exact ``qemu-system-arm`` argument list for ``board`` running ``elf``."""
+def qemu_command(board: BoardProfile, elf: Path, serial: str = "pty") -> list[str]:
+    """The exact ``qemu-system-arm`` argument list for ``board`` running ``elf`` (UART on ``serial``)."""
     machine = board.qemu_machine or QEMU_MACHINE_FOR_CORE.get(board.core)
     if machine is None:
         raise EmulatorError(
@@ -37,13 +38,14 @@ def qemu_command(board: BoardProfile, elf: Path) -> list[str]:
         raise EmulatorError(
             "qemu-system-arm is not installed", fix="make setup (or: apt-get install qemu-system-arm)"
         )
-    return [qemu, "-M", machine.value, "-display", "none", "-monitor", "none", "-serial", "pty",
+    return [qemu, "-M", machine.value, "-display", "none", "-monitor", "none", "-serial", serial,
             "-icount", "shift=0", "-kernel", str(elf)]  # fmt: skip
 
 
 @dataclass
 class EmulatedBoard:
-    """A running QEMU. ``port`` is the UART's pseudo-terminal; use as a context manager or call ``stop()``."""
+    """A running QEMU. ``port`` is the UART: a pseudo-terminal path, or ``socket://127.0.0.1:N`` when started
+    with ``tcp=True`` (pyserial URL). Use as a context manager or call ``stop()``."""
 
     board: BoardProfile
     elf: Path
@@ -80,13 +82,35 @@ class EmulatedBoard:
         self.stop()
 
 
-def start(board: BoardProfile, elf: Path, *, timeout: float = 10.0) -> EmulatedBoard:
-    """Start QEMU on ``elf`` for ``board``; return once the UART's pseudo-terminal path is known."""
-    cmd = qemu_command(board, elf)
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_tcp(proc: subprocess.Popen[str], port: int, deadline: float) -> bool:
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def start(board: BoardProfile, elf: Path, *, tcp: bool = False, timeout: float = 10.0) -> EmulatedBoard:
+    """Start QEMU on ``elf`` for ``board``; return once the UART (pty, or a local TCP port) is reachable."""
+    tcp_port = _free_port() if tcp else None
+    serial = f"tcp:127.0.0.1:{tcp_port},server=on,wait=off" if tcp_port else "pty"
+    cmd = qemu_command(board, elf, serial)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             text=True)  # fmt: skip
     deadline, seen = time.monotonic() + timeout, []
     assert proc.stdout is not None
+    if tcp_port is not None:
+        if _wait_tcp(proc, tcp_port, deadline):
+            return EmulatedBoard(board, elf, proc, f"socket://127.0.0.1:{tcp_port}")
+        deadline = time.monotonic()  # fall through to the error below
     while time.monotonic() < deadline:
         ready, _, _ = select.select([proc.stdout], [], [], max(deadline - time.monotonic(), 0))
         if not ready:
@@ -101,6 +125,6 @@ def start(board: BoardProfile, elf: Path, *, timeout: float = 10.0) -> EmulatedB
     proc.kill()
     proc.wait(5)
     raise EmulatorError(
-        f"QEMU did not expose the UART of {board.name}", expected="'char device redirected to /dev/pts/N'",
+        f"QEMU did not expose the UART of {board.name}", expected="a pty ('char device redirected to ...') or TCP port",
         fix="QEMU said: " + (" | ".join(seen) or "nothing"),
     )  # fmt: skip
