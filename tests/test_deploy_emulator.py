@@ -41,7 +41,8 @@ def test_bench_is_bit_exact_and_reproduces_the_calibration_counts(tmp_path: Path
     assert m.provenance.kind == "estimated" and "fit error" in m.provenance.how
     assert m.notes[0].startswith("outputs bit-identical to the TFLM host interpreter")
     insns = float(m.notes[1].split()[0].replace(",", ""))
-    assert insns == pytest.approx(CALIBRATION_INSNS[board.core][model], rel=0.01)
+    refit = "kernels or firmware changed: python -m edgeprune.deploy.calibrate"
+    assert insns == pytest.approx(CALIBRATION_INSNS[board.core][model], rel=0.01), refit
     expected_ms = 1e3 * insns * core_cost(board.core).cycles_per_insn / board.clock_hz
     assert m.latency is not None and m.latency.mean_ms == pytest.approx(expected_ms, rel=1e-3)
     want = {"kws_dscnn": {"stem", "blocks", "head"}, "ad_autoencoder": {"encoder", "decoder"}}[model]
