@@ -192,3 +192,28 @@ def test_uart_over_a_socket_url(tmp_path: Path) -> None:
         link.drain()
         assert Dut(link).info().board_kind == "mps2-qemu"
         link.close()
+
+
+class _DropOnce:
+    """Swallows the Nth write entirely (a lost `db` line), then behaves."""
+
+    def __init__(self, port, n: int) -> None:
+        self.port, self.n = port, n
+
+    def write(self, data: bytes) -> int:
+        self.n -= 1
+        return len(data) if self.n == 0 else self.port.write(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self.port, name)
+
+
+def test_a_lost_db_line_restarts_the_load(kws_m4) -> None:
+    link = Link.open(kws_m4.port, timeout=1.0)
+    link.drain()
+    link.port = _DropOnce(link.port, 3)  # db load, first chunk, *second chunk lost*
+    data = bytes(range(256)) * 2
+    Dut(link).load(data[:490])
+    dump = "".join(x[len("m-buffer-") :].replace("-", "") for x in link.command("db print"))
+    assert bytes.fromhex(dump) == data[:490]
+    link.close()

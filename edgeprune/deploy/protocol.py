@@ -79,10 +79,14 @@ class Dut:
         for _ in range(attempts):
             self.link.command(f"db load {len(data)}")
             lines: list[str] = []
-            for i in range(0, len(data), DB_CHUNK):
-                lines = self.link.command("db " + data[i : i + DB_CHUNK].hex(), retry=False)
-                if any(x.startswith("e-") for x in lines):
-                    break
+            try:
+                for i in range(0, len(data), DB_CHUNK):
+                    lines = self.link.command("db " + data[i : i + DB_CHUNK].hex(), retry=False)
+                    if any(x.startswith("e-") for x in lines):
+                        break
+            except LinkError:  # a chunk got no m-ready: start the load over
+                self.link.drain()
+                continue
             if "m-load-done" in lines:
                 return
         raise LinkError(f"loading {len(data)} input bytes failed {attempts} times", fix="check the link quality")
