@@ -1,0 +1,85 @@
+"""The deploy workflow in three calls: ``prepare`` (export -> tagged C model), ``emulate`` (build + QEMU) and
+``bench_export`` (handshake, bit-exact check, timing -> Measurement)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import onnx
+
+from edgeprune.boards import load_board
+from edgeprune.boards.schema import BoardProfile
+from edgeprune.deploy import emulator
+from edgeprune.deploy.aot.codegen import GeneratedModel, generate
+from edgeprune.deploy.aot.components import layer_components
+from edgeprune.deploy.aot.graph import read_graph
+from edgeprune.deploy.bench import LayerCycles, bench
+from edgeprune.deploy.build import Firmware, build_firmware
+from edgeprune.deploy.link import Link
+from edgeprune.deploy.ports import find_port
+from edgeprune.errors import EdgepruneError
+from edgeprune.profiling.measurement import Measurement
+
+
+def _board(board: BoardProfile | str) -> BoardProfile:
+    return board if isinstance(board, BoardProfile) else load_board(board)
+
+
+def prepare(export_dir: str | Path, name: str | None = None) -> tuple[GeneratedModel, bytes]:
+    """The generated C model (layers tagged with components) and the int8 ``.tflite`` of an export directory
+    (``edgeprune.export.export(..., targets=("onnx", "tflm"))``)."""
+    d = Path(export_dir)
+    tflite_path = d / "tflm" / "model.tflite"
+    if not tflite_path.is_file():
+        raise EdgepruneError(
+            f"{d} holds no TFLM bundle (tflm/model.tflite)",
+            fix="export with targets including 'tflm' (edgeprune export ... --to onnx,tflm)",
+        )
+    data = tflite_path.read_bytes()
+    comps = None
+    if (d / "model.onnx").is_file():
+        comps = layer_components(read_graph(data), onnx.load(str(d / "model.onnx")))
+    return generate(data, components=comps, name=name or d.name), data
+
+
+def build(export_dir: str | Path, board: BoardProfile | str, out_dir: str | Path) -> tuple[GeneratedModel, Firmware]:
+    """Generate and cross-compile the firmware of an export for ``board`` into ``out_dir``."""
+    model, _ = prepare(export_dir)
+    return model, build_firmware(model, _board(board), Path(out_dir))
+
+
+def emulate(
+    board: BoardProfile | str, export_dir: str | Path, out_dir: str | Path | None = None, *, tcp: bool = False
+) -> emulator.EmulatedBoard:
+    """Build the firmware for ``board`` and start it in QEMU; ``.port`` is the UART: a pty, or with ``tcp`` a
+    ``socket://127.0.0.1:N`` URL (context manager)."""
+    profile = _board(board)
+    out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix=f"edgeprune-{profile.name}-"))
+    _, fw = build(export_dir, profile, out)
+    emu = emulator.start(profile, fw.elf, tcp=tcp)
+    emu.firmware = fw
+    return emu
+
+
+def bench_export(
+    export_dir: str | Path,
+    board: BoardProfile | str,
+    port: str | None = None,
+    *,
+    emulated: bool | None = None,
+    runs: int = 5,
+    warmup: int = 1,
+    firmware: Firmware | None = None,
+) -> tuple[Measurement, list[LayerCycles]]:
+    """Benchmark an export on the board at ``port`` (default: found by the board's USB VID:PID). Whether it is
+    the emulated board is read from the firmware unless ``emulated`` says so; ``firmware`` (e.g.
+    ``EmulatedBoard.firmware``) adds its flash/RAM footprint to the measurement."""
+    profile = _board(board)
+    port = port or find_port(profile)
+    model, data = prepare(export_dir)
+    link = Link.open(port, profile.serial.baud)
+    try:
+        return bench(link, model, data, profile, emulated=emulated, runs=runs, warmup=warmup, firmware=firmware)
+    finally:
+        link.close()

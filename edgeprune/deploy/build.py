@@ -1,0 +1,115 @@
+"""Cross-compile the benchmark firmware (protocol + generated model + kernels) for a board's core with
+``arm-none-eabi-gcc``; the linker script carries the board's flash and SRAM, so a model that does not fit
+fails to link, with the numbers in the error."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeprune.boards.schema import BoardProfile, Core
+from edgeprune.deploy.aot.codegen import GeneratedModel
+from edgeprune.errors import EdgepruneError
+from edgeprune.io import write_atomic
+
+FIRMWARE = Path(__file__).resolve().parent / "firmware"
+SOURCES = ("ep_main.c", "ep_board_mps2.c", "ep_kernels.c", "startup.c")
+STACK_BYTES = 8192
+MAX_LAYERS = 512
+CPU_FLAGS: dict[Core, tuple[str, ...]] = {
+    Core.CORTEX_M0PLUS: ("-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft"),
+    Core.CORTEX_M4: ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"),
+    Core.CORTEX_M7: ("-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16"),
+}
+
+
+class FirmwareBuildError(EdgepruneError):
+    """The firmware did not compile or does not fit the board."""
+
+
+@dataclass(frozen=True)
+class Firmware:
+    """A linked image and its footprint (bytes, from ``arm-none-eabi-size``)."""
+
+    elf: Path
+    core: Core
+    text: int
+    data: int
+    bss: int
+    arena: int
+    stack: int
+
+    @property
+    def flash_bytes(self) -> int:
+        return self.text + self.data
+
+    @property
+    def ram_bytes(self) -> int:
+        return self.data + self.bss  # includes the arena and the stack reservation
+
+
+def toolchain(tool: str = "gcc") -> str:
+    path = shutil.which(f"arm-none-eabi-{tool}")
+    if path is None:
+        raise FirmwareBuildError(
+            f"arm-none-eabi-{tool} is not installed",
+            expected="the GNU Arm Embedded toolchain on PATH",
+            fix="make setup (or: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)",
+        )
+    return path
+
+
+def _overflow_error(log: str, board: BoardProfile, model: GeneratedModel) -> FirmwareBuildError | None:
+    over = dict(re.findall(r"region `(\w+)' overflowed by (\d+) bytes", log))
+    if not over:
+        return None
+    parts = []
+    if "RAM" in over:
+        parts.append(f"SRAM by {int(over['RAM']):,} B (board {board.sram_bytes:,} B; arena {model.arena_bytes:,} B "
+                     f"+ stack {STACK_BYTES:,} B + buffers)")  # fmt: skip
+    if "FLASH" in over:
+        parts.append(f"flash by {int(over['FLASH']):,} B (board {board.flash_bytes:,} B; weights "
+                     f"{model.weight_bytes:,} B + code)")  # fmt: skip
+    return FirmwareBuildError(
+        f"the model does not fit {board.name}: it overflows {' and '.join(parts)}",
+        expected=f"firmware within {board.sram_bytes:,} B SRAM and {board.flash_bytes:,} B flash",
+        fix="prune further (edgeprune prune --budget ...) or pick a board with more memory",
+    )
+
+
+def build_firmware(model: GeneratedModel, board: BoardProfile, out_dir: Path, *, timeout: float = 300) -> Firmware:
+    """Write ``model.c`` and the linker script to ``out_dir`` and link ``firmware.elf`` for ``board``."""
+    if board.core not in CPU_FLAGS:
+        raise FirmwareBuildError(
+            f"{board.name} has a {board.core.value} core: no firmware build for it here",
+            expected=f"one of {', '.join(c.value for c in CPU_FLAGS)}",
+        )
+    if len(model.layers) > MAX_LAYERS:
+        raise FirmwareBuildError(f"the model has {len(model.layers)} layers", expected=f"at most {MAX_LAYERS}")
+    gcc = toolchain()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(out_dir / "model.c", model.source)
+    script = (FIRMWARE / "mps2.ld.in").read_text()
+    for key, val in (("@FLASH@", board.flash_bytes), ("@RAM@", board.sram_bytes), ("@STACK@", STACK_BYTES)):
+        script = script.replace(key, str(val))
+    write_atomic(out_dir / "link.ld", script)
+    elf = out_dir / "firmware.elf"
+    cmd = [gcc, *CPU_FLAGS[board.core], "-O2", "-ffp-contract=off", "-ffunction-sections", "-fdata-sections",
+           "-Wall", "-std=gnu11", "-I", str(FIRMWARE), "--specs=nano.specs", "--specs=nosys.specs",
+           "-nostartfiles", "-Wl,--gc-sections", "-T", str(out_dir / "link.ld"), "-o", str(elf),
+           f"-DEP_DB_MAX={max(sum(x.size for x in model.inputs), 64)}", str(out_dir / "model.c"),
+           *(str(FIRMWARE / s) for s in SOURCES), "-lm"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise _overflow_error(proc.stderr, board, model) or FirmwareBuildError(
+            "the firmware did not compile", fix=proc.stderr[-3000:]
+        )
+    size = subprocess.run([toolchain("size"), "-A", "-d", str(elf)], capture_output=True, text=True,
+                          timeout=60, check=True).stdout  # fmt: skip
+    sec = {m[0]: int(m[1]) for m in re.findall(r"^(\.\S+)\s+(\d+)", size, re.M)}
+    text = sum(sec.get(k, 0) for k in (".isr_vector", ".text", ".ARM.exidx"))
+    bss = sec.get(".bss", 0) + sec.get(".stack", 0)
+    return Firmware(elf, board.core, text, sec.get(".data", 0), bss, model.arena_bytes, STACK_BYTES)

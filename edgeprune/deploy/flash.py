@@ -1,0 +1,99 @@
+"""``flash(board, firmware)``: put a firmware image on a real board with the board's flash method.
+
+``flash_command`` builds the exact argument list (``--dry-run`` prints it); a missing tool is a clear error
+with the install hint. Targets per chip family are data below (OpenOCD target scripts, pyOCD target names).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from edgeprune.boards.schema import BoardProfile, FlashMethod
+from edgeprune.errors import EdgepruneError
+
+# chip-name prefix -> (OpenOCD target script, pyOCD target)
+_TARGETS = {
+    "STM32L4": ("target/stm32l4x.cfg", "stm32l4r5zitx"),
+    "STM32H7": ("target/stm32h7x.cfg", "stm32h743zitx"),
+    "STM32F7": ("target/stm32f7x.cfg", "stm32f746nghx"),
+    "nRF52840": ("target/nrf52.cfg", "nrf52840"),
+    "nRF5340": ("target/nrf53.cfg", "nrf5340"),
+    "RP2040": ("target/rp2040.cfg", "rp2040"),
+}
+_INSTALL = {
+    FlashMethod.OPENOCD: "apt-get install openocd",
+    FlashMethod.PYOCD: "pip install pyocd",
+    FlashMethod.STLINK: "apt-get install stlink-tools",
+    FlashMethod.PICOTOOL: "apt-get install picotool (or build it from github.com/raspberrypi/picotool)",
+    FlashMethod.ESPTOOL: "pip install esptool",
+    FlashMethod.BOSSAC: "apt-get install bossa-cli (or use the Arduino IDE's bossac)",
+}
+_TOOL = {
+    FlashMethod.OPENOCD: "openocd",
+    FlashMethod.PYOCD: "pyocd",
+    FlashMethod.STLINK: "st-flash",
+    FlashMethod.PICOTOOL: "picotool",
+    FlashMethod.ESPTOOL: "esptool.py",
+    FlashMethod.BOSSAC: "bossac",
+}
+
+
+class FlashError(EdgepruneError):
+    """The board cannot be flashed this way, the tool is missing, or flashing failed."""
+
+
+def _targets(board: BoardProfile) -> tuple[str, str]:
+    for prefix, targets in _TARGETS.items():
+        if board.chip.startswith(prefix):
+            return targets
+    raise FlashError(f"no flash target known for chip {board.chip} ({board.name})",
+                     expected=f"a chip starting with {', '.join(_TARGETS)}")  # fmt: skip
+
+
+def flash_command(board: BoardProfile, firmware: Path, *, port: str | None = None, uf2_drive: Path | None = None
+                  ) -> list[str]:  # fmt: skip
+    """The argument list that flashes ``firmware`` (.elf; .bin for st-flash/esptool/bossac, .uf2 for UF2)."""
+    method, fw = board.flash_method, str(firmware)
+    if method is FlashMethod.OPENOCD:
+        cfg, _ = _targets(board)
+        return ["openocd", "-f", "interface/stlink.cfg", "-f", cfg, "-c", f"program {fw} verify reset exit"]
+    if method is FlashMethod.PYOCD:
+        return ["pyocd", "flash", "-t", _targets(board)[1], fw]
+    if method is FlashMethod.STLINK:
+        return ["st-flash", "--reset", "write", fw, "0x08000000"]
+    if method is FlashMethod.PICOTOOL:
+        return ["picotool", "load", "-x", "-t", "elf", fw]
+    if method is FlashMethod.UF2:
+        if uf2_drive is None:
+            raise FlashError("UF2 flashing needs the mounted BOOTSEL drive", fix="pass uf2_drive=/media/$USER/RPI-RP2")
+        return ["cp", fw, str(uf2_drive)]
+    if method is FlashMethod.ESPTOOL:
+        return ["esptool.py", "--chip", "esp32s3", *(["--port", port] if port else []), "write_flash", "0x0", fw]
+    if method is FlashMethod.BOSSAC:
+        if port is None:
+            raise FlashError("bossac needs the board's serial port", fix="pass --port (e.g. /dev/ttyACM0)")
+        return ["bossac", "-p", port, "-U", "-e", "-w", "-v", "-R", fw]
+    raise FlashError(f"{board.name} is flashed by {method.value}, not a firmware image",
+                     fix="copy the artifacts over SSH instead")  # fmt: skip
+
+
+def flash(board: BoardProfile, firmware: Path, *, port: str | None = None, uf2_drive: Path | None = None,
+          dry_run: bool = False, timeout: float = 300) -> list[str]:  # fmt: skip
+    """Flash ``firmware``; with ``dry_run`` only return the command. Returns the command run."""
+    cmd = flash_command(board, firmware, port=port, uf2_drive=uf2_drive)
+    if dry_run:
+        return cmd
+    if not Path(firmware).is_file():
+        raise FlashError(f"firmware {firmware} does not exist", fix="build it first (edgeprune.deploy.build)")
+    if shutil.which(cmd[0]) is None:
+        raise FlashError(f"{cmd[0]} is not installed (needed to flash {board.name} by {board.flash_method.value})",
+                         fix=_INSTALL.get(board.flash_method, f"install {cmd[0]}"))  # fmt: skip
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise FlashError(f"{cmd[0]} did not finish within {timeout:g} s", fix="check the board's connection") from None
+    if proc.returncode != 0:
+        raise FlashError(f"{cmd[0]} failed (exit {proc.returncode})", fix=(proc.stderr or proc.stdout)[-1500:])
+    return cmd

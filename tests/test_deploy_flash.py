@@ -1,0 +1,57 @@
+"""Flash command construction and failure handling (real flashing only with a board attached)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from edgeprune.boards import load_board
+from edgeprune.deploy.flash import FlashError, flash, flash_command
+
+
+def test_openocd_for_the_nucleo() -> None:
+    cmd = flash_command(load_board("nucleo-l4r5zi"), Path("fw.elf"))
+    assert cmd == ["openocd", "-f", "interface/stlink.cfg", "-f", "target/stm32l4x.cfg", "-c",
+                   "program fw.elf verify reset exit"]  # fmt: skip
+
+
+def test_each_method_builds_its_command() -> None:
+    assert flash_command(load_board("nrf5340-dk"), Path("a.elf"))[:4] == ["pyocd", "flash", "-t", "nrf5340"]
+    assert flash_command(load_board("raspberry-pi-pico"), Path("a.elf"))[0] == "picotool"
+    esp = flash_command(load_board("esp32-s3-devkitc-1"), Path("a.bin"), port="/dev/ttyUSB0")
+    assert esp[:4] == ["esptool.py", "--chip", "esp32s3", "--port"] and esp[-2:] == ["0x0", "a.bin"]
+    nano = flash_command(load_board("arduino-nano-33-ble-sense"), Path("a.bin"), port="/dev/ttyACM0")
+    assert nano[:3] == ["bossac", "-p", "/dev/ttyACM0"]
+
+
+def test_bossac_without_port_and_ssh_boards_are_clear_errors() -> None:
+    with pytest.raises(FlashError, match="needs the board's serial port"):
+        flash_command(load_board("arduino-nano-33-ble-sense"), Path("a.bin"))
+    with pytest.raises(FlashError, match="not a firmware image"):
+        flash_command(load_board("jetson-orin-nano-8gb"), Path("a.bin"))
+
+
+def test_dry_run_runs_nothing_and_a_missing_tool_names_the_install(tmp_path: Path, monkeypatch) -> None:
+    fw = tmp_path / "fw.elf"
+    fw.write_bytes(b"\x7fELF")
+    board = load_board("nucleo-l4r5zi")
+    assert flash(board, fw, dry_run=True)[0] == "openocd"
+    monkeypatch.setenv("PATH", str(tmp_path))  # no openocd on PATH
+    with pytest.raises(FlashError, match="openocd is not installed") as err:
+        flash(board, fw)
+    assert "apt-get install openocd" in str(err.value)
+
+
+def test_a_failing_tool_reports_its_output(tmp_path: Path, monkeypatch) -> None:
+    fw = tmp_path / "fw.elf"
+    fw.write_bytes(b"\x7fELF")
+    tool = tmp_path / "openocd"
+    tool.write_text("#!/bin/sh\necho 'Error: open failed' >&2\nexit 1\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(FlashError, match=r"openocd failed \(exit 1\)") as err:
+        flash(load_board("nucleo-l4r5zi"), fw)
+    assert "open failed" in str(err.value)
+
