@@ -50,9 +50,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 # ---------------------------------------------------------------- argument groups shared by subcommands
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
+def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("model", help="bundled model name (see `edgeprune models`) or package.module:factory")
+    g.add_argument(
+        "model",
+        nargs=None if required else "?",
+        help="bundled model name (see `edgeprune models`) or package.module:factory",
+    )
     g.add_argument("--weights", help="state_dict file for the model (loaded with weights_only=True)")
     g.add_argument(
         "--input-shape",
@@ -146,11 +150,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an earlier comparison in --out")
     p.set_defaults(run=_cmd_compare)
 
-    p = sub.add_parser("bench", help="benchmark on a Linux board over SSH (Jetson, Raspberry Pi); with --plan, both")
-    _model_args(p)
+    p = sub.add_parser(
+        "bench",
+        help="benchmark on a board: an MCU (serial port or --emulate) from an export, or a Linux board over SSH",
+    )
+    _model_args(p, required=False)
     _plan_args(p)
-    p.add_argument("--board", required=True, help="board name or alias (a profile reached over SSH)")
-    p.add_argument("--host", required=True, help="user@host or user@host:port")
+    p.add_argument("--board", required=True, help="board name or alias")
+    mcu = p.add_argument_group("MCU boards (TFLM bundle from `edgeprune export`)")
+    mcu.add_argument("--export", help="export directory holding tflm/model.tflite")
+    mcu.add_argument("--port", help="serial port or socket:// URL (default: found by the board's USB VID:PID)")
+    mcu.add_argument("--emulate", action="store_true", help="run on the emulated board (QEMU) instead")
+    p.add_argument("--host", help="Linux boards: user@host or user@host:port")
     p.add_argument("--key", help="SSH private key (default: your ssh config and agent)")
     p.add_argument("--known-hosts", help="known_hosts file (host-key checking is always on)")
     p.add_argument("--python", default="python3", help="Python on the board (default python3)")
@@ -158,8 +169,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--runtimes", help="comma-separated among onnxruntime, pytorch-eager, tensorrt (default: all there)")
     p.add_argument("--runs", type=int, default=50)
     p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--out", required=True, help="local work directory (bundles, measurements JSON)")
+    p.add_argument("--out", help="Linux boards: local work directory (bundles, measurements JSON)")
     p.set_defaults(run=_cmd_bench)
+
+    p = sub.add_parser("emulate", help="start the emulated board (QEMU) running an export; prints its serial port")
+    p.add_argument("export", help="export directory holding tflm/model.tflite")
+    p.add_argument("--board", required=True, help="an MCU board with a QEMU machine (M0+, M4, M7)")
+    p.add_argument("--tcp", action="store_true", help="serve the UART on a local TCP port (socket:// URL)")
+    p.set_defaults(run=_cmd_emulate)
+
+    p = sub.add_parser("flash", help="flash firmware to a real board with its flash method")
+    p.add_argument("firmware", help="firmware image (.elf/.bin/.hex/.uf2)")
+    p.add_argument("--board", required=True)
+    p.add_argument("--port", help="serial port (esptool, bossac)")
+    p.add_argument("--dry-run", action="store_true", help="print the exact command instead of running it")
+    p.set_defaults(run=_cmd_flash)
 
     p = sub.add_parser("optimize", help="prune component by component until the board's goals hold (the loop)")
     _model_args(p)
@@ -295,6 +319,40 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    board = load_board(args.board)
+    if board.core.is_mcu:
+        return _bench_mcu(args, board)
+    if not args.host or not args.model or not args.out:
+        raise EdgepruneError(f"{board.name} is reached over SSH", expected="MODEL, --host user@host and --out DIR")
+    return _bench_ssh(args)
+
+
+def _bench_mcu(args: argparse.Namespace, board) -> int:
+    import json
+
+    from edgeprune.deploy import bench_export, component_table, emulate, layer_table
+
+    if not args.export:
+        raise EdgepruneError(
+            f"{board.name} runs a TFLite Micro bundle", expected="--export DIR written by `edgeprune export --to tflm`"
+        )
+    with _status(f"benchmarking on {board.name}") as say:
+        if args.emulate:
+            say(f"building the firmware and starting the emulated {board.name}")
+            with emulate(board, args.export) as emu:
+                measurement, layers = bench_export(args.export, board, emu.port, firmware=emu.firmware)
+        else:
+            measurement, layers = bench_export(args.export, board, args.port)
+    console.print(component_table(measurement))
+    console.print(layer_table(measurement, layers))
+    console.print(f"{measurement.provenance.label}", highlight=False)
+    out = Path(args.export) / f"bench-{board.name}.json"
+    write_atomic(out, json.dumps(measurement.to_dict(), indent=2))
+    console.print(f"wrote {out}")
+    return 0
+
+
+def _bench_ssh(args: argparse.Namespace) -> int:
     import json
 
     from edgeprune.deploy.ssh import SSHTarget
@@ -315,6 +373,28 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     out = Path(args.out)
     write_atomic(out / "measurements.json", json.dumps([m.to_dict() for m in bench.measurements], indent=2))
     console.print(f"copied {bench.sync.bytes_copied:,} bytes; wrote {out}/measurements.json")
+    return 0
+
+
+def _cmd_emulate(args: argparse.Namespace) -> int:
+    from edgeprune.deploy import emulate
+
+    with _status(f"building the firmware for {args.board}"):
+        emu = emulate(args.board, args.export, tcp=args.tcp)
+    with emu:
+        console.print(f"emulated {emu.board.name} running; UART at [bold]{emu.port}[/] (Ctrl-C stops it)")
+        try:
+            emu.wait()
+        except KeyboardInterrupt:
+            console.print("stopping")
+    return 0
+
+
+def _cmd_flash(args: argparse.Namespace) -> int:
+    from edgeprune.deploy import flash
+
+    command = flash(load_board(args.board), Path(args.firmware), port=args.port, dry_run=args.dry_run)
+    console.print(("would run: " if args.dry_run else "ran: ") + " ".join(command), highlight=False)
     return 0
 
 
