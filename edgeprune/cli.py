@@ -85,6 +85,16 @@ def _plan_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     )
 
 
+def _ssh_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("Linux boards over SSH (Jetson, Raspberry Pi)")
+    g.add_argument("--host", help="user@host or user@host:port")
+    g.add_argument("--key", help="SSH private key (default: your ssh config and agent)")
+    g.add_argument("--known-hosts", help="known_hosts file (host-key checking is always on)")
+    g.add_argument("--python", default="python3", help="Python on the board (default python3)")
+    g.add_argument("--remote-dir", default="edgeprune", help="work directory on the board (default ~/edgeprune)")
+    g.add_argument("--runtimes", help="comma-separated among onnxruntime, pytorch-eager, tensorrt (default: all)")
+
+
 def _budget_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("budget")
     g.add_argument(
@@ -148,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="CPU threads for eager/ONNX Runtime (default 1)")
     p.add_argument("--out", required=True, help="output directory (exports, compare.json, compare.png)")
     p.add_argument("--force", action="store_true", help="overwrite an earlier comparison in --out")
+    _ssh_args(p)
     p.set_defaults(run=_cmd_compare)
 
     p = sub.add_parser(
@@ -161,12 +172,7 @@ def _parser() -> argparse.ArgumentParser:
     mcu.add_argument("--export", help="export directory holding tflm/model.tflite")
     mcu.add_argument("--port", help="serial port or socket:// URL (default: found by the board's USB VID:PID)")
     mcu.add_argument("--emulate", action="store_true", help="run on the emulated board (QEMU) instead")
-    p.add_argument("--host", help="Linux boards: user@host or user@host:port")
-    p.add_argument("--key", help="SSH private key (default: your ssh config and agent)")
-    p.add_argument("--known-hosts", help="known_hosts file (host-key checking is always on)")
-    p.add_argument("--python", default="python3", help="Python on the board (default python3)")
-    p.add_argument("--remote-dir", default="edgeprune", help="work directory on the board (default ~/edgeprune)")
-    p.add_argument("--runtimes", help="comma-separated among onnxruntime, pytorch-eager, tensorrt (default: all there)")
+    _ssh_args(p)
     p.add_argument("--runs", type=int, default=50)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--out", help="Linux boards: local work directory (bundles, measurements JSON)")
@@ -290,6 +296,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from edgeprune.profiling.compare import compare
 
+    if args.host:  # on a Linux board: original and pruned timed there, in every runtime it has
+        return _bench_ssh(args)
     out = Path(args.out)
     if (out / "compare.json").exists() and not args.force:
         raise EdgepruneError(f"{out} already holds compare.json", fix="pick another --out or pass --force")

@@ -225,5 +225,10 @@ def test_cli_bench_over_ssh_original_and_pruned(loopback_sshd, tmp_path: Path, c
     assert "original" in out and "pruned" in out
     data = json.loads((tmp_path / "b" / "measurements.json").read_text())
     assert {m["model"] for m in data} == {"original", "pruned"}
+    compare = ["compare", *args[1:]]  # `compare --host` times both on the board too
+    compare[compare.index(str(tmp_path / "b"))] = str(tmp_path / "c")
+    assert main(compare) == 0
+    timed = json.loads((tmp_path / "c" / "measurements.json").read_text())
+    assert {m["model"] for m in timed} == {"original", "pruned"}
     assert main(["bench", "simple", "--board", "nucleo-l4r5zi", "--host", "me@x", "--out", str(tmp_path / "c")]) == 2
     assert "runs a TFLite Micro bundle" in capsys.readouterr().out  # an MCU board benches an export
