@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except EdgepruneError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)  # paths stay copyable
         return 2
 
 
@@ -286,7 +286,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         )
     console.print(result.table())
     for note in result.notes:
-        console.print(f"note: {note}", highlight=False)
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
     if not result.passed:
         console.print("[bold red]parity check failed[/]: see the table above and manifest.json")
         return 1
@@ -321,7 +321,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     result.save(out / "compare.json", out / "compare.png")
     console.print(result.table())
     for note in result.notes:
-        console.print(f"note: {note}", highlight=False)
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
     console.print(f"wrote compare.json and compare.png to {out}/")
     return 0
 
