@@ -206,6 +206,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--finetune", metavar="module:fn", help="finetune(model) -> None, run after each pruning step")
     p.add_argument("--calib", help="samples for the int8 TFLM bundle (exact arena and flash); without: latency only")
+    p.add_argument("--emulate", action="store_true", help="measure on the emulated board (QEMU; needs --calib)")
     p.add_argument("--protect", action="append", default=[], metavar="NAME[,NAME]", help="components to keep intact")
     p.add_argument("--round-to", type=int, default=1, help="keep channel counts multiples of this")
     p.add_argument("--step", type=float, default=0.1, help="budget step per iteration (default 0.1)")
@@ -407,7 +408,7 @@ def _cmd_flash(args: argparse.Namespace) -> int:
 
 
 def _cmd_optimize(args: argparse.Namespace) -> int:
-    from edgeprune.pipeline import CostModelTarget, Goals, fidelity_metric, optimize
+    from edgeprune.pipeline import CostModelTarget, EmulatedBoardTarget, Goals, fidelity_metric, optimize
     from edgeprune.pipeline.outputs import points_table, write_outputs
 
     model, inputs = load_model(args.model, args.weights, args.input_shape)
@@ -419,7 +420,8 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
         flash_bytes=None if args.flash_kb is None else int(args.flash_kb * 1024),
         max_drop=args.max_drop,
     )
-    target = CostModelTarget(load_board(args.board), args.calib)
+    board = load_board(args.board)
+    target = EmulatedBoardTarget(board, args.calib) if args.emulate else CostModelTarget(board, args.calib)
     with _status("optimizing") as say:
         result = optimize(
             model,

@@ -107,3 +107,20 @@ def test_cli_optimize_with_a_user_metric(tmp_path: Path, monkeypatch: pytest.Mon
     assert main(args) == 0
     assert (tmp_path / "run" / "pareto.png").exists()
     assert main([*args[:-2], "--eval", "usermetric:nosuch", "--out", str(tmp_path / "run2")]) == 2
+
+
+def test_meets_latency_and_arena_goals_on_the_emulated_board(tmp_path: Path) -> None:
+    """The loop's target is the firmware in QEMU: latency from instruction counts (an estimate), arena real."""
+    from edgeprune.pipeline import EmulatedBoardTarget
+
+    model, inputs, evaluate = _setup()
+    calibration = [tuple(t.numpy() for t in model.example_inputs(1)) for _ in range(32)]
+    target = EmulatedBoardTarget(load_board("nucleo-l4r5zi"), calibration)
+    base = target.measure(model, inputs, tmp_path / "probe")
+    assert base.fits and base.provenance.kind == "estimated" and base.arena_bytes > 0
+    assert set(base.components_ms) >= {"encoder", "core", "head"}
+    goals = Goals(latency_ms=0.75 * base.latency_ms, arena_bytes=base.arena_bytes - 1, max_drop=1.0)
+    result = optimize(model, inputs, target, evaluate, goals, tmp_path / "run", step=0.25, max_iterations=4)
+    assert result.met, result.explanation
+    assert result.chosen.result.latency_ms <= goals.latency_ms
+    assert result.chosen.result.arena_bytes <= goals.arena_bytes

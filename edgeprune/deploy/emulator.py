@@ -35,9 +35,7 @@ def qemu_command(board: BoardProfile, elf: Path, serial: str = "pty") -> list[st
         )
     qemu = shutil.which("qemu-system-arm")
     if qemu is None:
-        raise EmulatorError(
-            "qemu-system-arm is not installed", fix="make setup (or: apt-get install qemu-system-arm)"
-        )
+        raise EmulatorError("qemu-system-arm is not installed", fix="make setup (or: apt-get install qemu-system-arm)")
     return [qemu, "-M", machine.value, "-display", "none", "-monitor", "none", "-serial", serial,
             "-icount", "shift=0", "-kernel", str(elf)]  # fmt: skip
 

@@ -26,6 +26,4 @@ def find_port(board: BoardProfile) -> str:
             expected=f"an attached board; USB serial ports seen: {seen}",
             fix="plug the board in, or pass --port (a device path or socket://host:port), or use the emulated board",
         )
-    raise PortNotFoundError(
-        f"{len(hits)} ports match {board.name}: {', '.join(hits)}", fix="pass --port to pick one"
-    )
+    raise PortNotFoundError(f"{len(hits)} ports match {board.name}: {', '.join(hits)}", fix="pass --port to pick one")

@@ -2,10 +2,11 @@
 
 from edgeprune.pipeline.optimize import Goals, OptimizeResult, fidelity_metric, optimize
 from edgeprune.pipeline.runlog import Point, RunLog
-from edgeprune.pipeline.targets import CostModelTarget, Target, TargetResult
+from edgeprune.pipeline.targets import CostModelTarget, EmulatedBoardTarget, Target, TargetResult
 
 __all__ = [
     "CostModelTarget",
+    "EmulatedBoardTarget",
     "Goals",
     "OptimizeResult",
     "Point",

@@ -73,3 +73,48 @@ class CostModelTarget:
         result.fits = verdict.fits
         result.notes.append(verdict.verdict)
         return result
+
+
+class EmulatedBoardTarget:
+    """The board's benchmark firmware running the int8 model in QEMU (``edgeprune.deploy``).
+
+    Latency is an **estimate** (QEMU instruction counts × the core's fitted cycles per instruction), per
+    component from per-layer counts; arena, flash and RAM are the firmware's own. A model too large to
+    link for the board is reported as not fitting, with the cost model's latency estimate instead.
+    """
+
+    def __init__(self, board: BoardProfile, calibration: Any):
+        if calibration is None:
+            from edgeprune.errors import EdgepruneError
+
+            raise EdgepruneError(
+                "the emulated board runs the int8 model, which needs calibration samples",
+                fix="pass calibration samples (--calib samples.npz)",
+            )
+        self.board = board
+        self.calibration = calibration
+        self.name = f"{board.name} (emulated)"
+
+    def measure(self, model: nn.Module, inputs: tuple[torch.Tensor, ...], workdir: Path) -> TargetResult:
+        from edgeprune.deploy import FirmwareBuildError, bench_export, emulate
+        from edgeprune.export import export
+
+        export(model, inputs, workdir, targets=("onnx", "tflm"), calibration=self.calibration, force=True)
+        try:
+            with emulate(self.board, workdir, workdir / "firmware") as emu:
+                m, _ = bench_export(workdir, self.board, emu.port, firmware=emu.firmware)
+        except FirmwareBuildError as exc:
+            result = CostModelTarget(self.board, self.calibration).measure(model, inputs, workdir)
+            result.fits = False
+            result.notes.append(f"does not fit {self.board.name}: {exc.problem}")
+            return result
+        assert m.latency is not None
+        return TargetResult(
+            latency_ms=m.latency.median_ms,
+            components_ms={c: s.latency_ms or 0.0 for c, s in m.components.items()},
+            provenance=m.provenance,
+            arena_bytes=m.peak_memory.get("arena_bytes"),
+            flash_bytes=m.peak_memory.get("flash_bytes"),
+            fits=True,
+            notes=[n for n in m.notes if not n.startswith("layer ")],
+        )

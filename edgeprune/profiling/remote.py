@@ -194,8 +194,9 @@ def environment(trtexec: str | None = None) -> dict[str, str]:
         "cpu": _cpu_model(),
         "cpu_count": str(os.cpu_count()),
         "board_model": _read("/proc/device-tree/model") or "unavailable (no /proc/device-tree/model)",
-        "l4t": (_read("/etc/nv_tegra_release") or "unavailable (no /etc/nv_tegra_release: not a Jetson?)")
-        .splitlines()[0],
+        "l4t": (_read("/etc/nv_tegra_release") or "unavailable (no /etc/nv_tegra_release: not a Jetson?)").splitlines()[
+            0
+        ],
         "jetpack": _dpkg_version("nvidia-jetpack") or "unavailable (no nvidia-jetpack package)",
         "tensorrt": trt or "unavailable (no TensorRT)",
         "trtexec": exe or "unavailable (not found)",

@@ -264,4 +264,3 @@ def _layer_nodes(layer: str, order: Sequence[str]) -> list[str]:
     if m := _PWN.match(layer):
         layer = m.group(1)
     return [part.strip() for chunk in layer.split(" + ") for part in chunk.split(", ") if part.strip()]
-

@@ -344,9 +344,7 @@ def _c_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def generate(
-    tflite: bytes, *, components: Sequence[str] | None = None, name: str = "model"
-) -> GeneratedModel:
+def generate(tflite: bytes, *, components: Sequence[str] | None = None, name: str = "model") -> GeneratedModel:
     """C source for ``tflite`` (full int8). ``components[i]`` tags layer ``i`` (default ``?``).
 
     Raises :class:`UnsupportedOpError` naming the ops the kernels do not implement.
