@@ -111,6 +111,7 @@ def optimize(
         )
     base_metric = log.points[0].metric
     current = next(p for p in reversed(log.points) if p.accepted)
+    costs = _component_costs(model, inputs, comps, current.budgets, protect, round_to)  # MACs, params of current
     last = log.points[-1]
     step = last.step if last.accepted else last.step / 2
 
@@ -135,7 +136,7 @@ def optimize(
             break
         say(f"iteration {len(log.points)}: trying {len(candidates)} components at step {step:.3f}")
         ranked = _rank_steps(
-            model, inputs, comps, current, candidates, step, excess, base_metric, evaluate, protect, round_to
+            model, inputs, comps, current, costs, candidates, step, excess, base_metric, evaluate, protect, round_to
         )
         # without fine-tuning the metric after this step is already known: skip cuts that cost too much
         eligible = [r for r in ranked if finetune is not None or r[3] <= goals.max_drop]
@@ -158,6 +159,7 @@ def optimize(
             trial.plan.save(folder / "plan.json")
             save_weights(pruned, folder / "pruned.pt")
             current = point
+            costs = _report_costs(trial)
         else:
             step /= 2
         log.append(point)
@@ -171,6 +173,7 @@ def _rank_steps(
     inputs: tuple[torch.Tensor, ...],
     comps: Components,
     current: Point,
+    costs: tuple[dict[str, int], dict[str, int]],
     candidates: list[str],
     step: float,
     excess: dict[str, float],
@@ -181,7 +184,7 @@ def _rank_steps(
 ) -> list[tuple[str, dict[str, float], PruneResult, float]]:
     """Candidate steps ``(component, budgets, pruned, metric drop)``, best first: the most of the unmet
     goals bought per unit of metric lost."""
-    current_macs, current_params = _component_costs(model, inputs, comps, current.budgets, protect, round_to)
+    current_macs, current_params = costs
     scored = []
     for c in candidates:
         budgets = {**current.budgets, c: round(current.budgets[c] + step, 6)}
@@ -229,6 +232,12 @@ def _component_costs(
     """MACs and parameters per component of the model pruned to ``budgets``."""
     pruned = _prune(model, inputs, comps, budgets, protect, round_to).model if any(budgets.values()) else model
     return macs_per_component(pruned, inputs, comps), params_per_component(pruned, comps)
+
+
+def _report_costs(result: PruneResult) -> tuple[dict[str, int], dict[str, int]]:
+    """MACs and parameters per component of a pruned model, as its report counted them."""
+    rows = result.report.components
+    return {r.name: r.macs_after for r in rows}, {r.name: r.params_after for r in rows}
 
 
 def _describe(excess: dict[str, float]) -> str:
