@@ -2,7 +2,8 @@
 
 Run: PYTHONPATH=. .venv/bin/python benchmarks/control.py [--out benchmarks/results/control] [--episodes 10]
 
-Loads ``<out>/tdmpc_pendulum.pt`` (trains it first, a few CPU minutes, when missing or with ``--retrain``),
+Loads the trained model shipped in ``edgeprune/control/pretrained/`` (with ``--retrain`` trains a new one into
+``--out`` first, a few CPU minutes; copy it there to ship it),
 prunes 5 … 80 % of its parameters with
 
 - ``vanilla``:        plain DepGraph groups,  ``Budget(total=f)``, ``mode="vanilla"``
@@ -34,14 +35,12 @@ from torch import nn
 from edgeprune.control import Planner, PlannerConfig, Replay, TrainConfig, finetune, load_model, rollout
 from edgeprune.control.env import random_act_fn
 from edgeprune.control.planner import policy_act_fn
+from edgeprune.control.pretrained import EVAL_SEED0, PLANNER_SEED, STEM, pretrained_dir
 from edgeprune.control.train import train_and_save
 from edgeprune.io import write_atomic
 from edgeprune.prune import Budget, prune
 
 FRACTIONS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
-EVAL_SEED0 = 2_000  # evaluation episodes use env seeds EVAL_SEED0 … EVAL_SEED0 + episodes − 1 (unseen in training)
-PLANNER_SEED = 0
-STEM = "tdmpc_pendulum"
 # two-sided 95 % Student-t quantiles by degrees of freedom
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
        11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
@@ -124,12 +123,13 @@ def main(argv: list[str] | None = None) -> None:
     def log(line: str) -> None:
         print(f"[{time.perf_counter() - start:6.0f} s] {line}", flush=True)
 
-    weights = out / f"{STEM}.pt"
-    if args.retrain or not weights.exists():
+    weights_dir = pretrained_dir()
+    if args.retrain:
         log("training the TD-MPC-style model on Pendulum-v1 …")
         train_and_save(out, TrainConfig(), log=log, stem=STEM)
-    model = load_model(weights)
-    replay = Replay.load(out / f"{STEM}_replay.npz")
+        weights_dir = out
+    model = load_model(weights_dir / f"{STEM}.pt")
+    replay = Replay.load(weights_dir / f"{STEM}_replay.npz")
     train_cfg = TrainConfig()
     planner_cfg = PlannerConfig(horizon=args.horizon, iterations=args.iterations, num_samples=args.samples)
     seeds = list(range(EVAL_SEED0, EVAL_SEED0 + args.episodes))

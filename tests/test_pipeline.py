@@ -124,3 +124,18 @@ def test_meets_latency_and_arena_goals_on_the_emulated_board(tmp_path: Path) -> 
     assert result.met, result.explanation
     assert result.chosen.result.latency_ms <= goals.latency_ms
     assert result.chosen.result.arena_bytes <= goals.arena_bytes
+
+
+def test_knapsack_changes_several_components_per_measurement_and_meets_the_goal(tmp_path: Path) -> None:
+    model, inputs, evaluate = _setup("tdmpc")
+    target = CostModelTarget(load_board("nucleo-l4r5zi"))
+    goals = Goals(latency_ms=0.6 * _baseline_ms(model, inputs), max_drop=10.0)
+    kw = {"protect": ["encoder"], "step": 0.2}
+    knap = optimize(model, inputs, target, evaluate, goals, tmp_path / "k", strategy="knapsack", **kw)
+    greedy = optimize(model, inputs, target, evaluate, goals, tmp_path / "g", strategy="greedy", **kw)
+    assert knap.met and greedy.met
+    assert any("," in (p.changed or "") for p in knap.points)  # one measurement, several components cut
+    assert len(knap.points) < len(greedy.points)  # fewer target measurements for the same goal
+    assert knap.chosen.budgets["encoder"] == 0
+    with pytest.raises(EdgepruneError, match="unknown strategy"):
+        optimize(model, inputs, target, evaluate, goals, tmp_path / "x", strategy="annealing")

@@ -1,10 +1,12 @@
 """optimize(): target measurements, attributed to components, drive per-component sparsity budgets.
 
-NetAdapt-style greedy, per component: at each step every unprotected component is tried with its budget
-raised by ``step``; the one whose cut buys the most of the violated resources per unit of metric lost is
-taken, the model is pruned from the original with the new budgets, optionally fine-tuned, measured on the
-target and evaluated. A step that costs more metric than ``max_drop`` is rejected and the step halves;
-the loop ends when every goal holds, or explains which goal cannot be met and what the closest point was.
+From the current point, a strategy (:mod:`edgeprune.pipeline.allocation`: NetAdapt-style ``greedy``, one
+component per step, or ``knapsack``, a combination of components per step) prices further cuts of every
+unprotected component by the share of the unmet goals they buy (from the target's per-component attribution)
+per unit of metric lost, and proposes new budgets. The model is pruned from the original with them, optionally
+fine-tuned, measured on the target and evaluated. A step that costs more metric than ``max_drop`` is rejected
+and the step halves; the loop ends when every goal holds, or explains which goal cannot be met and what the
+closest point was.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 from torch import nn
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.pipeline import allocation
 from edgeprune.pipeline.runlog import Point, RunLog
 from edgeprune.pipeline.targets import Target, TargetResult
 from edgeprune.prune import Budget, Components, PruneResult, prune, save_weights
@@ -76,6 +79,7 @@ def optimize(
     components: Components | None = None,
     protect: Sequence[str] = (),
     round_to: int = 1,
+    strategy: str = "greedy",
     step: float = 0.1,
     min_step: float = 0.025,
     max_fraction: float = 0.9,
@@ -84,7 +88,14 @@ def optimize(
     resume: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> OptimizeResult:
-    """Prune ``model`` component by component until ``goals`` hold on ``target`` (see the module docstring)."""
+    """Prune ``model`` component by component until ``goals`` hold on ``target`` (see the module docstring).
+
+    ``strategy``: ``greedy`` (one component per step) or ``knapsack`` (a combination per step); see
+    :mod:`edgeprune.pipeline.allocation`.
+    """
+    if strategy not in allocation.STRATEGIES:
+        raise EdgepruneError(f"unknown strategy {strategy!r}", expected=f"one of {', '.join(allocation.STRATEGIES)}")
+    propose = {"greedy": allocation.greedy, "knapsack": allocation.knapsack}[strategy]
     say = progress or (lambda _m: None)
     inputs = tuple(example_inputs)
     comps = components or Components.from_children(model)
@@ -95,6 +106,7 @@ def optimize(
         "goals": asdict(goals),
         "protect": sorted(protect),
         "round_to": round_to,
+        "strategy": strategy,
         "step": step,
         "min_step": min_step,
         "max_fraction": max_fraction,
@@ -106,12 +118,13 @@ def optimize(
     if not log.points:
         say("baseline: measuring on the target")
         result = target.measure(model, inputs, run / "points" / "000")
+        say("baseline: evaluating the metric")
         log.append(
             Point(0, dict.fromkeys(comps.names, 0.0), result, float(evaluate(model)), True, step, None, "baseline")
         )
     base_metric = log.points[0].metric
     current = next(p for p in reversed(log.points) if p.accepted)
-    costs = _component_costs(model, inputs, comps, current.budgets, protect, round_to)  # MACs, params of current
+    macs, params = _component_costs(model, inputs, comps, current.budgets, protect, round_to)
     last = log.points[-1]
     step = last.step if last.accepted else last.step / 2
 
@@ -134,91 +147,40 @@ def optimize(
         if not candidates:
             explanation = f"every component is at max_fraction={max_fraction}; {_describe(excess)} still unmet"
             break
-        say(f"iteration {len(log.points)}: trying {len(candidates)} components at step {step:.3f}")
-        ranked = _rank_steps(
-            model, inputs, comps, current, costs, candidates, step, excess, base_metric, evaluate, protect, round_to
-        )
-        # without fine-tuning the metric after this step is already known: skip cuts that cost too much
-        eligible = [r for r in ranked if finetune is not None or r[3] <= goals.max_drop]
-        if not eligible:
+        iteration = len(log.points)
+        ctx = allocation.StepContext(
+            model, inputs, comps, protect, round_to, evaluate, current.budgets, current.result, macs, params,
+            excess, base_metric, None if finetune is not None else goals.max_drop,
+            lambda m, where=f"iteration {iteration} (step {step:.3f})": say(f"{where}: {m}"),
+        )  # fmt: skip
+        proposal = propose(ctx, candidates, step, max_fraction)
+        if proposal is None:  # every cut costs more than max_drop (known before fine-tuning)
             step /= 2
             continue
-        component, budgets, trial, _ = eligible[0]
-        pruned = trial.model
+        pruned, metric = proposal.pruned.model, proposal.metric
         if finetune is not None:
             pruned = copy.deepcopy(pruned)
+            ctx.say("fine-tuning")
             finetune(pruned)
-        folder = run / "points" / f"{len(log.points):03d}"
-        say(f"iteration {len(log.points)}: {component} -> {budgets[component]:.0%}, measuring on the target")
+            metric = float(evaluate(pruned))
+        folder = run / "points" / f"{iteration:03d}"
+        changed = ", ".join(f"{c} {proposal.budgets[c]:.0%}" for c in proposal.changed)
+        ctx.say(f"{changed}: measuring on the target")
         result = target.measure(pruned, inputs, folder)
-        metric = float(evaluate(pruned))
         accepted = base_metric - metric <= goals.max_drop
         why = "" if accepted else f"metric drop {base_metric - metric:.4g} > max_drop {goals.max_drop}"
-        point = Point(len(log.points), budgets, result, metric, accepted, step, component, why)
+        point = Point(iteration, proposal.budgets, result, metric, accepted, step, ",".join(proposal.changed), why)
         if accepted:
-            trial.plan.save(folder / "plan.json")
+            proposal.pruned.plan.save(folder / "plan.json")
             save_weights(pruned, folder / "pruned.pt")
             current = point
-            costs = _report_costs(trial)
+            macs, params = _report_costs(proposal.pruned)
         else:
             step /= 2
         log.append(point)
 
     met = not goals.excess(current.result)
     return OptimizeResult(log.points, current, met, explanation, run)
-
-
-def _rank_steps(
-    model: nn.Module,
-    inputs: tuple[torch.Tensor, ...],
-    comps: Components,
-    current: Point,
-    costs: tuple[dict[str, int], dict[str, int]],
-    candidates: list[str],
-    step: float,
-    excess: dict[str, float],
-    base_metric: float,
-    evaluate: Evaluate,
-    protect: Sequence[str],
-    round_to: int,
-) -> list[tuple[str, dict[str, float], PruneResult, float]]:
-    """Candidate steps ``(component, budgets, pruned, metric drop)``, best first: the most of the unmet
-    goals bought per unit of metric lost."""
-    current_macs, current_params = costs
-    scored = []
-    for c in candidates:
-        budgets = {**current.budgets, c: round(current.budgets[c] + step, 6)}
-        trial = _prune(model, inputs, comps, budgets, protect, round_to)
-        row = trial.report.component(c)
-        mac_cut = 1 - row.macs_after / current_macs[c] if current_macs.get(c) else 0.0
-        gains = {
-            # latency: the component's measured (or estimated) share, scaled by the MACs this cut removes
-            "latency_ms": current.result.components_ms.get(c, 0.0) * mac_cut,
-            # flash: int8 weights, one byte per parameter removed
-            "flash_bytes": float(current_params.get(c, 0) - row.params_after),
-        }
-        gains["arena_bytes"] = gains["board fit"] = mac_cut  # not attributable per component: MACs as proxy
-        gain = sum(gains[name] / excess[name] for name in excess)
-        drop = max(0.0, base_metric - float(evaluate(trial.model)))
-        scored.append((gain / (drop + 1e-6 * (abs(base_metric) + 1.0)), c, budgets, trial, drop))
-    scored.sort(key=lambda t: -t[0])
-    return [(c, budgets, trial, drop) for _, c, budgets, trial, drop in scored]
-
-
-def _prune(
-    model: nn.Module,
-    inputs: tuple[torch.Tensor, ...],
-    comps: Components,
-    budgets: dict[str, float],
-    protect: Sequence[str],
-    round_to: int,
-) -> PruneResult:
-    return prune(
-        model,
-        inputs,
-        Budget(per_component=budgets, protect=frozenset(protect), round_to=round_to),
-        components=comps,
-    )
 
 
 def _component_costs(
@@ -230,8 +192,10 @@ def _component_costs(
     round_to: int,
 ) -> tuple[dict[str, int], dict[str, int]]:
     """MACs and parameters per component of the model pruned to ``budgets``."""
-    pruned = _prune(model, inputs, comps, budgets, protect, round_to).model if any(budgets.values()) else model
-    return macs_per_component(pruned, inputs, comps), params_per_component(pruned, comps)
+    if any(budgets.values()):
+        budget = Budget(per_component=budgets, protect=frozenset(protect), round_to=round_to)
+        return _report_costs(prune(model, inputs, budget, components=comps))
+    return macs_per_component(model, inputs, comps), params_per_component(model, comps)
 
 
 def _report_costs(result: PruneResult) -> tuple[dict[str, int], dict[str, int]]:

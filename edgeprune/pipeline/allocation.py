@@ -1,0 +1,146 @@
+"""How one step of the loop picks the next per-component budgets from the current point.
+
+Both strategies price a cut the same way: pruning component ``c`` further is tried on a copy (pruned from the
+original model), and its **gain** on each unmet goal is estimated from the current measurement — latency: the
+component's attributed latency × the fraction of its MACs the cut removes; flash: int8 weights, one byte per
+parameter removed; arena and the board fit check are not attributable per component, so the MAC cut is their
+proxy until the target measures again. Its **cost** is the drop of the user's metric.
+
+- ``greedy`` (NetAdapt-style): every component one ``step`` further; the single cut with the most gain per
+  unit of metric lost wins. One component changes per target measurement.
+- ``knapsack`` (multiple-choice knapsack): every component at 1…``levels`` steps further; the combination (at
+  most one level per component) that covers every attributable goal (latency, flash) at the least summed
+  metric drop wins, assuming gains and drops add up across components. Several components change per target
+  measurement; the combined model is evaluated before it is measured.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from edgeprune.pipeline.targets import TargetResult
+from edgeprune.prune import Budget, Components, PruneResult, prune
+
+STRATEGIES = ("greedy", "knapsack")
+ATTRIBUTABLE = ("latency_ms", "flash_bytes")  # goals whose gain per component can be estimated before measuring
+MAX_COMBINATIONS = 50_000
+
+
+@dataclass
+class Proposal:
+    """Budgets for the next point, the pruned model, its metric and which components changed."""
+
+    budgets: dict[str, float]
+    pruned: PruneResult
+    metric: float
+    changed: tuple[str, ...]
+    gains: dict[str, float]  # estimated, per unmet goal, in the goal's unit
+
+
+@dataclass
+class StepContext:
+    """Everything a strategy needs to price cuts from the current point."""
+
+    model: nn.Module
+    inputs: tuple[torch.Tensor, ...]
+    components: Components
+    protect: Sequence[str]
+    round_to: int
+    evaluate: Callable[[nn.Module], float]
+    budgets: dict[str, float]  # the current point's
+    measured: TargetResult  # the current point's
+    macs: dict[str, int]  # per component, of the current point's model
+    params: dict[str, int]
+    excess: dict[str, float]  # unmet goals
+    base_metric: float
+    max_drop: float | None  # None: the metric is only final after fine-tuning, do not filter on it
+    say: Callable[[str], None]
+
+    def prune(self, budgets: dict[str, float]) -> PruneResult:
+        budget = Budget(per_component=budgets, protect=frozenset(self.protect), round_to=self.round_to)
+        return prune(self.model, self.inputs, budget, components=self.components)
+
+    def propose(self, budgets: dict[str, float], changed: tuple[str, ...]) -> Proposal:
+        """Prune to ``budgets``, estimate the gains of the ``changed`` components and evaluate the metric."""
+        pruned = self.prune(budgets)
+        gains = dict.fromkeys(self.excess, 0.0)
+        for c in changed:
+            row = pruned.report.component(c)
+            mac_cut = 1 - row.macs_after / self.macs[c] if self.macs.get(c) else 0.0
+            per_goal = {
+                "latency_ms": self.measured.components_ms.get(c, 0.0) * mac_cut,
+                "flash_bytes": float(self.params.get(c, 0) - row.params_after),
+                "arena_bytes": mac_cut,
+                "board fit": mac_cut,
+            }
+            for goal in gains:
+                gains[goal] += per_goal[goal]
+        self.say(f"evaluating {', '.join(f'{c} {budgets[c]:.0%}' for c in changed)}")
+        return Proposal(budgets, pruned, float(self.evaluate(pruned.model)), changed, gains)
+
+    def drop(self, p: Proposal) -> float:
+        return max(0.0, self.base_metric - p.metric)
+
+    def within_drop(self, p: Proposal) -> bool:
+        return self.max_drop is None or self.drop(p) <= self.max_drop
+
+    def score(self, p: Proposal) -> float:
+        """Share of the unmet goals bought per unit of metric lost."""
+        gain = sum(p.gains[g] / self.excess[g] for g in self.excess)
+        return gain / (self.drop(p) + 1e-6 * (abs(self.base_metric) + 1.0))
+
+
+def greedy(ctx: StepContext, candidates: list[str], step: float, max_fraction: float) -> Proposal | None:
+    """The single one-step cut with the best score within the allowed drop (None: every cut costs too much)."""
+    options = [ctx.propose({**ctx.budgets, c: round(ctx.budgets[c] + step, 6)}, (c,)) for c in candidates]
+    eligible = [p for p in options if ctx.within_drop(p)]
+    return max(eligible, key=ctx.score) if eligible else None
+
+
+def knapsack(
+    ctx: StepContext, candidates: list[str], step: float, max_fraction: float, levels: int = 4
+) -> Proposal | None:
+    """The cheapest combination of per-component cuts that covers every attributable unmet goal (see module)."""
+    levels = max(1, min(levels, math.floor(MAX_COMBINATIONS ** (1 / max(len(candidates), 1))) - 1))
+    menus: list[list[Proposal | None]] = []
+    for c in candidates:
+        menu: list[Proposal | None] = [None]
+        for k in range(1, levels + 1):
+            fraction = round(ctx.budgets[c] + k * step, 6)
+            if fraction > max_fraction + 1e-9:
+                break
+            option = ctx.propose({**ctx.budgets, c: fraction}, (c,))
+            if not ctx.within_drop(option):
+                break  # deeper cuts of this component cost at least as much (the drop grows with the cut)
+            menu.append(option)
+        menus.append(menu)
+    goals = [g for g in ctx.excess if g in ATTRIBUTABLE]
+    best: tuple[tuple[float, ...], tuple[Proposal, ...]] | None = None
+    for combo in itertools.product(*menus):
+        chosen = tuple(p for p in combo if p is not None)
+        if not chosen:
+            continue
+        drop = sum(ctx.drop(p) for p in chosen)
+        if ctx.max_drop is not None and drop > ctx.max_drop:
+            continue
+        coverage = [sum(p.gains[g] for p in chosen) / ctx.excess[g] for g in goals]
+        covered = min(coverage, default=0.0)
+        # feasible combinations by least drop; otherwise the most coverage; non-attributable goals: best score
+        key = (
+            (0.0, drop, -covered) if goals and covered >= 1.0 else (1.0, -covered, drop)
+        ) if goals else (1.0, -max(ctx.score(p) for p in chosen), float(len(chosen)))  # fmt: skip
+        if best is None or key < best[0]:
+            best = (key, chosen)
+    if best is None:
+        return None
+    chosen = best[1]
+    if len(chosen) == 1:
+        return chosen[0]
+    budgets = {**ctx.budgets, **{p.changed[0]: p.budgets[p.changed[0]] for p in chosen}}
+    return ctx.propose(budgets, tuple(p.changed[0] for p in chosen))
