@@ -13,11 +13,13 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from edgeprune.boards import board_details, boards_table, check_fit, fit_artifact, load_board
+from edgeprune.demo import DemoSettings
 from edgeprune.errors import EdgepruneError
 from edgeprune.export.api import TARGETS
 from edgeprune.io import write_atomic
 from edgeprune.models import list_models
 from edgeprune.models.spec import load_model
+from edgeprune.pipeline.allocation import STRATEGIES
 from edgeprune.prune import (
     Budget,
     Components,
@@ -32,9 +34,6 @@ from edgeprune.prune.groups import MODES
 from edgeprune.prune.importance import IMPORTANCES
 
 console = Console(width=None if sys.stdout.isatty() else 120)  # wide enough for tables in logs
-
-DEMO_MODEL = "tdmpc"
-DEMO_BUDGET = Budget(default=0.5, protect=frozenset({"encoder"}), round_to=8)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -209,6 +208,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--emulate", action="store_true", help="measure on the emulated board (QEMU; needs --calib)")
     p.add_argument("--protect", action="append", default=[], metavar="NAME[,NAME]", help="components to keep intact")
     p.add_argument("--round-to", type=int, default=1, help="keep channel counts multiples of this")
+    p.add_argument("--strategy", choices=STRATEGIES, default="greedy", help="one component per step, or a combination")
     p.add_argument("--step", type=float, default=0.1, help="budget step per iteration (default 0.1)")
     p.add_argument("--max-iterations", type=int, default=20)
     p.add_argument("--out", required=True, help="run directory (iterations.jsonl, points/, chosen/, pareto.*)")
@@ -239,8 +239,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--code-bytes", type=int, help="measured code size (default: an estimate)")
     p.set_defaults(run=_cmd_boards_fit)
 
-    p = sub.add_parser("demo", help=f"prune the bundled {DEMO_MODEL} model for a default budget and show the report")
-    p.add_argument("--out", default="out/demo", help="output directory (default out/demo, overwritten)")
+    p = sub.add_parser(
+        "demo", help="optimize the trained TD-MPC model for an MCU on the emulated board, end to end, with a report"
+    )
+    p.add_argument("--out", default="out/demo", help="run directory (default out/demo; an earlier demo is replaced)")
+    p.add_argument("--board", default=DemoSettings.board, help=f"MCU board (default {DemoSettings.board})")
+    p.add_argument("--latency-ms", type=float, default=DemoSettings.latency_ms, help="latency goal (estimate)")
+    p.add_argument("--max-drop", type=float, default=DemoSettings.max_drop, help="largest drop of the return")
+    p.add_argument("--strategy", choices=STRATEGIES, default=DemoSettings.strategy)
     p.set_defaults(run=_cmd_demo)
     return parser
 
@@ -433,6 +439,7 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
             components=_components(model, args),
             protect=[n for arg in args.protect for n in arg.split(",") if n],
             round_to=args.round_to,
+            strategy=args.strategy,
             step=args.step,
             max_iterations=args.max_iterations,
             finetune=finetune,
@@ -529,34 +536,23 @@ def _cmd_prune(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from edgeprune.models import create_model
+    from edgeprune.demo import run_demo
+    from edgeprune.pipeline.outputs import points_table
 
-    model = create_model(DEMO_MODEL)
-    inputs = model.example_inputs()
-    console.rule(f"edgeprune demo: {DEMO_MODEL} ({type(model).__name__})")
-    comps = Components.from_children(model)
-    vanilla = build_groups(model, inputs, comps, mode="vanilla").summary()
-    component = build_groups(model, inputs, comps, mode="component")
-    console.print(str(component.graph), highlight=False)
-    table = Table(title="Groups: vanilla DepGraph vs component-aware")
-    for col in ("mode", "groups", "avg size", "prunable", "avg prunable size", "largest prunable"):
-        table.add_column(col, justify="right")
-    for s in (vanilla, component.summary()):
-        table.add_row(
-            s["mode"],
-            str(s["groups"]),
-            str(s["avg_group_size"]),
-            str(s["prunable_groups"]),
-            str(s["avg_prunable_size"]),
-            str(s["max_prunable_size"]),
-        )
-    console.print(table)
+    settings = DemoSettings(args.board, args.latency_ms, args.max_drop, strategy=args.strategy)
+    console.rule(f"edgeprune demo: trained TD-MPC (Pendulum-v1) -> {settings.board} (emulated)")
     console.print(
-        f"budget: remove {DEMO_BUDGET.default:.0%} of each component, protect encoder, round_to={DEMO_BUDGET.round_to}"
+        f"goal: latency <= {settings.latency_ms} ms (estimate) with the planner's return dropping <= "
+        f"{settings.max_drop} ({settings.episodes} episodes); encoder protected; strategy {settings.strategy}",
+        highlight=False,
     )
-    result = _run_prune(model, inputs, DEMO_BUDGET, comps, "component", "l2", 0)
-    _write_outputs(result, Path(args.out))
-    return 0
+    with _status("starting") as say:
+        result = run_demo(args.out, settings, progress=lambda m: (say(m), console.log(m, highlight=False)))
+    console.print(points_table(result))
+    verdict = "[green]goals met[/]" if result.met else "[bold red]goals not met[/]"
+    console.print(f"{verdict}: {result.explanation}", highlight=False)
+    console.print(f"report: {Path(args.out) / 'report.html'}", highlight=False, soft_wrap=True)
+    return 0 if result.met else 1
 
 
 # ---------------------------------------------------------------- helpers

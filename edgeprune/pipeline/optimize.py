@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.io import write_atomic
 from edgeprune.pipeline import allocation
 from edgeprune.pipeline.runlog import Point, RunLog
 from edgeprune.pipeline.targets import Target, TargetResult
@@ -173,6 +174,7 @@ def optimize(
         if accepted:
             proposal.pruned.plan.save(folder / "plan.json")
             save_weights(pruned, folder / "pruned.pt")
+            write_atomic(folder / "report.json", proposal.pruned.report.to_json())
             current = point
             macs, params = _report_costs(proposal.pruned)
         else:

@@ -12,6 +12,8 @@ from rich.table import Table
 from edgeprune.io import write_atomic
 from edgeprune.pipeline.optimize import OptimizeResult
 from edgeprune.pipeline.runlog import Point
+from edgeprune.profiling.plots import grouped_bars
+from edgeprune.profiling.report import Section, load_sections, write_report
 
 
 def pareto(points: Sequence[Point]) -> list[Point]:
@@ -28,29 +30,23 @@ def _dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return all(x <= y for x, y in zip(a, b, strict=True)) and a != b
 
 
+POINT_COLUMNS = ("#", "changed", "budgets", "latency ms", "arena B", "flash B", "metric", "kept")
+
+
 def points_table(result: OptimizeResult) -> Table:
+    """Every point tried as a rich table (``*`` after a latency: an estimate; last column: on the Pareto front)."""
     front = {p.iteration for p in pareto(result.points)}
     t = Table(title=f"optimize: {len(result.points)} points tried", caption=result.explanation)
-    for col in ("#", "changed", "budgets", "latency ms", "arena B", "flash B", "metric", "kept", "pareto"):
+    for col in (*POINT_COLUMNS, "pareto"):
         t.add_column(col, justify="left" if col in ("changed", "budgets") else "right")
     for p in result.points:
-        budgets = ", ".join(f"{c}={v:.0%}" for c, v in p.budgets.items() if v) or "-"
-        t.add_row(
-            str(p.iteration),
-            p.changed or "baseline",
-            budgets,
-            f"{p.result.latency_ms:.3f}" + ("*" if p.result.provenance.kind == "estimated" else ""),
-            f"{p.result.arena_bytes:,}" if p.result.arena_bytes is not None else "-",
-            f"{p.result.flash_bytes:,}" if p.result.flash_bytes is not None else "-",
-            f"{p.metric:.4g}",
-            "yes" if p.accepted else f"no: {p.why}",
-            "*" if p.iteration in front else "",
-        )
+        t.add_row(*_point_row(p), "*" if p.iteration in front else "")
     return t
 
 
-def write_outputs(result: OptimizeResult) -> None:
-    """chosen/ (plan + weights + artifacts), pareto.json/.md/.png and budgets.png in the run directory."""
+def write_outputs(result: OptimizeResult, title: str = "edgeprune optimize") -> None:
+    """chosen/ (plan, weights, report, artifacts), pareto.json/.png, budgets.png and report.md/.html (every
+    table and plot; the HTML page is self-contained) in the run directory."""
     run = result.run_dir
     chosen = run / "chosen"
     source = run / "points" / f"{result.chosen.iteration:03d}"
@@ -66,22 +62,78 @@ def write_outputs(result: OptimizeResult) -> None:
         "points": [p.to_dict() for p in result.points],
     }
     write_atomic(run / "pareto.json", json.dumps(summary, indent=2))
-    lines = [
-        "| # | changed | budgets | latency ms | arena B | metric | kept |",
-        "|---|---|---|---|---|---|---|",
+    pareto_png, budgets_png = _pareto_png(result.points, front), _budgets_png(result.points)
+    write_atomic(run / "pareto.png", pareto_png)
+    write_atomic(run / "budgets.png", budgets_png)
+    write_report(report_sections(result, pareto_png, budgets_png), run, title)
+
+
+def report_sections(result: OptimizeResult, pareto_png: bytes, budgets_png: bytes) -> list[Section]:
+    """The run as report sections: goals and verdict, every point, budgets, per-component latency, the pruning."""
+    base, chosen = result.points[0], result.chosen
+    label = chosen.result.provenance.label
+    estimated = chosen.result.provenance.kind == "estimated"
+    goals = json.loads((result.run_dir / "config.json").read_text())["goals"]
+    names = list(base.result.components_ms)
+    before = [base.result.components_ms[n] for n in names]
+    after = [chosen.result.components_ms.get(n, 0.0) for n in names]
+    sections = [
+        Section(
+            "Goals: baseline vs chosen point",
+            ["quantity", "goal", "baseline", f"chosen (#{chosen.iteration})", "met"],
+            _goal_rows(goals, base, chosen),
+            caption=f"{result.explanation}. Latency: {label}.",
+            notes=chosen.result.notes,
+        ),
+        Section(
+            "Every point tried",
+            list(POINT_COLUMNS),
+            [_point_row(p) for p in result.points],
+            caption="Plot: latency vs metric, colour = tensor arena; red edge = rejected; dashed = Pareto front.",
+            png=pareto_png,
+        ),
+        Section("Per-component budget history", [], [], png=budgets_png),
+        Section(
+            "Per component: latency at the baseline and the chosen point",
+            ["component", "baseline ms", "chosen ms"],
+            [[n, f"{b:.4f}", f"{a:.4f}"] for n, b, a in zip(names, before, after, strict=True)],
+            caption=label + (" (hatched bars: estimates)" if estimated else ""),
+            png=grouped_bars(names, before, after, "ms per component", hatched=[estimated] * len(names)),
+        ),
     ]
-    for p in front:
-        budgets = ", ".join(f"{c}={v:.0%}" for c, v in p.budgets.items() if v) or "-"
-        lines.append(
-            f"| {p.iteration} | {p.changed or 'baseline'} | {budgets} | {p.result.latency_ms:.3f} | "
-            f"{p.result.arena_bytes} | {p.metric:.4g} | {'yes' if p.accepted else 'no'} |"
-        )
-    label = result.chosen.result.provenance.label
-    write_atomic(
-        run / "pareto.md", f"# Pareto front\n\n{result.explanation}\n\nLatency: {label}\n\n" + "\n".join(lines)
-    )
-    write_atomic(run / "pareto.png", _pareto_png(result.points, front))
-    write_atomic(run / "budgets.png", _budgets_png(result.points))
+    report = result.run_dir / "chosen" / "report.json"
+    if report.exists():  # the baseline has no pruning report
+        sections += load_sections([report])
+    return sections
+
+
+def _goal_rows(goals: dict, base: Point, chosen: Point) -> list[list[str]]:
+    rows = []
+    for name, unit, scale in (("latency_ms", "ms", 1), ("arena_bytes", "KiB", 1024), ("flash_bytes", "KiB", 1024)):
+        limit, b, a = goals[name], getattr(base.result, name), getattr(chosen.result, name)
+        met = "-" if limit is None or a is None else ("yes" if a <= limit else "no")
+        rows.append([f"{name.split('_')[0]} ({unit})", *(_scaled(v, scale) for v in (limit, b, a)), met])
+    drop_ok = base.metric - chosen.metric <= goals["max_drop"]
+    metric = ["metric (higher is better)", f"drop <= {goals['max_drop']:g}", f"{base.metric:.4g}"]
+    return [*rows, [*metric, f"{chosen.metric:.4g}", "yes" if drop_ok else "no"]]
+
+
+def _scaled(value: float | None, scale: float) -> str:
+    return "-" if value is None else f"{value / scale:,.3f}"
+
+
+def _point_row(p: Point) -> list[str]:
+    r = p.result
+    return [
+        str(p.iteration),
+        p.changed or "baseline",
+        ", ".join(f"{c}={v:.0%}" for c, v in p.budgets.items() if v) or "-",
+        f"{r.latency_ms:.3f}" + ("*" if r.provenance.kind == "estimated" else ""),
+        "-" if r.arena_bytes is None else f"{r.arena_bytes:,}",
+        "-" if r.flash_bytes is None else f"{r.flash_bytes:,}",
+        f"{p.metric:.4g}",
+        "yes" if p.accepted else f"no: {p.why}",
+    ]
 
 
 def _pareto_png(points: Sequence[Point], front: Sequence[Point]) -> bytes:

@@ -56,10 +56,13 @@ def write_report(sections: Sequence[Section], out_dir: str | os.PathLike, title:
     md = [f"# {title}", ""]
     body = [f"<h1>{html.escape(title)}</h1>"]
     for i, s in enumerate(sections):
-        md += [f"## {s.title}", "", "| " + " | ".join(s.header) + " |", "|" + "---|" * len(s.header)]
-        md += ["| " + " | ".join(row) + " |" for row in s.rows]
+        md += [f"## {s.title}", ""]
+        body.append(f"<h2>{html.escape(s.title)}</h2>")
+        if s.header:  # a section may be a plot alone
+            md += ["| " + " | ".join(s.header) + " |", "|" + "---|" * len(s.header)]
+            md += ["| " + " | ".join(row) + " |" for row in s.rows]
+            body.append(_html_table(s))
         md += ["", s.caption, ""] if s.caption else [""]
-        body.append(f"<h2>{html.escape(s.title)}</h2>{_html_table(s)}")
         if s.caption:
             body.append(f"<p class=caption>{html.escape(s.caption)}</p>")
         if s.png is not None:
