@@ -190,6 +190,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the exact command instead of running it")
     p.set_defaults(run=_cmd_flash)
 
+    p = sub.add_parser("platformio", help="PlatformIO project (and Arduino sketch) of an export for a real board")
+    p.add_argument("export", help="export directory holding tflm/ (edgeprune export --to onnx,tflm)")
+    p.add_argument("--board", required=True, help="board name or alias")
+    p.add_argument(
+        "--runtime",
+        choices=("tflm", "aot"),
+        default="tflm",
+        help="tflm: TensorFlow Lite Micro from the board's Arduino library (default); aot: our int8 kernels",
+    )
+    p.add_argument("--out", required=True, help="project directory (platformio.ini, src/, README.md, arduino/)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing project in --out")
+    p.set_defaults(run=_cmd_platformio)
+
     p = sub.add_parser("optimize", help="prune component by component until the board's goals hold (the loop)")
     _model_args(p)
     p.add_argument("--board", required=True, help="board name or alias (MCU boards: cost-model latency estimate)")
@@ -410,6 +423,22 @@ def _cmd_flash(args: argparse.Namespace) -> int:
 
     command = flash(load_board(args.board), Path(args.firmware), port=args.port, dry_run=args.dry_run)
     console.print(("would run: " if args.dry_run else "ran: ") + " ".join(command), highlight=False)
+    return 0
+
+
+def _cmd_platformio(args: argparse.Namespace) -> int:
+    from edgeprune.deploy import platformio_project
+
+    out = Path(args.out)
+    if (out / "platformio.ini").exists() and not args.force:
+        raise EdgepruneError(
+            f"{out} already holds a PlatformIO project", fix="choose another --out, or pass --force to overwrite it"
+        )
+    board = load_board(args.board)
+    files = platformio_project(args.export, board, out, runtime=args.runtime)
+    console.print(f"wrote {len(files)} files to {out}/ ({args.runtime} runtime); see {out}/README.md", highlight=False)
+    console.print(f"next: cd {out} && pio run -t upload", highlight=False)
+    console.print(f"then: edgeprune bench --board {board.name} --export {args.export} [--port PORT]", highlight=False)
     return 0
 
 

@@ -20,6 +20,9 @@ from edgeprune.deploy.protocol import Dut, LayerTicks
 from edgeprune.errors import EdgepruneError
 from edgeprune.profiling.measurement import ComponentShare, LatencyStats, Measurement, Provenance
 
+# The one "layer" of the TFLM firmware (firmware/ep_model_tflm.cpp): Invoke() runs every op, so no per-layer ticks.
+TFLM_LAYER = "TFLM_INVOKE"
+
 
 class OutputMismatchError(EdgepruneError):
     """The board's outputs differ from the TFLM host interpreter's."""
@@ -91,6 +94,7 @@ def bench(
     reply = dut.infer(runs, warmup)
     n, ticks = dut.layers()
     mem = dut.memory()
+    tflm = [t.op for t in ticks] == [TFLM_LAYER]
     where = f"emulated {board.name} (QEMU {board.qemu_machine.value if board.qemu_machine else '?'})"
     if emulated and board.core in CALIBRATION_INSNS:
         cost = core_cost(board.core)
@@ -101,7 +105,7 @@ def bench(
         provenance = Provenance("estimated", where, label)
     else:
         per_insn, label = None, f"{info.timer} at {info.tick_hz} Hz"
-        provenance = Provenance("measured", board.name, f"edgeprune AOT int8 firmware, {label}")
+        provenance = Provenance("measured", board.name, f"{'TFLM' if tflm else 'edgeprune AOT'} int8 firmware, {label}")
     layers = [_layer_cycles(t, n, info.tick_hz, per_insn, board) for t in ticks]
     per_run_s = reply.elapsed_us * 1e-6 / reply.runs
     total_cycles = per_run_s * INSNS_PER_SECOND * per_insn if emulated else per_run_s * board.clock_hz
@@ -121,7 +125,7 @@ def bench(
         notes += [f"layer {lay.index} {lay.op} [{lay.component}]: {lay.insns:,.0f} instructions" for lay in layers]
     measurement = Measurement(
         model=info.model,
-        runtime="edgeprune-aot-int8",
+        runtime="tflm-int8" if tflm else "edgeprune-aot-int8",
         provenance=provenance,
         latency=LatencyStats.from_samples([ms] * reply.runs, warmup) if ms > 0 else None,
         peak_memory={
