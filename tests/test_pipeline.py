@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -143,3 +148,33 @@ def test_knapsack_changes_several_components_per_measurement_and_meets_the_goal(
     assert knap.chosen.budgets["encoder"] == 0
     with pytest.raises(EdgepruneError, match="unknown strategy"):
         optimize(model, inputs, target, evaluate, goals, tmp_path / "x", strategy="annealing")
+
+
+def test_resume_after_the_run_is_killed(tmp_path: Path) -> None:
+    """SIGKILL mid-run (no clean-up possible), then --resume: the recorded points stay and the run completes."""
+    (tmp_path / "slowmetric.py").write_text(
+        "import time\n\ndef evaluate(model):\n    time.sleep(0.3)  # slow enough to be killed mid-run\n"
+        "    return -sum(p.numel() for p in model.parameters()) * 1e-9\n"
+    )
+    model, inputs, _ = _setup()
+    goal = 0.6 * _baseline_ms(model, inputs)
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "edgeprune.cli", "optimize", "simple", "--board", "l4r5zi", "--latency-ms",
+            str(goal), "--eval", "slowmetric:evaluate", "--step", "0.2", "--out", str(run)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = run / "iterations.jsonl"
+    deadline = time.monotonic() + 300
+    while (not log.exists() or len(log.read_text().splitlines()) < 2) and time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    before = log.read_text().splitlines()
+    assert len(before) >= 2 and all(json.loads(line) for line in before)  # whole lines only
+    assert subprocess.run(args, env=env, capture_output=True, timeout=300).returncode == 2  # refuses without --resume
+    resumed = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-2000:]
+    after = log.read_text().splitlines()
+    assert after[: len(before)] == before and len(after) > len(before)
+    assert json.loads((run / "pareto.json").read_text())["met"]
