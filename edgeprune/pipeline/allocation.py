@@ -10,8 +10,8 @@ proxy until the target measures again. Its **cost** is the drop of the user's me
   unit of metric lost wins. One component changes per target measurement.
 - ``knapsack`` (multiple-choice knapsack): every component at 1…``levels`` steps further; the combination (at
   most one level per component) that covers every attributable goal (latency, flash) at the least summed
-  metric drop wins, assuming gains and drops add up across components. Several components change per target
-  measurement; the combined model is evaluated before it is measured.
+  metric drop wins (ties: the smallest cut that covers), assuming gains and drops add up across components.
+  Several components change per target measurement; the combined model is evaluated before it is measured.
 """
 
 from __future__ import annotations
@@ -131,10 +131,12 @@ def knapsack(
             continue
         coverage = [sum(p.gains[g] for p in chosen) / ctx.excess[g] for g in goals]
         covered = min(coverage, default=0.0)
-        # feasible combinations by least drop; otherwise the most coverage; non-attributable goals: best score
-        key = (
-            (0.0, drop, -covered) if goals and covered >= 1.0 else (1.0, -covered, drop)
-        ) if goals else (1.0, -max(ctx.score(p) for p in chosen), float(len(chosen)))  # fmt: skip
+        if not goals:  # only non-attributable goals (arena, board fit): the single best-scoring cut
+            key = (1.0, -max(ctx.score(p) for p in chosen), float(len(chosen)))
+        elif covered >= 1.0:  # feasible: least drop, then the least over-cut (many cuts cost ~0 of the metric)
+            key = (0.0, drop, covered)
+        else:  # nothing covers the goals within max_drop: the most coverage
+            key = (1.0, -covered, drop)
         if best is None or key < best[0]:
             best = (key, chosen)
     if best is None:
