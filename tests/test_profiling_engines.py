@@ -47,6 +47,20 @@ def test_onnxruntime_profiler_attributes_time_to_components(tdmpc_export) -> Non
     assert sum(c.share for c in m.components.values()) == pytest.approx(1.0)
 
 
+def test_conv_nodes_renamed_by_the_nchwc_layout_pass_keep_their_component(tmp_path: Path) -> None:
+    """On x86, ONNX Runtime's NCHWc pass renames conv nodes after their output tensor (``<node>_output_0_nchwc``)."""
+    torch.manual_seed(0)
+    model = create_model("kws_dscnn").eval()
+    export(model, model.example_inputs(1), tmp_path, targets=("onnx",))
+    m = OnnxRuntimeProfiler(tmp_path / "model.onnx", threads=1, profile_runs=5).measure(
+        "kws", [x.numpy() for x in model.example_inputs(1)], runs=3, warmup=1
+    )
+    attributed = sum(c.latency_ms for name, c in m.components.items() if name != "(unattributed)")
+    assert {"stem", "blocks", "head"} <= set(m.components) and attributed >= 0.9 * sum(
+        c.latency_ms for c in m.components.values()
+    )
+
+
 def test_onnxruntime_profiler_errors(tmp_path: Path, tdmpc_export) -> None:
     from edgeprune.errors import EdgepruneError
 

@@ -105,7 +105,7 @@ def test_explicit_runtime_the_board_lacks_is_an_error(
 
 def test_board_python_without_numpy_is_named(loopback_sshd: Loopback, tdmpc_pair: dict, board_dir: Path) -> None:
     bare = board_dir / "bare-python3"  # this Python without site-packages: a board interpreter lacking numpy
-    bare.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")
+    bare.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')
     bare.chmod(0o755)
     target = board(loopback_sshd, board_dir, python=str(bare))
     with pytest.raises(RemoteEnvironmentError, match=r"numpy is not installed for .*bare-python3") as err:
@@ -170,6 +170,18 @@ def test_unchanged_bundle_is_not_rebuilt(tmp_path: Path) -> None:
     # the host's ORT profiler reads node profiles with the runner's function: same attribution on both sides
     host = OnnxRuntimeProfiler(bundle / "model.onnx").measure("simple", [x.numpy() for x in inputs], runs=5, warmup=1)
     assert {n for n, _ in model.named_children()} <= set(host.components)
+
+
+def test_bundle_without_the_program_for_onnx_runtime_only(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = create_model("simple").eval()
+    inputs = model.example_inputs()
+    bundle = prepare_bundle(model, inputs, tmp_path / "b", program=False)  # no torch.export: ORT/TensorRT only
+    assert not (bundle / "model.pt2").exists() and "program" not in json.loads((bundle / "bundle.json").read_text())
+    mtime = (bundle / "bundle.json").stat().st_mtime_ns
+    assert prepare_bundle(model, inputs, bundle, program=False) and (bundle / "bundle.json").stat().st_mtime_ns == mtime
+    prepare_bundle(model, inputs, bundle)  # asked for the program now: rebuilt with it
+    assert (bundle / "model.pt2").is_file() and json.loads((bundle / "bundle.json").read_text())["program"]
 
 
 def test_unknown_runtime_is_refused_before_any_work(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """A bench bundle: what the board-side runner needs to time one model, with no pickles and no model code.
 
 ``model.onnx`` (from :func:`edgeprune.export.export`, with its node → component metadata), ``model.pt2`` (a
-``torch.export`` program: ATen graph + weights, run eagerly on the board), ``inputs/<i>.npy`` (the example inputs,
+``torch.export`` program: ATen graph + weights, run eagerly on the board; left out when only ONNX Runtime or
+TensorRT will run), ``inputs/<i>.npy`` (the example inputs,
 read there with ``allow_pickle=False``) and ``bundle.json``. Every file is byte-for-byte reproducible for the same
 model and inputs, so re-preparing an unchanged model copies nothing new to the board; ``bundle.json`` records a
 fingerprint of the model (architecture, weights, inputs, torch version) so an unchanged bundle is not even rebuilt.
@@ -32,15 +33,17 @@ def prepare_bundle(
     out_dir: str | Path,
     *,
     onnx_path: str | Path | None = None,
+    program: bool = True,
 ) -> Path:
     """Write the bundle for ``model`` into ``out_dir`` and return it.
 
     ``onnx_path``: an ONNX file already exported by edgeprune (else the model is exported here, with parity check).
+    ``program``: include ``model.pt2`` (needed by the board's eager PyTorch run only; ``torch.export`` takes seconds).
     """
     out = Path(out_dir)
     args = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
     model = model.eval()
-    digest = fingerprint(model, args, onnx_path)
+    digest = fingerprint(model, args, onnx_path) + ("" if program else "-no-program")
     if _is_current(out, digest):
         return out
     if onnx_path is None:
@@ -51,15 +54,18 @@ def prepare_bundle(
     else:
         onnx_bytes = Path(onnx_path).read_bytes()
     write_atomic(out / "model.onnx", onnx_bytes)
-    write_atomic(out / "model.pt2", _program_bytes(model, args))
+    if program:
+        write_atomic(out / "model.pt2", _program_bytes(model, args))
     inputs = []
     for i, x in enumerate(args):
         buf = io.BytesIO()
         np.save(buf, x.detach().cpu().numpy(), allow_pickle=False)
         write_atomic(out / "inputs" / f"{i}.npy", buf.getvalue())
         inputs.append(f"inputs/{i}.npy")
-    meta = {"onnx": "model.onnx", "program": "model.pt2", "inputs": inputs, "torch": torch.__version__,
+    meta = {"onnx": "model.onnx", "inputs": inputs, "torch": torch.__version__,
             "params": sum(p.numel() for p in model.parameters()), "fingerprint": digest}  # fmt: skip
+    if program:
+        meta["program"] = "model.pt2"
     write_atomic(out / BUNDLE_FILE, json.dumps(meta, indent=1, sort_keys=True) + "\n")
     return out
 
@@ -81,7 +87,7 @@ def _is_current(out: Path, digest: str) -> bool:
         meta = json.loads((out / BUNDLE_FILE).read_text())
     except (OSError, ValueError):
         return False
-    files = [meta.get("onnx"), meta.get("program"), *meta.get("inputs", [])]
+    files = [meta.get("onnx"), *([meta["program"]] if "program" in meta else []), *meta.get("inputs", [])]
     return meta.get("fingerprint") == digest and all(f and (out / f).is_file() for f in files)
 
 

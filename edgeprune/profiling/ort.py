@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -127,10 +128,12 @@ def node_components(onnx_path: str | os.PathLike) -> dict[str, str]:
 def component_times(node_runs: dict[str, list[float]], node_components: dict[str, str]) -> dict[str, float]:
     """Median over runs of the summed node times of each component (unknown nodes: ``(unattributed)``), in ms.
 
-    ONNX Runtime names a node it fused with its successor ``fused <first node>`` (e.g. Gemm + Relu).
+    ONNX Runtime names a node it fused with its successor ``fused <first node>`` (e.g. Gemm + Relu), and a node
+    its NCHWc layout pass rewrote after its output tensor, ``<node>_output_<i>_nchwc`` (convolutions on x86).
     """
     per_run: dict[str, np.ndarray] = {}
     for node, times in node_runs.items():
-        comp = node_components.get(node) or node_components.get(node.removeprefix("fused "), "(unattributed)")
+        names = (node, node.removeprefix("fused "), re.sub(r"_output_\d+_nchwc$", "", node))
+        comp = next((node_components[n] for n in names if n in node_components), "(unattributed)")
         per_run[comp] = per_run.get(comp, 0.0) + np.asarray(times, dtype=float)
     return {comp: float(np.median(v)) for comp, v in per_run.items()}

@@ -119,7 +119,8 @@ def bench_remote(
     deploy = Path(work_dir) / "deploy"
     for name, (model, inputs) in models.items():
         onnx = (onnx_paths or {}).get(name)
-        prepare_bundle(model, inputs, deploy / "bundles" / name, onnx_path=onnx)
+        prepare_bundle(model, inputs, deploy / "bundles" / name, onnx_path=onnx,
+                       program=not runtimes or "pytorch-eager" in runtimes)  # fmt: skip
     write_atomic(deploy / RUNNER, resources.files("edgeprune.profiling").joinpath("remote.py").read_bytes())
     t0 = time.perf_counter()
     report = sync_dir(target, deploy, f"{target.remote_dir}/deploy")
