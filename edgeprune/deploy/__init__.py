@@ -1,11 +1,11 @@
 """On-device deployment: ahead-of-time int8 kernels, benchmark firmware, the emulated board (QEMU), the
 EEMBC benchmark protocol and ``bench`` (issue: devices). See docs/emulated-board.md."""
 
-from edgeprune.deploy.api import bench_export, build, emulate, prepare
+from edgeprune.deploy.api import bench_export, build, build_platformio, emulate, prepare, wait_ready
 from edgeprune.deploy.bench import LayerCycles, OutputMismatchError, bench
 from edgeprune.deploy.build import Firmware, FirmwareBuildError, build_firmware
 from edgeprune.deploy.emulator import EmulatedBoard, EmulatorError
-from edgeprune.deploy.flash import FlashError, flash, flash_command
+from edgeprune.deploy.flash import FlashError, firmware_image, flash, flash_command
 from edgeprune.deploy.link import Link, LinkError
 from edgeprune.deploy.platformio import platformio_project
 from edgeprune.deploy.ports import PortNotFoundError, find_port
@@ -28,12 +28,15 @@ __all__ = [
     "bench_export",
     "build",
     "build_firmware",
+    "build_platformio",
     "component_table",
     "emulate",
     "find_port",
+    "firmware_image",
     "flash",
     "flash_command",
     "layer_table",
     "platformio_project",
     "prepare",
+    "wait_ready",
 ]

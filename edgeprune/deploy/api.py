@@ -1,9 +1,13 @@
 """The deploy workflow in three calls: ``prepare`` (export -> tagged C model), ``emulate`` (build + QEMU) and
-``bench_export`` (handshake, bit-exact check, timing -> Measurement)."""
+``bench_export`` (handshake, bit-exact check, timing -> Measurement); for a real board ``build_platformio`` and,
+after flashing, ``wait_ready``."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import onnx
@@ -15,9 +19,11 @@ from edgeprune.deploy.aot.codegen import GeneratedModel, generate
 from edgeprune.deploy.aot.components import layer_components
 from edgeprune.deploy.aot.graph import read_graph
 from edgeprune.deploy.bench import LayerCycles, bench
-from edgeprune.deploy.build import Firmware, build_firmware
-from edgeprune.deploy.link import Link
-from edgeprune.deploy.ports import find_port
+from edgeprune.deploy.build import Firmware, FirmwareBuildError, build_firmware, footprint, overflow_error
+from edgeprune.deploy.link import Link, LinkError
+from edgeprune.deploy.platformio import platformio_project
+from edgeprune.deploy.ports import PortNotFoundError, find_port
+from edgeprune.deploy.protocol import Dut
 from edgeprune.errors import EdgepruneError
 from edgeprune.profiling.measurement import Measurement
 
@@ -47,6 +53,60 @@ def build(export_dir: str | Path, board: BoardProfile | str, out_dir: str | Path
     """Generate and cross-compile the firmware of an export for ``board`` into ``out_dir``."""
     model, _ = prepare(export_dir)
     return model, build_firmware(model, _board(board), Path(out_dir))
+
+
+def build_platformio(
+    export_dir: str | Path, board: BoardProfile | str, out_dir: str | Path, *, timeout: float = 1800
+) -> tuple[GeneratedModel, Firmware]:
+    """The firmware a real board runs: the PlatformIO project for ``board`` (``platformio_project``) built with
+    ``pio run``; ``out_dir/.pio/build/<board>/firmware.elf`` (and the ``.bin`` PlatformIO writes beside it)."""
+    profile = _board(board)
+    pio = shutil.which("pio") or shutil.which("platformio")
+    if pio is None:
+        raise FirmwareBuildError(
+            "PlatformIO (pio) is not installed: it builds the firmware for a real board",
+            fix="pip install platformio (it fetches the board's toolchain and core on the first build)",
+        )
+    model, _ = prepare(export_dir)
+    out = Path(out_dir)
+    platformio_project(model, profile, out)
+    try:
+        proc = subprocess.run([pio, "run", "-d", str(out), "-e", profile.name], capture_output=True, text=True,
+                              timeout=timeout, check=False)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise FirmwareBuildError(f"pio run did not finish within {timeout:g} s", fix=f"run it in {out}") from None
+    if proc.returncode != 0:
+        log = proc.stdout + proc.stderr
+        raise overflow_error(log, profile, model) or FirmwareBuildError("pio run failed", fix=log[-3000:])
+    elf = out / ".pio" / "build" / profile.name / "firmware.elf"
+    return model, footprint(elf, profile.core, model.arena_bytes, 0)
+
+
+def wait_ready(board: BoardProfile | str, port: str | None = None, *, timeout: float = 30.0) -> str:
+    """After flashing: poll until the board's port is there (``port``, or found by USB VID:PID; a board with
+    native USB re-enumerates) and the firmware answers ``name%``. Returns the port; :class:`LinkError` after
+    ``timeout`` seconds, with the last problem seen."""
+    profile = _board(board)
+    deadline, problem = time.monotonic() + timeout, "nothing tried"
+    while True:
+        try:
+            url = port or find_port(profile)
+            link = Link.open(url, profile.serial.baud, timeout=1.0, retries=0)
+            try:
+                link.drain(0.1)
+                Dut(link).name()
+                return url
+            finally:
+                link.close()
+        except (LinkError, PortNotFoundError) as exc:
+            problem = exc.problem
+        if time.monotonic() > deadline:
+            raise LinkError(
+                f"{profile.name} did not answer within {timeout:g} s after flashing: {problem}",
+                expected="the benchmark firmware answering name% with m-name-... and m-ready at 115200 8N1",
+                fix="check the port (--port), the cable, and that the flash tool reset the board",
+            )
+        time.sleep(0.25)
 
 
 def emulate(

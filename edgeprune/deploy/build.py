@@ -62,7 +62,8 @@ def toolchain(tool: str = "gcc") -> str:
     return path
 
 
-def _overflow_error(log: str, board: BoardProfile, model: GeneratedModel) -> FirmwareBuildError | None:
+def overflow_error(log: str, board: BoardProfile, model: GeneratedModel) -> FirmwareBuildError | None:
+    """The does-not-fit error when the linker's ``log`` says a memory region overflowed, else ``None``."""
     over = dict(re.findall(r"region `(\w+)' overflowed by (\d+) bytes", log))
     if not over:
         return None
@@ -104,12 +105,19 @@ def build_firmware(model: GeneratedModel, board: BoardProfile, out_dir: Path, *,
            *(str(FIRMWARE / s) for s in SOURCES), "-lm"]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0:
-        raise _overflow_error(proc.stderr, board, model) or FirmwareBuildError(
+        raise overflow_error(proc.stderr, board, model) or FirmwareBuildError(
             "the firmware did not compile", fix=proc.stderr[-3000:]
         )
-    size = subprocess.run([toolchain("size"), "-A", "-d", str(elf)], capture_output=True, text=True,
-                          timeout=60, check=True).stdout  # fmt: skip
-    sec = {m[0]: int(m[1]) for m in re.findall(r"^(\.\S+)\s+(\d+)", size, re.M)}
-    text = sum(sec.get(k, 0) for k in (".isr_vector", ".text", ".ARM.exidx"))
-    bss = sec.get(".bss", 0) + sec.get(".stack", 0)
-    return Firmware(elf, board.core, text, sec.get(".data", 0), bss, model.arena_bytes, STACK_BYTES)
+    return footprint(elf, board.core, model.arena_bytes, STACK_BYTES)
+
+
+def footprint(elf: Path, core: Core, arena: int, stack: int) -> Firmware:
+    """A linked image's text/data/bss (``arm-none-eabi-size``, Berkeley format: read-only, initialised and
+    zeroed allocated sections, whatever the linker script names them)."""
+    out = subprocess.run([toolchain("size"), "-B", "-d", str(elf)], capture_output=True, text=True,
+                         timeout=60, check=True).stdout  # fmt: skip
+    m = re.search(r"^\s*(\d+)\s+(\d+)\s+(\d+)\s", out, re.M)
+    if m is None:
+        raise FirmwareBuildError(f"cannot read the size of {elf}", fix=f"arm-none-eabi-size said: {out[-500:]}")
+    text, data, bss = (int(g) for g in m.groups())
+    return Firmware(elf, core, text, data, bss, arena, stack)

@@ -52,6 +52,22 @@ def _targets(board: BoardProfile) -> tuple[str, str]:
                      expected=f"a chip starting with {', '.join(_TARGETS)}")  # fmt: skip
 
 
+# flash method -> the image it writes, when not the .elf (PlatformIO writes firmware.bin beside firmware.elf)
+_IMAGE_SUFFIX = {FlashMethod.STLINK: ".bin", FlashMethod.ESPTOOL: ".bin", FlashMethod.BOSSAC: ".bin",
+                 FlashMethod.UF2: ".uf2"}  # fmt: skip
+
+
+def firmware_image(board: BoardProfile, elf: Path) -> Path:
+    """The file ``board``'s flash method takes for a build whose ELF is ``elf`` (the ELF, or its .bin/.uf2)."""
+    image = elf.with_suffix(_IMAGE_SUFFIX.get(board.flash_method, elf.suffix))
+    if not image.is_file():
+        raise FlashError(
+            f"{board.flash_method.value} flashes {image.name}, which the build did not write",
+            fix=f"convert {elf} (e.g. arm-none-eabi-objcopy -O binary), or build with PlatformIO",
+        )
+    return image
+
+
 def flash_command(board: BoardProfile, firmware: Path, *, port: str | None = None, uf2_drive: Path | None = None
                   ) -> list[str]:  # fmt: skip
     """The argument list that flashes ``firmware`` (.elf; .bin for st-flash/esptool/bossac, .uf2 for UF2)."""
