@@ -84,14 +84,17 @@ def _plan_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     )
 
 
-def _ssh_args(p: argparse.ArgumentParser) -> None:
+def _ssh_args(
+    p: argparse.ArgumentParser,
+    runtimes: str = "comma-separated among onnxruntime, pytorch-eager, tensorrt (default: all)",
+) -> None:
     g = p.add_argument_group("Linux boards over SSH (Jetson, Raspberry Pi)")
     g.add_argument("--host", help="user@host or user@host:port")
     g.add_argument("--key", help="SSH private key (default: your ssh config and agent)")
     g.add_argument("--known-hosts", help="known_hosts file (host-key checking is always on)")
     g.add_argument("--python", default="python3", help="Python on the board (default python3)")
     g.add_argument("--remote-dir", default="edgeprune", help="work directory on the board (default ~/edgeprune)")
-    g.add_argument("--runtimes", help="comma-separated among onnxruntime, pytorch-eager, tensorrt (default: all)")
+    g.add_argument("--runtimes", help=runtimes)
 
 
 def _budget_args(p: argparse.ArgumentParser) -> None:
@@ -205,7 +208,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("optimize", help="prune component by component until the board's goals hold (the loop)")
     _model_args(p)
-    p.add_argument("--board", required=True, help="board name or alias (MCU boards: cost-model latency estimate)")
+    p.add_argument("--board", help="board name or alias (MCU boards alone: cost-model latency estimate)")
     p.add_argument("--latency-ms", type=float, help="latency goal")
     p.add_argument("--arena-kb", type=float, help="tensor arena goal (KiB); default: the board's fit check")
     p.add_argument("--flash-kb", type=float, help="model flash goal (KiB); default: the board's fit check")
@@ -218,7 +221,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--finetune", metavar="module:fn", help="finetune(model) -> None, run after each pruning step")
     p.add_argument("--calib", help="samples for the int8 TFLM bundle (exact arena and flash); without: latency only")
-    p.add_argument("--emulate", action="store_true", help="measure on the emulated board (QEMU; needs --calib)")
     p.add_argument("--protect", action="append", default=[], metavar="NAME[,NAME]", help="components to keep intact")
     p.add_argument("--round-to", type=int, default=1, help="keep channel counts multiples of this")
     p.add_argument("--strategy", choices=STRATEGIES, default="greedy", help="one component per step, or a combination")
@@ -226,6 +228,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-iterations", type=int, default=20)
     p.add_argument("--out", required=True, help="run directory (iterations.jsonl, points/, chosen/, pareto.*)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    where = p.add_argument_group("where to measure (one of; default: the MCU board's cost model)")
+    where.add_argument("--emulate", action="store_true", help="the emulated board (QEMU; needs --calib)")
+    where.add_argument("--port", help="a real MCU board: serial port, socket:// URL, or 'auto' (USB VID:PID); "
+                       "builds with PlatformIO and flashes with the board's flash method (needs --calib)")  # fmt: skip
+    where.add_argument(
+        "--engine", choices=("onnxruntime", "pytorch-eager"), help="an engine on this machine (no --board)"
+    )
+    _ssh_args(p, runtimes="the one runtime to measure with on the board (default onnxruntime)")
     p.set_defaults(run=_cmd_optimize)
 
     p = sub.add_parser("report", help="Markdown + self-contained HTML from compare.json / measurements / report.json")
@@ -443,7 +453,7 @@ def _cmd_platformio(args: argparse.Namespace) -> int:
 
 
 def _cmd_optimize(args: argparse.Namespace) -> int:
-    from edgeprune.pipeline import CostModelTarget, EmulatedBoardTarget, Goals, fidelity_metric, optimize
+    from edgeprune.pipeline import Goals, fidelity_metric, optimize
     from edgeprune.pipeline.outputs import points_table, write_outputs
 
     model, inputs = load_model(args.model, args.weights, args.input_shape)
@@ -455,8 +465,7 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
         flash_bytes=None if args.flash_kb is None else int(args.flash_kb * 1024),
         max_drop=args.max_drop,
     )
-    board = load_board(args.board)
-    target = EmulatedBoardTarget(board, args.calib) if args.emulate else CostModelTarget(board, args.calib)
+    target = _optimize_target(args)
     with _status("optimizing") as say:
         result = optimize(
             model,
@@ -480,6 +489,48 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     verdict = "[green]goals met[/]" if result.met else "[bold red]goals not met[/]"
     console.print(f"{verdict}: {result.explanation}; chosen point {result.chosen.iteration} in {args.out}/chosen/")
     return 0 if result.met else 1
+
+
+def _optimize_target(args: argparse.Namespace):
+    """The target ``optimize`` measures on: one of --host, --port, --emulate, --engine, else the cost model."""
+    from edgeprune.pipeline import (
+        CostModelTarget,
+        EmulatedBoardTarget,
+        LocalEngineTarget,
+        SerialBoardTarget,
+        SshBoardTarget,
+    )
+
+    chosen = [flag for flag, on in (("--host", args.host), ("--port", args.port), ("--emulate", args.emulate),
+                                    ("--engine", args.engine)) if on]  # fmt: skip
+    if len(chosen) > 1:
+        raise EdgepruneError(f"{' and '.join(chosen)} name different targets", expected="at most one of them",
+                             fix="--host: a Linux board over SSH; --port: a real MCU board; --emulate: the emulated "
+                             "MCU board; --engine: this machine; none: the MCU board's cost model")  # fmt: skip
+    if args.engine:
+        if args.board:
+            raise EdgepruneError("--engine measures on this machine, not on --board", fix="drop --board or --engine")
+        return LocalEngineTarget(args.engine)
+    if not args.board:
+        raise EdgepruneError("no target given", expected="--board NAME (with --host, --port or --emulate), or --engine")
+    board = load_board(args.board)
+    if args.host:
+        from edgeprune.deploy.ssh import SSHTarget
+
+        runtimes = [r.strip() for r in (args.runtimes or "onnxruntime").split(",") if r.strip()]
+        if len(runtimes) != 1:
+            raise EdgepruneError(
+                f"--runtimes {args.runtimes}: optimize measures with one runtime",
+                expected="one of onnxruntime, pytorch-eager, tensorrt (default onnxruntime)",
+            )
+        ssh = SSHTarget.for_board(board, args.host, key=args.key, known_hosts=args.known_hosts, python=args.python,
+                                  remote_dir=args.remote_dir)  # fmt: skip
+        return SshBoardTarget(ssh, runtimes[0])
+    if not board.core.is_mcu:
+        raise EdgepruneError(f"{board.name} is a Linux board", fix="pass --host user@host to measure on it over SSH")
+    if args.port:
+        return SerialBoardTarget(board, args.calib, None if args.port == "auto" else args.port)
+    return EmulatedBoardTarget(board, args.calib) if args.emulate else CostModelTarget(board, args.calib)
 
 
 def _callable(spec: str, flag: str) -> Callable:
