@@ -53,12 +53,12 @@ def _loopback_board(lo: Loopback, tmp: Path) -> SSHTarget:
 
 def test_optimize_over_ssh_meets_latency_and_size_goals(loopback_sshd: Loopback, tmp_path: Path, capsys) -> None:
     """Every point is bundled, synced and timed with ONNX Runtime on the loopback board. Latency on a shared
-    machine is noisy, so the latency goal is generous (2x the baseline) and the loop is driven by the model file's
+    machine is noisy, so the latency goal is generous (3x the baseline) and the loop is driven by the model file's
     size (deterministic); the measured numbers must come from the board and be split per component."""
     model, inputs, evaluate = _setup("complex_cnn")
     target = SshBoardTarget(_loopback_board(loopback_sshd, tmp_path), runs=30, warmup=5, threads=1)
     base = target.measure(model, inputs, tmp_path / "probe")
-    goals = Goals(latency_ms=2 * base.latency_ms, flash_bytes=int(0.85 * base.flash_bytes), max_drop=10.0)
+    goals = Goals(latency_ms=3 * base.latency_ms, flash_bytes=int(0.85 * base.flash_bytes), max_drop=10.0)
     protect = ["stem", "dsconv", "pool", "classifier", "aux_head"]  # fewer candidates to rank: a shorter test
     result = optimize(model, inputs, target, evaluate, goals, tmp_path / "run", protect=protect, step=0.3,
                       max_iterations=3)  # fmt: skip
