@@ -58,7 +58,8 @@ def build(export_dir: str | Path, board: BoardProfile | str, out_dir: str | Path
 def build_platformio(
     export_dir: str | Path, board: BoardProfile | str, out_dir: str | Path, *, timeout: float = 1800
 ) -> tuple[GeneratedModel, Firmware]:
-    """The firmware a real board runs: the PlatformIO project for ``board`` (``platformio_project``) built with
+    """The firmware a real board runs: the PlatformIO project for ``board`` with our int8 kernels
+    (``platformio_project(..., runtime="aot")``: per-layer cycles, and the model ``bench_export`` checks) built with
     ``pio run``; ``out_dir/.pio/build/<board>/firmware.elf`` (and the ``.bin`` PlatformIO writes beside it)."""
     profile = _board(board)
     pio = shutil.which("pio") or shutil.which("platformio")
@@ -69,7 +70,7 @@ def build_platformio(
         )
     model, _ = prepare(export_dir)
     out = Path(out_dir)
-    platformio_project(model, profile, out)
+    platformio_project(export_dir, profile, out, runtime="aot")
     try:
         proc = subprocess.run([pio, "run", "-d", str(out), "-e", profile.name], capture_output=True, text=True,
                               timeout=timeout, check=False)  # fmt: skip
