@@ -580,21 +580,7 @@ def _cmd_groups(args: argparse.Namespace) -> int:
     model, inputs = load_model(args.model, args.weights, args.input_shape)
     groups = build_groups(model, inputs, _components(model, args), mode=args.mode)
     console.print(str(groups.graph), highlight=False)
-    table = Table(title=f"Pruning groups ({args.mode} mode)")
-    for col in ("id", "kind", "components", "roots", "channels", "size", "block", "frozen"):
-        table.add_column(col)
-    for g in groups:
-        table.add_row(
-            str(g.id),
-            g.kind,
-            ",".join(g.components),
-            ",".join(g.roots),
-            str(g.channels),
-            str(g.size),
-            str(g.block),
-            g.frozen or "",
-        )
-    console.print(table)
+    console.print(groups.table())
     console.print(groups.summary())
     if args.json:
         import json

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import torch
 import torch_pruning as tp
+from rich.table import Table
 from torch import nn
 
 from edgeprune.prune.component_graph import ComponentGraph, trace_components
@@ -116,6 +117,16 @@ class GroupSet:
             "avg_prunable_size": round(sum(prunable) / len(prunable), 2) if prunable else 0.0,
             "max_prunable_size": max(prunable, default=0),
         }
+
+    def table(self) -> Table:
+        """Every group as a rich table (what ``edgeprune groups`` prints)."""
+        table = Table(title=f"Pruning groups ({self.mode} mode)")
+        for col in ("id", "kind", "components", "roots", "channels", "size", "block", "frozen"):
+            table.add_column(col)
+        for g in self.groups:
+            table.add_row(str(g.id), g.kind, ",".join(g.components), ",".join(g.roots), str(g.channels),
+                          str(g.size), str(g.block), g.frozen or "")  # fmt: skip
+        return table
 
     def to_dict(self) -> dict[str, Any]:
         return {
