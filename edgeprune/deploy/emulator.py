@@ -109,6 +109,8 @@ def _consume_banner(pty: str, deadline: float) -> None:
         while b"m-ready" not in seen and time.monotonic() < deadline:
             if select.select([fd], [], [], max(deadline - time.monotonic(), 0))[0]:
                 seen += os.read(fd, 256)
+    except OSError:  # QEMU gone (EIO): the first command on the port reports it as a LinkError
+        pass
     finally:
         os.close(fd)
 
