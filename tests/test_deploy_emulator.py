@@ -9,12 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
-from deploy_exports import exported
+from deploy_exports import exported, random_inputs
 from rich.console import Console
 
 from edgeprune.boards import load_board
 from edgeprune.boards.schema import Core
 from edgeprune.deploy import FirmwareBuildError, Link, LinkError, bench_export, build, emulate
+from edgeprune.deploy.api import prepare
+from edgeprune.deploy.bench import OutputMismatchError, check_outputs
 from edgeprune.deploy.costs import CALIBRATION_INSNS, core_cost
 from edgeprune.deploy.protocol import Dut
 from edgeprune.deploy.report import component_table, layer_table
@@ -217,3 +219,28 @@ def test_a_lost_db_line_restarts_the_load(kws_m4) -> None:
     dump = "".join(x[len("m-buffer-") :].replace("-", "") for x in link.command("db print"))
     assert bytes.fromhex(dump) == data[:490]
     link.close()
+
+
+class _FlipBit(Dut):
+    """A board whose raw outputs come back with one bit flipped (one output computed wrong)."""
+
+    def raw(self) -> bytes:
+        got = bytearray(super().raw())
+        got[-1] ^= 1
+        return bytes(got)
+
+
+def test_a_single_flipped_output_bit_is_a_mismatch(kws_m4) -> None:
+    model, tflite = prepare(exported("kws_dscnn"))
+    sets = random_inputs([x.shape for x in model.inputs], 1, seed=7)
+    link = Link.open(kws_m4.port)
+    link.drain()
+    assert check_outputs(Dut(link), tflite, sets) == 1
+    with pytest.raises(OutputMismatchError, match="input set 0: 1 of 12 output bytes differ"):
+        check_outputs(_FlipBit(link), tflite, sets)
+    link.close()
+
+
+def test_mlperf_model_id_is_checked_before_building(tmp_path: Path) -> None:
+    with pytest.raises(FirmwareBuildError, match="cannot be reported as m-model"):
+        build(exported("ad_autoencoder"), "nucleo-l4r5zi", tmp_path, mlperf_model="ad01]")

@@ -49,10 +49,13 @@ def prepare(export_dir: str | Path, name: str | None = None) -> tuple[GeneratedM
     return generate(data, components=comps, name=name or d.name), data
 
 
-def build(export_dir: str | Path, board: BoardProfile | str, out_dir: str | Path) -> tuple[GeneratedModel, Firmware]:
-    """Generate and cross-compile the firmware of an export for ``board`` into ``out_dir``."""
+def build(
+    export_dir: str | Path, board: BoardProfile | str, out_dir: str | Path, *, mlperf_model: str | None = None
+) -> tuple[GeneratedModel, Firmware]:
+    """Generate and cross-compile the firmware of an export for ``board`` into ``out_dir`` (``mlperf_model``: the
+    ``m-model-[...]`` id the MLPerf Tiny runner selects its test script by, e.g. ``kws01``)."""
     model, _ = prepare(export_dir)
-    return model, build_firmware(model, _board(board), Path(out_dir))
+    return model, build_firmware(model, _board(board), Path(out_dir), mlperf_model=mlperf_model)
 
 
 def build_platformio(
@@ -111,13 +114,18 @@ def wait_ready(board: BoardProfile | str, port: str | None = None, *, timeout: f
 
 
 def emulate(
-    board: BoardProfile | str, export_dir: str | Path, out_dir: str | Path | None = None, *, tcp: bool = False
+    board: BoardProfile | str,
+    export_dir: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    tcp: bool = False,
+    mlperf_model: str | None = None,
 ) -> emulator.EmulatedBoard:
     """Build the firmware for ``board`` and start it in QEMU; ``.port`` is the UART: a pty, or with ``tcp`` a
-    ``socket://127.0.0.1:N`` URL (context manager)."""
+    ``socket://127.0.0.1:N`` URL (context manager). ``mlperf_model``: as for :func:`build`."""
     profile = _board(board)
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix=f"edgeprune-{profile.name}-"))
-    _, fw = build(export_dir, profile, out)
+    _, fw = build(export_dir, profile, out, mlperf_model=mlperf_model)
     emu = emulator.start(profile, fw.elf, tcp=tcp)
     emu.firmware = fw
     return emu

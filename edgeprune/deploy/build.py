@@ -19,6 +19,7 @@ FIRMWARE = Path(__file__).resolve().parent / "firmware"
 SOURCES = ("ep_main.c", "ep_board_mps2.c", "ep_kernels.c", "startup.c")
 STACK_BYTES = 8192
 MAX_LAYERS = 512
+MLPERF_MODEL_ID = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 CPU_FLAGS: dict[Core, tuple[str, ...]] = {
     Core.CORTEX_M0PLUS: ("-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft"),
     Core.CORTEX_M4: ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"),
@@ -81,8 +82,17 @@ def overflow_error(log: str, board: BoardProfile, model: GeneratedModel) -> Firm
     )
 
 
-def build_firmware(model: GeneratedModel, board: BoardProfile, out_dir: Path, *, timeout: float = 300) -> Firmware:
-    """Write ``model.c`` and the linker script to ``out_dir`` and link ``firmware.elf`` for ``board``."""
+def build_firmware(
+    model: GeneratedModel, board: BoardProfile, out_dir: Path, *, mlperf_model: str | None = None, timeout: float = 300
+) -> Firmware:
+    """Write ``model.c`` and the linker script to ``out_dir`` and link ``firmware.elf`` for ``board``.
+    ``mlperf_model`` (``kws01``, ``ad01``, ...) is what ``profile%`` reports as ``m-model-[...]``: the MLPerf Tiny
+    runner picks its test script by it (default: the model's name)."""
+    if mlperf_model is not None and not MLPERF_MODEL_ID.fullmatch(mlperf_model):
+        raise FirmwareBuildError(
+            f"MLPerf Tiny model id {mlperf_model!r} cannot be reported as m-model-[...]",
+            expected="letters, digits, '_', '.', '-' (e.g. kws01, ad01, ic01, vww01)",
+        )
     if board.core not in CPU_FLAGS:
         raise FirmwareBuildError(
             f"{board.name} has a {board.core.value} core: no firmware build for it here",
@@ -101,7 +111,8 @@ def build_firmware(model: GeneratedModel, board: BoardProfile, out_dir: Path, *,
     cmd = [gcc, *CPU_FLAGS[board.core], "-O2", "-ffp-contract=off", "-ffunction-sections", "-fdata-sections",
            "-Wall", "-std=gnu11", "-I", str(FIRMWARE), "--specs=nano.specs", "--specs=nosys.specs",
            "-nostartfiles", "-Wl,--gc-sections", "-T", str(out_dir / "link.ld"), "-o", str(elf),
-           f"-DEP_DB_MAX={max(sum(x.size for x in model.inputs), 64)}", str(out_dir / "model.c"),
+           f"-DEP_DB_MAX={max(sum(x.size for x in model.inputs), 64)}",
+           *([f'-DEP_MLPERF_MODEL="{mlperf_model}"'] if mlperf_model else []), str(out_dir / "model.c"),
            *(str(FIRMWARE / s) for s in SOURCES), "-lm"]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0:

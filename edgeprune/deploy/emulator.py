@@ -4,6 +4,7 @@ its UART on a pseudo-terminal that pyserial (ours, or any EEMBC runner) opens li
 
 from __future__ import annotations
 
+import os
 import re
 import select
 import shutil
@@ -19,6 +20,7 @@ from edgeprune.deploy.build import Firmware
 from edgeprune.errors import EdgepruneError
 
 INSNS_PER_SECOND = 1_000_000_000  # -icount shift=0: 2**0 ns of virtual time per instruction
+BANNER_SECONDS = 3.0  # at most this long for the boot lines (they come within milliseconds)
 
 
 class EmulatorError(EdgepruneError):
@@ -96,8 +98,26 @@ def _wait_tcp(proc: subprocess.Popen[str], port: int, deadline: float) -> bool:
     return False
 
 
+def _consume_banner(pty: str, deadline: float) -> None:
+    """Read the firmware's boot lines (``m-init-done``, ``m-ready``) off the pty. The pty keeps them until someone
+    reads, and a runner that does not drain first (the MLPerf Tiny runner: serial_device.py) would take them as the
+    reply to its first command and stay one reply behind for the whole session. A real board's USB serial port
+    drops what the board prints before the host opens it; this makes the emulated board behave the same."""
+    fd = os.open(pty, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    seen = b""
+    try:
+        while b"m-ready" not in seen and time.monotonic() < deadline:
+            if select.select([fd], [], [], max(deadline - time.monotonic(), 0))[0]:
+                seen += os.read(fd, 256)
+    except OSError:  # QEMU gone (EIO): the first command on the port reports it as a LinkError
+        pass
+    finally:
+        os.close(fd)
+
+
 def start(board: BoardProfile, elf: Path, *, tcp: bool = False, timeout: float = 10.0) -> EmulatedBoard:
-    """Start QEMU on ``elf`` for ``board``; return once the UART (pty, or a local TCP port) is reachable."""
+    """Start QEMU on ``elf`` for ``board``; return once the UART (pty, or a local TCP port) is reachable and, on a
+    pty, the firmware's boot lines are consumed (the port is idle, as a booted board's is)."""
     tcp_port = _free_port() if tcp else None
     serial = f"tcp:127.0.0.1:{tcp_port},server=on,wait=off" if tcp_port else "pty"
     cmd = qemu_command(board, elf, serial)
@@ -119,6 +139,7 @@ def start(board: BoardProfile, elf: Path, *, tcp: bool = False, timeout: float =
         seen.append(line.strip())
         m = re.search(r"char device redirected to (\S+)", line)
         if m:
+            _consume_banner(m.group(1), min(deadline, time.monotonic() + BANNER_SECONDS))
             return EmulatedBoard(board, elf, proc, m.group(1))
     proc.kill()
     proc.wait(5)

@@ -185,6 +185,16 @@ static uint32_t stack_used(void) {
 }
 #endif
 
+/* The MLPerf Tiny runner picks its test script by the m-model id (kws01, ad01, ...: main.py run_test), so a
+ * build for the runner sets EP_MLPERF_MODEL; otherwise the model's own name. */
+static const char *mlperf_model(void) {
+#ifdef EP_MLPERF_MODEL
+  return EP_MLPERF_MODEL;
+#else
+  return ep_model_name;
+#endif
+}
+
 static void ep_info(void) {
   out("m-ep-model-[");
   out(ep_model_name);
@@ -266,7 +276,7 @@ static void dispatch(char *line) {
     timestamp();
   } else if (!strcmp(tok, "profile")) {
     out("m-profile-[" FW_VERSION "]\r\nm-model-[");
-    out(ep_model_name);
+    out(mlperf_model());
     out("]\r\n");
   } else if (!strcmp(tok, "help")) {
     help();

@@ -1,0 +1,39 @@
+"""Every bundled model, original and pruned 50 %, on the emulated Cortex-M4 and M7 boards through the real path
+(firmware build, QEMU, EEMBC protocol via ``bench_export``), outputs bit-identical to the TFLM host interpreter.
+Split over two test files (original, pruned) so ``pytest -n auto --dist loadfile`` runs them on two workers; the
+exports are shared with the other deploy tests through the cache in ``deploy_exports``."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from deploy_exports import exported
+
+from edgeprune.boards import load_board
+from edgeprune.deploy import bench_export, emulate
+from edgeprune.models import list_models
+
+needs_toolchain = pytest.mark.skipif(
+    not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")),
+    reason="needs qemu-system-arm and arm-none-eabi-gcc (make setup)",
+)
+BOARDS = {"m4": "nucleo-l4r5zi", "m7": "nucleo-h743zi2"}
+MODELS = list_models()
+CHECK_SETS = 3  # random int8 input sets bench() compares with the TFLM host interpreter (one QEMU session)
+
+
+def check_bit_exact_on_emulated_board(name: str, pruned: bool, core: str, out: Path) -> None:
+    """Build the firmware of the export for the core's board, run it in QEMU and benchmark it; ``bench_export``
+    raises ``OutputMismatchError`` unless every output byte of every checked input set equals TFLM's. A model
+    too large for the board fails here with ``FirmwareBuildError`` ("does not fit ...: overflows SRAM by ...")."""
+    board = load_board(BOARDS[core])
+    d = exported(name, pruned)
+    with emulate(board, d, out) as emu:
+        m, layers = bench_export(d, board, emu.port, emulated=True, runs=1, warmup=0, firmware=emu.firmware)
+        fw = emu.firmware
+    assert m.notes[0] == f"outputs bit-identical to the TFLM host interpreter on {CHECK_SETS} random input sets"
+    assert fw.flash_bytes <= board.flash_bytes and fw.ram_bytes <= board.sram_bytes
+    assert m.latency is not None and m.latency.mean_ms > 0 and layers and all(lay.insns is not None for lay in layers)
+    assert m.peak_memory["arena_bytes"] == fw.arena and 0 < m.peak_memory["stack_bytes"] < fw.stack
