@@ -184,6 +184,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("export", help="export directory holding tflm/model.tflite")
     p.add_argument("--board", required=True, help="an MCU board with a QEMU machine (M0+, M4, M7)")
     p.add_argument("--tcp", action="store_true", help="serve the UART on a local TCP port (socket:// URL)")
+    p.add_argument("--mlperf-model", help="MLPerf Tiny model id the firmware reports (kws01, ad01, ic01, vww01)")
     p.set_defaults(run=_cmd_emulate)
 
     p = sub.add_parser("flash", help="flash firmware to a real board with its flash method")
@@ -418,7 +419,7 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
     from edgeprune.deploy import emulate
 
     with _status(f"building the firmware for {args.board}"):
-        emu = emulate(args.board, args.export, tcp=args.tcp)
+        emu = emulate(args.board, args.export, tcp=args.tcp, mlperf_model=args.mlperf_model)
     with emu:
         console.print(f"emulated {emu.board.name} running; UART at [bold]{emu.port}[/] (Ctrl-C stops it)")
         try:
