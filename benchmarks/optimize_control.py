@@ -10,7 +10,8 @@ Run: PYTHONPATH=. .venv/bin/python benchmarks/optimize_control.py [--only mcu|je
 
 Both: encoder protected, round_to 8, the latent planner's closed-loop return on ``--episodes`` seeded
 Pendulum-v1 episodes as the metric, ``--max-drop`` of it allowed, ``--strategy`` (default knapsack). Each run's
-report.md, pareto.json and plots go to ``--out/<run>/`` (the firmware and exports stay in a temporary folder).
+report.md (with its plots), pareto.json and config.json go to ``--out/<run>/`` (firmware and exports are
+temporary).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from edgeprune.io import write_atomic
 from edgeprune.pipeline import EmulatedBoardTarget, Goals, LocalEngineTarget, SshBoardTarget, optimize
 from edgeprune.pipeline.outputs import points_table, write_outputs
 
-KEEP = ("report.md", "pareto.json", "pareto.png", "budgets.png", "config.json")
+KEEP = ("report.md", "pareto.json", "config.json")  # and the report's plots
 
 
 def mcu_target(args: argparse.Namespace):
@@ -70,7 +71,7 @@ def run(name: str, args: argparse.Namespace, out: Path) -> None:
         write_outputs(result, title=title)
         dest = out / name
         dest.mkdir(parents=True, exist_ok=True)
-        for file in KEEP:
+        for file in [*KEEP, *(p.name for p in result.run_dir.glob("*.png"))]:
             shutil.copyfile(result.run_dir / file, dest / file)
     command = " ".join(["PYTHONPATH=. python benchmarks/optimize_control.py", *map(shlex.quote, sys.argv[1:])])
     summary = [f"# {title}", "", f"`{command}`: {seconds:.0f} s, {len(result.points)} points measured", ""]

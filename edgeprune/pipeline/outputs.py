@@ -63,8 +63,6 @@ def write_outputs(result: OptimizeResult, title: str = "edgeprune optimize") -> 
     }
     write_atomic(run / "pareto.json", json.dumps(summary, indent=2))
     pareto_png, budgets_png = _pareto_png(result.points, front), _budgets_png(result.points)
-    write_atomic(run / "pareto.png", pareto_png)
-    write_atomic(run / "budgets.png", budgets_png)
     write_report(report_sections(result, pareto_png, budgets_png), run, title)
 
 
@@ -91,14 +89,16 @@ def report_sections(result: OptimizeResult, pareto_png: bytes, budgets_png: byte
             [_point_row(p) for p in result.points],
             caption="Plot: latency vs metric, colour = tensor arena; red edge = rejected; dashed = Pareto front.",
             png=pareto_png,
+            png_name="pareto.png",
         ),
-        Section("Per-component budget history", [], [], png=budgets_png),
+        Section("Per-component budget history", [], [], png=budgets_png, png_name="budgets.png"),
         Section(
             "Per component: latency at the baseline and the chosen point",
             ["component", "baseline ms", "chosen ms"],
             [[n, f"{b:.4f}", f"{a:.4f}"] for n, b, a in zip(names, before, after, strict=True)],
             caption=label + (" (hatched bars: estimates)" if estimated else ""),
             png=grouped_bars(names, before, after, "ms per component", hatched=[estimated] * len(names)),
+            png_name="components.png",
         ),
     ]
     report = result.run_dir / "chosen" / "report.json"

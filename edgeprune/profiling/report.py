@@ -26,6 +26,7 @@ class Section:
     caption: str = ""
     png: bytes | None = None
     notes: list[str] = field(default_factory=list)
+    png_name: str | None = None  # file name of the plot beside report.md (default plot_<i>.png)
 
 
 def load_sections(paths: Sequence[str | os.PathLike]) -> list[Section]:
@@ -66,7 +67,7 @@ def write_report(sections: Sequence[Section], out_dir: str | os.PathLike, title:
         if s.caption:
             body.append(f"<p class=caption>{html.escape(s.caption)}</p>")
         if s.png is not None:
-            name = f"plot_{i}.png"
+            name = s.png_name or f"plot_{i}.png"
             write_atomic(out / name, s.png)
             md += [f"![{s.title}]({name})", ""]
             uri = "data:image/png;base64," + base64.b64encode(s.png).decode()
