@@ -224,7 +224,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--calib", help="samples for the int8 TFLM bundle (exact arena and flash); without: latency only")
     p.add_argument("--protect", action="append", default=[], metavar="NAME[,NAME]", help="components to keep intact")
     p.add_argument("--round-to", type=int, default=1, help="keep channel counts multiples of this")
-    p.add_argument("--strategy", choices=STRATEGIES, default="greedy", help="one component per step, or a combination")
+    p.add_argument(
+        "--strategy", choices=STRATEGIES, default="knapsack", help="a combination of cuts per step, or one (greedy)"
+    )
     p.add_argument("--step", type=float, default=0.1, help="budget step per iteration (default 0.1)")
     p.add_argument("--max-iterations", type=int, default=20)
     p.add_argument("--out", required=True, help="run directory (iterations.jsonl, points/, chosen/, pareto.*)")

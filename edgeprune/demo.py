@@ -27,7 +27,7 @@ class DemoSettings:
     latency_ms: float = 9.0
     max_drop: float = 15.0  # return units; the baseline is ≈ −155 over 5 episodes
     episodes: int = 5
-    strategy: str = "knapsack"  # fewer target measurements: docs/optimize.md
+    strategy: str = "knapsack"
     step: float = 0.25
     round_to: int = 8
     protect: tuple[str, ...] = ("encoder",)

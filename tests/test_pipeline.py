@@ -91,13 +91,13 @@ def test_resume_continues_where_it_stopped_and_refuses_other_settings(tmp_path: 
     model, inputs, evaluate = _setup()
     target = CostModelTarget(load_board("nucleo-l4r5zi"))
     goals = Goals(latency_ms=0.6 * _baseline_ms(model, inputs), max_drop=10.0)
-    first = optimize(model, inputs, target, evaluate, goals, tmp_path, step=0.1, max_iterations=1)
+    first = optimize(model, inputs, target, evaluate, goals, tmp_path, strategy="greedy", step=0.1, max_iterations=1)
     assert not first.met and len(first.points) == 2
     with pytest.raises(EdgepruneError, match="already holds a run"):
-        optimize(model, inputs, target, evaluate, goals, tmp_path, step=0.1)
+        optimize(model, inputs, target, evaluate, goals, tmp_path, strategy="greedy", step=0.1)
     with pytest.raises(EdgepruneError, match="different settings"):
-        optimize(model, inputs, target, evaluate, goals, tmp_path, step=0.2, resume=True)
-    resumed = optimize(model, inputs, target, evaluate, goals, tmp_path, step=0.1, resume=True)
+        optimize(model, inputs, target, evaluate, goals, tmp_path, strategy="greedy", step=0.2, resume=True)
+    resumed = optimize(model, inputs, target, evaluate, goals, tmp_path, strategy="greedy", step=0.1, resume=True)
     assert resumed.met
     assert [p.to_dict() for p in resumed.points[:2]] == [p.to_dict() for p in first.points]
 

@@ -80,7 +80,7 @@ def optimize(
     components: Components | None = None,
     protect: Sequence[str] = (),
     round_to: int = 1,
-    strategy: str = "greedy",
+    strategy: str = "knapsack",
     step: float = 0.1,
     min_step: float = 0.025,
     max_fraction: float = 0.9,
