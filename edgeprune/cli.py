@@ -33,7 +33,8 @@ from edgeprune.prune import (
 from edgeprune.prune.groups import MODES
 from edgeprune.prune.importance import IMPORTANCES
 
-console = Console(width=None if sys.stdout.isatty() else 120)  # wide enough for tables in logs
+# wide enough for tables in logs; lines of text are never wrapped (commands and paths stay copyable)
+console = Console(width=None if sys.stdout.isatty() else 120, soft_wrap=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except EdgepruneError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)  # paths stay copyable
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
         return 2
 
 
@@ -188,9 +189,10 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_emulate)
 
     p = sub.add_parser("flash", help="flash firmware to a real board with its flash method")
-    p.add_argument("firmware", help="firmware image (.elf/.bin/.hex/.uf2)")
+    p.add_argument("firmware", help="firmware image (.elf/.bin/.uf2), or a project from `edgeprune platformio` "
+                                    "(uploaded with pio run -t upload)")  # fmt: skip
     p.add_argument("--board", required=True)
-    p.add_argument("--port", help="serial port (esptool, bossac)")
+    p.add_argument("--port", help="serial port (esptool, bossac; PlatformIO's --upload-port)")
     p.add_argument("--dry-run", action="store_true", help="print the exact command instead of running it")
     p.set_defaults(run=_cmd_flash)
 
@@ -319,7 +321,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         )
     console.print(result.table())
     for note in result.notes:
-        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+        console.print(f"note: {note}", highlight=False)
     if not result.passed:
         console.print("[bold red]parity check failed[/]: see the table above and manifest.json")
         return 1
@@ -354,7 +356,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     result.save(out / "compare.json", out / "compare.png")
     console.print(result.table())
     for note in result.notes:
-        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+        console.print(f"note: {note}", highlight=False)
     console.print(f"wrote compare.json and compare.png to {out}/")
     return 0
 
@@ -620,7 +622,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     console.print(points_table(result))
     verdict = "[green]goals met[/]" if result.met else "[bold red]goals not met[/]"
     console.print(f"{verdict}: {result.explanation}", highlight=False)
-    console.print(f"report: {Path(args.out) / 'report.html'}", highlight=False, soft_wrap=True)
+    console.print(f"report: {Path(args.out) / 'report.html'}", highlight=False)
     return 0 if result.met else 1
 
 
