@@ -214,3 +214,21 @@ def test_cli_writes_the_project_and_refuses_to_overwrite(tmp_path: Path, capsys:
     assert main([*args, "--force"]) == 0
     assert main([*args[:-2], "--board", "nucleo-l4r5zi", "--out", str(tmp_path / "n")]) == 2
     assert "--runtime aot" in capsys.readouterr().out
+
+
+def test_flash_uploads_a_generated_project_with_platformio(tmp_path: Path, capsys, monkeypatch) -> None:
+    from edgeprune.deploy.flash import FlashError, flash, flash_command
+
+    project = tmp_path / "nano"
+    platformio_project(exported("kws_dscnn"), load_board(NANO), project, runtime="tflm")
+    args = ["flash", str(project), "--board", NANO, "--port", "/dev/ttyACM0", "--dry-run"]
+    assert main(args) == 0
+    assert f"pio run -d {project} -e {NANO} -t upload --upload-port /dev/ttyACM0" in capsys.readouterr().out
+    with pytest.raises(FlashError, match=f"has no environment for esp32-s3-devkitc-1 \\(it has: {NANO}\\)"):
+        flash_command(load_board("esp32-s3-devkitc-1"), project)
+    with pytest.raises(FlashError, match="not a PlatformIO project"):
+        flash_command(load_board(NANO), project / "src")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no pio on PATH
+    with pytest.raises(FlashError, match=r"pio is not installed .* by PlatformIO upload") as err:
+        flash(load_board(NANO), project)
+    assert "pip install platformio" in str(err.value)

@@ -1,4 +1,5 @@
-"""``flash(board, firmware)``: put a firmware image on a real board with the board's flash method.
+"""``flash(board, firmware)``: put a firmware image on a real board with the board's flash method, or upload a
+PlatformIO project (``edgeprune platformio``) with ``pio run -t upload``.
 
 ``flash_command`` builds the exact argument list (``--dry-run`` prints it); a missing tool is a clear error
 with the install hint. Targets per chip family are data below (OpenOCD target scripts, pyOCD target names).
@@ -6,6 +7,7 @@ with the install hint. Targets per chip family are data below (OpenOCD target sc
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -30,6 +32,7 @@ _INSTALL = {
     FlashMethod.ESPTOOL: "pip install esptool",
     FlashMethod.BOSSAC: "apt-get install bossa-cli (or use the Arduino IDE's bossac)",
 }
+_PLATFORMIO_INSTALL = "pip install platformio (it fetches the board's upload tool on the first upload)"
 _TOOL = {
     FlashMethod.OPENOCD: "openocd",
     FlashMethod.PYOCD: "pyocd",
@@ -68,10 +71,31 @@ def firmware_image(board: BoardProfile, elf: Path) -> Path:
     return image
 
 
+def _platformio_upload(board: BoardProfile, project: Path, port: str | None) -> list[str]:
+    """``pio run -t upload`` of a PlatformIO project generated for ``board`` (its ``[env:<board>]``)."""
+    ini = project / "platformio.ini"
+    if not ini.is_file():
+        raise FlashError(
+            f"{project} is a directory but not a PlatformIO project (no platformio.ini)",
+            expected="a firmware image (.elf/.bin/.uf2) or a project from `edgeprune platformio`",
+        )
+    envs = re.findall(r"^\[env:([^\]]+)\]", ini.read_text(), flags=re.MULTILINE)
+    if board.name not in envs:
+        raise FlashError(
+            f"{ini} has no environment for {board.name} (it has: {', '.join(envs) or 'none'})",
+            fix=f"generate the project for this board: edgeprune platformio EXPORT --board {board.name}",
+        )
+    return ["pio", "run", "-d", str(project), "-e", board.name, "-t", "upload",
+            *(["--upload-port", port] if port else [])]  # fmt: skip
+
+
 def flash_command(board: BoardProfile, firmware: Path, *, port: str | None = None, uf2_drive: Path | None = None
                   ) -> list[str]:  # fmt: skip
-    """The argument list that flashes ``firmware`` (.elf; .bin for st-flash/esptool/bossac, .uf2 for UF2)."""
+    """The argument list that flashes ``firmware`` (.elf; .bin for st-flash/esptool/bossac, .uf2 for UF2), or
+    uploads it when it is a PlatformIO project directory (PlatformIO then picks the board's upload tool)."""
     method, fw = board.flash_method, str(firmware)
+    if method is not FlashMethod.SSH and Path(firmware).is_dir():
+        return _platformio_upload(board, Path(firmware), port)
     if method is FlashMethod.OPENOCD:
         cfg, _ = _targets(board)
         return ["openocd", "-f", "interface/stlink.cfg", "-f", cfg, "-c", f"program {fw} verify reset exit"]
@@ -86,7 +110,8 @@ def flash_command(board: BoardProfile, firmware: Path, *, port: str | None = Non
             raise FlashError("UF2 flashing needs the mounted BOOTSEL drive", fix="pass uf2_drive=/media/$USER/RPI-RP2")
         return ["cp", fw, str(uf2_drive)]
     if method is FlashMethod.ESPTOOL:
-        return ["esptool.py", "--chip", "esp32s3", *(["--port", port] if port else []), "write_flash", "0x0", fw]
+        chip = board.chip.split()[0].lower().replace("-", "")  # "ESP32-S3 (module)" -> esptool's "esp32s3"
+        return ["esptool.py", "--chip", chip, *(["--port", port] if port else []), "write_flash", "0x0", fw]
     if method is FlashMethod.BOSSAC:
         if port is None:
             raise FlashError("bossac needs the board's serial port", fix="pass --port (e.g. /dev/ttyACM0)")
@@ -101,11 +126,12 @@ def flash(board: BoardProfile, firmware: Path, *, port: str | None = None, uf2_d
     cmd = flash_command(board, firmware, port=port, uf2_drive=uf2_drive)
     if dry_run:
         return cmd
-    if not Path(firmware).is_file():
+    if not Path(firmware).exists():
         raise FlashError(f"firmware {firmware} does not exist", fix="build it first (edgeprune.deploy.build)")
     if shutil.which(cmd[0]) is None:
-        raise FlashError(f"{cmd[0]} is not installed (needed to flash {board.name} by {board.flash_method.value})",
-                         fix=_INSTALL.get(board.flash_method, f"install {cmd[0]}"))  # fmt: skip
+        how = "PlatformIO upload" if cmd[0] == "pio" else board.flash_method.value
+        hint = _PLATFORMIO_INSTALL if cmd[0] == "pio" else _INSTALL.get(board.flash_method, f"install {cmd[0]}")
+        raise FlashError(f"{cmd[0]} is not installed (needed to flash {board.name} by {how})", fix=hint)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
