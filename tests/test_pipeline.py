@@ -47,9 +47,12 @@ def test_meets_a_latency_goal_and_arena_goal_with_real_bundles(tmp_path: Path) -
     write_outputs(result)
     summary = json.loads((tmp_path / "run" / "pareto.json").read_text())
     assert summary["met"] and result.chosen.iteration in [p["iteration"] for p in summary["points"]]
-    outputs = ("pareto.png", "budgets.png", "report.md", "chosen/plan.json", "chosen/pruned.pt", "chosen/report.json")
+    plots = ("pareto.png", "budgets.png", "components.png", "pruning.png")  # beside report.md, which links them
+    outputs = (*plots, "report.md", "report.html", "chosen/plan.json", "chosen/pruned.pt", "chosen/report.json")
     for name in outputs:
         assert (tmp_path / "run" / name).exists(), name
+    markdown = (tmp_path / "run" / "report.md").read_text()
+    assert all(f"]({name})" in markdown for name in plots)
     page = (tmp_path / "run" / "report.html").read_text()
     assert "Goals: baseline vs chosen point" in page and page.count("data:image/png;base64,") >= 4
     assert "cost-model" in page or "estimate" in page  # the latency's provenance is on the page

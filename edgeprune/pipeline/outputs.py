@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import shutil
@@ -103,7 +104,7 @@ def report_sections(result: OptimizeResult, pareto_png: bytes, budgets_png: byte
     ]
     report = result.run_dir / "chosen" / "report.json"
     if report.exists():  # the baseline has no pruning report
-        sections += load_sections([report])
+        sections += [dataclasses.replace(s, png_name="pruning.png") for s in load_sections([report])]
     return sections
 
 
