@@ -71,6 +71,41 @@ def test_budgets_grow_where_latency_is_and_protected_components_stay(tmp_path: P
     assert pareto(result.points)
 
 
+def test_finetune_runs_on_every_candidate_and_its_weights_are_what_is_measured_and_kept(tmp_path: Path) -> None:
+    """``finetune(model)`` (the user's N steps; here distillation towards the unpruned outputs) runs on each
+    pruned candidate before it is evaluated and measured; the saved weights are the fine-tuned ones."""
+    from edgeprune.prune import PrunePlan, load_pruned
+
+    model, inputs, _ = _setup()
+    batch = model.example_inputs(16)
+    evaluate = fidelity_metric(model, batch)
+    with torch.no_grad():
+        reference = model(*batch)
+    calls = []
+
+    def distill(pruned: torch.nn.Module) -> None:
+        calls.append(sum(p.numel() for p in pruned.parameters()))
+        opt = torch.optim.Adam(pruned.parameters(), lr=1e-4)
+        for _ in range(50):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(pruned.eval()(*batch), reference).backward()
+            opt.step()
+
+    target = CostModelTarget(load_board("nucleo-l4r5zi"))
+    goals = Goals(latency_ms=0.7 * _baseline_ms(model, inputs), max_drop=1.0)
+    kw = {"strategy": "greedy", "step": 0.2, "max_iterations": 3}
+    tuned = optimize(model, inputs, target, evaluate, goals, tmp_path / "ft", finetune=distill, **kw)
+    plain = optimize(model, inputs, target, evaluate, goals, tmp_path / "plain", **kw)
+    assert len(calls) == len(tuned.points) - 1  # once per candidate, never on the baseline
+    assert tuned.points[1].budgets == plain.points[1].budgets  # the same first cut ...
+    assert tuned.points[1].metric > plain.points[1].metric  # ... recovers fidelity when fine-tuned
+    point = tuned.points[1].iteration
+    folder = tmp_path / "ft" / "points" / f"{point:03d}"
+    torch.manual_seed(0)
+    kept = load_pruned(create_model("simple"), PrunePlan.load(folder / "plan.json"), inputs, folder / "pruned.pt")
+    assert evaluate(kept) == pytest.approx(tuned.points[1].metric, rel=1e-6)  # the fine-tuned weights were saved
+
+
 def test_unreachable_goal_is_explained_with_the_closest_point(tmp_path: Path) -> None:
     model, inputs, evaluate = _setup()
     target = CostModelTarget(load_board("nucleo-l4r5zi"))
