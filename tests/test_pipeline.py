@@ -106,6 +106,19 @@ def test_finetune_runs_on_every_candidate_and_its_weights_are_what_is_measured_a
     assert evaluate(kept) == pytest.approx(tuned.points[1].metric, rel=1e-6)  # the fine-tuned weights were saved
 
 
+@pytest.mark.parametrize("strategy", ["greedy", "knapsack"])
+def test_a_step_below_one_round_to_quantum_is_extended_not_measured_again(tmp_path: Path, strategy: str) -> None:
+    """round_to=16 with 5 % steps: most single steps remove no channel; each measured point must still be a new
+    (smaller) model, and the loop must get there."""
+    model, inputs, evaluate = _setup()
+    target = CostModelTarget(load_board("nucleo-l4r5zi"))
+    goals = Goals(latency_ms=0.5 * _baseline_ms(model, inputs), max_drop=10.0)
+    result = optimize(model, inputs, target, evaluate, goals, tmp_path, strategy=strategy, round_to=16, step=0.05)
+    assert result.met, result.explanation
+    latencies = [p.result.latency_ms for p in result.points]
+    assert all(a > b for a, b in itertools.pairwise(latencies)), latencies  # cost model: fewer MACs, less latency
+
+
 def test_unreachable_goal_is_explained_with_the_closest_point(tmp_path: Path) -> None:
     model, inputs, evaluate = _setup()
     target = CostModelTarget(load_board("nucleo-l4r5zi"))

@@ -6,9 +6,12 @@ component's attributed latency × the fraction of its MACs the cut removes; flas
 parameter removed; arena and the board fit check are not attributable per component, so the MAC cut is their
 proxy until the target measures again. Its **cost** is the drop of the user's metric.
 
-- ``greedy`` (NetAdapt-style): every component one ``step`` further; the single cut with the most gain per
+A cut is always a multiple of ``step`` that removes at least one channel: a step smaller than one ``round_to``
+quantum of a component is extended until it does, so no target measurement is spent on an unchanged model.
+
+- ``greedy`` (NetAdapt-style): every component one cut further; the single cut with the most gain per
   unit of metric lost wins. One component changes per target measurement.
-- ``knapsack`` (multiple-choice knapsack): every component at 1…``levels`` steps further; the combination (at
+- ``knapsack`` (multiple-choice knapsack): every component at its next 1…``levels`` cuts; the combination (at
   most one level per component) that covers every attributable goal (latency, flash) at the least summed
   metric drop wins (ties: the smallest cut that covers), assuming gains and drops add up across components.
   Several components change per target measurement; the combined model is evaluated before it is measured.
@@ -66,9 +69,13 @@ class StepContext:
         budget = Budget(per_component=budgets, protect=frozenset(self.protect), round_to=self.round_to)
         return prune(self.model, self.inputs, budget, components=self.components)
 
-    def propose(self, budgets: dict[str, float], changed: tuple[str, ...]) -> Proposal:
-        """Prune to ``budgets``, estimate the gains of the ``changed`` components and evaluate the metric."""
+    def propose(self, budgets: dict[str, float], changed: tuple[str, ...]) -> Proposal | None:
+        """Prune to ``budgets``, estimate the gains of the ``changed`` components and evaluate the metric.
+        None when the cut removes nothing from them (a step smaller than one ``round_to`` quantum, say): such
+        a point would measure the current model again."""
         pruned = self.prune(budgets)
+        if all(pruned.report.component(c).params_after == self.params.get(c) for c in changed):
+            return None
         gains = dict.fromkeys(self.excess, 0.0)
         for c in changed:
             row = pruned.report.component(c)
@@ -84,6 +91,15 @@ class StepContext:
         self.say(f"evaluating {', '.join(f'{c} {budgets[c]:.0%}' for c in changed)}")
         return Proposal(budgets, pruned, float(self.evaluate(pruned.model)), changed, gains)
 
+    def cut(self, c: str, fraction: float, step: float, max_fraction: float) -> Proposal | None:
+        """Component ``c`` cut from ``fraction`` by the least multiple of ``step`` that removes a channel (None:
+        none does up to ``max_fraction``)."""
+        while (fraction := round(fraction + step, 6)) <= max_fraction + 1e-9:
+            option = self.propose({**self.budgets, c: fraction}, (c,))
+            if option is not None:
+                return option
+        return None
+
     def drop(self, p: Proposal) -> float:
         return max(0.0, self.base_metric - p.metric)
 
@@ -97,9 +113,9 @@ class StepContext:
 
 
 def greedy(ctx: StepContext, candidates: list[str], step: float, max_fraction: float) -> Proposal | None:
-    """The single one-step cut with the best score within the allowed drop (None: every cut costs too much)."""
-    options = [ctx.propose({**ctx.budgets, c: round(ctx.budgets[c] + step, 6)}, (c,)) for c in candidates]
-    eligible = [p for p in options if ctx.within_drop(p)]
+    """The single next cut with the best score within the allowed drop (None: every cut costs too much)."""
+    options = [ctx.cut(c, ctx.budgets[c], step, max_fraction) for c in candidates]
+    eligible = [p for p in options if p is not None and ctx.within_drop(p)]
     return max(eligible, key=ctx.score) if eligible else None
 
 
@@ -111,14 +127,13 @@ def knapsack(
     menus: list[list[Proposal | None]] = []
     for c in candidates:
         menu: list[Proposal | None] = [None]
-        for k in range(1, levels + 1):
-            fraction = round(ctx.budgets[c] + k * step, 6)
-            if fraction > max_fraction + 1e-9:
-                break
-            option = ctx.propose({**ctx.budgets, c: fraction}, (c,))
-            if not ctx.within_drop(option):
+        fraction = ctx.budgets[c]
+        for _ in range(levels):
+            option = ctx.cut(c, fraction, step, max_fraction)
+            if option is None or not ctx.within_drop(option):
                 break  # deeper cuts of this component cost at least as much (the drop grows with the cut)
             menu.append(option)
+            fraction = option.budgets[c]
         menus.append(menu)
     goals = [g for g in ctx.excess if g in ATTRIBUTABLE]
     best: tuple[tuple[float, ...], tuple[Proposal, ...]] | None = None
