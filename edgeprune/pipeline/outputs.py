@@ -63,7 +63,8 @@ def write_outputs(result: OptimizeResult, title: str = "edgeprune optimize") -> 
         "points": [p.to_dict() for p in result.points],
     }
     write_atomic(run / "pareto.json", json.dumps(summary, indent=2))
-    pareto_png, budgets_png = _pareto_png(result.points, front), _budgets_png(result.points)
+    goals = json.loads((run / "config.json").read_text())["goals"]
+    pareto_png, budgets_png = _pareto_png(result.points, front, goals), _budgets_png(result.points)
     write_report(report_sections(result, pareto_png, budgets_png), run, title)
 
 
@@ -88,7 +89,8 @@ def report_sections(result: OptimizeResult, pareto_png: bytes, budgets_png: byte
             "Every point tried",
             list(POINT_COLUMNS),
             [_point_row(p) for p in result.points],
-            caption="Plot: latency vs metric, colour = tensor arena; red edge = rejected; dashed = Pareto front.",
+            caption="Plot: latency vs metric, colour = tensor arena; red edge = rejected; dashed = Pareto front; "
+            "dotted: the latency goal and the lowest metric allowed.",
             png=pareto_png,
             png_name="pareto.png",
         ),
@@ -137,7 +139,7 @@ def _point_row(p: Point) -> list[str]:
     ]
 
 
-def _pareto_png(points: Sequence[Point], front: Sequence[Point]) -> bytes:
+def _pareto_png(points: Sequence[Point], front: Sequence[Point], goals: dict) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -148,6 +150,12 @@ def _pareto_png(points: Sequence[Point], front: Sequence[Point]) -> bytes:
     sc = ax.scatter([p.result.latency_ms for p in points], [p.metric for p in points], c=arena, cmap="viridis",
                     marker="o", edgecolors=["none" if p.accepted else "red" for p in points])  # fmt: skip
     ax.plot([p.result.latency_ms for p in front], [p.metric for p in front], "k--", lw=0.8, label="Pareto front")
+    for p in points:  # the point numbers of the tables
+        ax.annotate(f"#{p.iteration}", (p.result.latency_ms, p.metric), xytext=(4, 4), textcoords="offset points",
+                    fontsize=8)  # fmt: skip
+    if goals["latency_ms"] is not None:
+        ax.axvline(goals["latency_ms"], color="tab:red", ls=":", lw=1, label="latency goal")
+    ax.axhline(points[0].metric - goals["max_drop"], color="tab:orange", ls=":", lw=1, label="baseline − max_drop")
     estimated = any(p.result.provenance.kind == "estimated" for p in points)
     ax.set_xlabel("latency (ms" + (", estimate)" if estimated else ")"))
     ax.set_ylabel("metric (higher is better)")
