@@ -89,8 +89,8 @@ def report_sections(result: OptimizeResult, pareto_png: bytes, budgets_png: byte
             "Every point tried",
             list(POINT_COLUMNS),
             [_point_row(p) for p in result.points],
-            caption="Plot: latency vs metric, colour = tensor arena; red edge = rejected; dashed = Pareto front; "
-            "dotted: the latency goal and the lowest metric allowed.",
+            caption="Plot: latency vs metric, colour = tensor arena (where measured); red edge = rejected; "
+            "dashed = Pareto front; dotted: the latency goal and the lowest metric allowed.",
             png=pareto_png,
             png_name="pareto.png",
         ),
@@ -146,9 +146,10 @@ def _pareto_png(points: Sequence[Point], front: Sequence[Point], goals: dict) ->
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    arena = [p.result.arena_bytes or 0 for p in points]
-    sc = ax.scatter([p.result.latency_ms for p in points], [p.metric for p in points], c=arena, cmap="viridis",
-                    marker="o", edgecolors=["none" if p.accepted else "red" for p in points])  # fmt: skip
+    arena = [p.result.arena_bytes for p in points]
+    colour = {"c": [a or 0 for a in arena], "cmap": "viridis"} if any(arena) else {"color": "tab:blue"}
+    sc = ax.scatter([p.result.latency_ms for p in points], [p.metric for p in points], marker="o",
+                    edgecolors=["none" if p.accepted else "red" for p in points], **colour)  # fmt: skip
     ax.plot([p.result.latency_ms for p in front], [p.metric for p in front], "k--", lw=0.8, label="Pareto front")
     for p in points:  # the point numbers of the tables
         ax.annotate(f"#{p.iteration}", (p.result.latency_ms, p.metric), xytext=(4, 4), textcoords="offset points",
@@ -159,7 +160,8 @@ def _pareto_png(points: Sequence[Point], front: Sequence[Point], goals: dict) ->
     estimated = any(p.result.provenance.kind == "estimated" for p in points)
     ax.set_xlabel("latency (ms" + (", estimate)" if estimated else ")"))
     ax.set_ylabel("metric (higher is better)")
-    fig.colorbar(sc, label="tensor arena (bytes)")
+    if any(arena):  # targets without a tensor arena (SSH boards, local engines) get no colour scale
+        fig.colorbar(sc, label="tensor arena (bytes)")
     ax.legend()
     ax.set_title("points tried (red edge = rejected)", fontsize=10)
     fig.tight_layout()
