@@ -24,22 +24,15 @@ _TARGETS = {
     "nRF5340": ("target/nrf53.cfg", "nrf5340"),
     "RP2040": ("target/rp2040.cfg", "rp2040"),
 }
+# the tool a flash command runs -> how to install it
 _INSTALL = {
-    FlashMethod.OPENOCD: "apt-get install openocd",
-    FlashMethod.PYOCD: "pip install pyocd",
-    FlashMethod.STLINK: "apt-get install stlink-tools",
-    FlashMethod.PICOTOOL: "apt-get install picotool (or build it from github.com/raspberrypi/picotool)",
-    FlashMethod.ESPTOOL: "pip install esptool",
-    FlashMethod.BOSSAC: "apt-get install bossa-cli (or use the Arduino IDE's bossac)",
-}
-_PLATFORMIO_INSTALL = "pip install platformio (it fetches the board's upload tool on the first upload)"
-_TOOL = {
-    FlashMethod.OPENOCD: "openocd",
-    FlashMethod.PYOCD: "pyocd",
-    FlashMethod.STLINK: "st-flash",
-    FlashMethod.PICOTOOL: "picotool",
-    FlashMethod.ESPTOOL: "esptool.py",
-    FlashMethod.BOSSAC: "bossac",
+    "openocd": "apt-get install openocd",
+    "pyocd": "pip install pyocd",
+    "st-flash": "apt-get install stlink-tools",
+    "picotool": "apt-get install picotool (or build it from github.com/raspberrypi/picotool)",
+    "esptool.py": "pip install esptool",
+    "bossac": "apt-get install bossa-cli (or use the Arduino IDE's bossac)",
+    "pio": "pip install platformio (it fetches the board's upload tool on the first upload)",
 }
 
 
@@ -130,8 +123,8 @@ def flash(board: BoardProfile, firmware: Path, *, port: str | None = None, uf2_d
         raise FlashError(f"firmware {firmware} does not exist", fix="build it first (edgeprune.deploy.build)")
     if shutil.which(cmd[0]) is None:
         how = "PlatformIO upload" if cmd[0] == "pio" else board.flash_method.value
-        hint = _PLATFORMIO_INSTALL if cmd[0] == "pio" else _INSTALL.get(board.flash_method, f"install {cmd[0]}")
-        raise FlashError(f"{cmd[0]} is not installed (needed to flash {board.name} by {how})", fix=hint)
+        raise FlashError(f"{cmd[0]} is not installed (needed to flash {board.name} by {how})",
+                         fix=_INSTALL.get(cmd[0], f"install {cmd[0]}"))  # fmt: skip
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
