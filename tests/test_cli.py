@@ -114,16 +114,18 @@ def test_demo_runs_the_loop_end_to_end_as_the_installed_command(tmp_path: Path) 
     """The README's first command: the trained TD-MPC model optimized on the emulated NUCLEO-L4R5ZI."""
     exe = shutil.which("edgeprune", path=str(Path(sys.executable).parent))
     assert exe, "the edgeprune console script is not installed in this environment"
-    run = subprocess.run([exe, "demo", "--out", str(tmp_path)], capture_output=True, text=True, timeout=1200)
+    # exactly what `make demo` runs: no arguments, so the default output directory, relative to the working dir
+    run = subprocess.run([exe, "demo"], cwd=tmp_path, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr
+    run_dir = tmp_path / "out" / "demo"
     assert "goals met" in run.stdout and "measuring on the target" in run.stdout  # progress throughout
-    summary = json.loads((tmp_path / "pareto.json").read_text())
+    summary = json.loads((run_dir / "pareto.json").read_text())
     chosen = summary["chosen"]
     assert chosen["result"]["latency_ms"] <= DemoSettings().latency_ms < summary["points"][0]["result"]["latency_ms"]
     assert chosen["budgets"]["encoder"] == 0 and chosen["result"]["provenance"]["kind"] == "estimated"
-    page = (tmp_path / "report.html").read_text()
+    page = (run_dir / "report.html").read_text()
     assert "emulated" in page and "estimate" in page and "Pruning (component mode" in page
-    assert (tmp_path / "chosen" / "tflm" / "model.tflite").exists()
+    assert (run_dir / "chosen" / "tflm" / "model.tflite").exists()
 
 
 def test_boards_list_show_and_fit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

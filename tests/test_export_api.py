@@ -112,3 +112,12 @@ def test_failed_target_leaves_no_artifacts(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="TFLite Micro rejects op EXP"):
         export(seeded(MishMLP()), torch.randn(1, 8), out, targets=("tflm",), calibration=samples((8,)))
     assert list(out.iterdir()) == []
+
+
+def test_a_relative_output_directory_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's commands (and `edgeprune demo`) pass relative paths; onnx2tf runs in its own working dir."""
+    monkeypatch.chdir(tmp_path)
+    result = export(seeded(SmallCNN()), torch.randn(1, 3, 16, 16), Path("out/cnn"), targets=("onnx", "tflite"),
+                    calibration=samples((3, 16, 16)))  # fmt: skip
+    assert result.passed
+    assert (tmp_path / "out/cnn/tflite/model_int8.tflite").is_file()

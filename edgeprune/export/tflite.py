@@ -246,6 +246,7 @@ def int8_parity_sets(
 def _onnx2tf(
     onnx_export: OnnxExport, workdir: Path, calib: dict[str, np.ndarray] | None, timeout: float
 ) -> tuple[Path, str]:
+    workdir = workdir.resolve()  # onnx2tf runs in workdir: every path it is given must not be relative
     workdir.mkdir(parents=True, exist_ok=True)
     src = workdir / "model.onnx"
     src.write_bytes(onnx_export.to_bytes())
