@@ -17,6 +17,7 @@ import torch
 
 from edgeprune.boards import load_board
 from edgeprune.errors import EdgepruneError
+from edgeprune.pipeline.runlog import holds_run
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,6 @@ def _clear(out: Path) -> None:
     """Remove an earlier demo run in ``out``; refuse to delete a folder that holds anything else."""
     if not out.exists():
         return
-    if any(out.iterdir()) and not (out / "iterations.jsonl").exists():
+    if any(out.iterdir()) and not holds_run(out):
         raise EdgepruneError(f"{out} exists and does not hold a demo run", fix="pick another --out")
     shutil.rmtree(out)

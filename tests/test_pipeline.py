@@ -153,6 +153,25 @@ def test_resume_continues_where_it_stopped_and_refuses_other_settings(tmp_path: 
     assert [p.to_dict() for p in resumed.points[:2]] == [p.to_dict() for p in first.points]
 
 
+def test_a_run_that_failed_before_its_first_point_is_still_recognised_as_a_run(tmp_path: Path) -> None:
+    """So that `edgeprune demo` replaces it next time instead of refusing a folder it wrote itself."""
+    from edgeprune.pipeline.runlog import holds_run
+
+    class Unplugged:
+        name = "a board that is not there"
+
+        def measure(self, model, inputs, workdir):
+            raise EdgepruneError("no board")
+
+    model, inputs, evaluate = _setup()
+    with pytest.raises(EdgepruneError, match="no board"):
+        optimize(model, inputs, Unplugged(), evaluate, Goals(latency_ms=1.0), tmp_path / "run")
+    assert holds_run(tmp_path / "run")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "config.json").write_text("{}")
+    assert not holds_run(tmp_path / "mine") and not holds_run(tmp_path / "nothing")
+
+
 def test_cli_optimize_with_a_user_metric(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from edgeprune.cli import main
 

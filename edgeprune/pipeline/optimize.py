@@ -115,6 +115,7 @@ def optimize(
     }
     log = RunLog(run_dir, config, resume)
     run = Path(run_dir)
+    (run / "points").mkdir(exist_ok=True)  # with config.json: the run directory is recognisable from the start
 
     if not log.points:
         say("baseline: measuring on the target")

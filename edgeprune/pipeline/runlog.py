@@ -38,6 +38,13 @@ class Point:
         return cls(**{**data, "result": TargetResult.from_dict(data["result"])})
 
 
+def holds_run(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` holds an optimize run: finished, interrupted, or failed before its first point
+    (the configuration and the points folder are written before the baseline is measured)."""
+    d = Path(run_dir)
+    return (d / LOG_NAME).is_file() or ((d / CONFIG_NAME).is_file() and (d / "points").is_dir())
+
+
 class RunLog:
     """Append-only record of every point tried, plus the configuration it was started with."""
 
