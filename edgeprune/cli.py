@@ -34,7 +34,7 @@ from edgeprune.prune.groups import MODES
 from edgeprune.prune.importance import IMPORTANCES
 
 # wide enough for tables in logs; lines of text are never wrapped (commands and paths stay copyable)
-console = Console(width=None if sys.stdout.isatty() else 120, soft_wrap=True)
+console = Console(width=None if sys.stdout.isatty() else 120, soft_wrap=True, log_path=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
