@@ -22,7 +22,7 @@ from torch import nn
 from edgeprune.errors import EdgepruneError
 from edgeprune.io import write_atomic
 from edgeprune.pipeline import allocation
-from edgeprune.pipeline.runlog import Point, RunLog
+from edgeprune.pipeline.runlog import POINTS_NAME, Point, RunLog, point_dir
 from edgeprune.pipeline.targets import Target, TargetResult
 from edgeprune.prune import Budget, Components, PruneResult, prune, save_weights
 from edgeprune.prune.counting import macs_per_component, params_per_component
@@ -115,11 +115,11 @@ def optimize(
     }
     log = RunLog(run_dir, config, resume)
     run = Path(run_dir)
-    (run / "points").mkdir(exist_ok=True)  # with config.json: the run directory is recognisable from the start
+    (run / POINTS_NAME).mkdir(exist_ok=True)  # with config.json: the run directory is recognisable from the start
 
     if not log.points:
         say("baseline: measuring on the target")
-        result = target.measure(model, inputs, run / "points" / "000")
+        result = target.measure(model, inputs, point_dir(run, 0))
         say("baseline: evaluating the metric")
         log.append(
             Point(0, dict.fromkeys(comps.names, 0.0), result, float(evaluate(model)), True, step, None, "baseline")
@@ -165,7 +165,7 @@ def optimize(
             ctx.say("fine-tuning")
             finetune(pruned)
             metric = float(evaluate(pruned))
-        folder = run / "points" / f"{iteration:03d}"
+        folder = point_dir(run, iteration)
         changed = ", ".join(f"{c} {proposal.budgets[c]:.0%}" for c in proposal.changed)
         ctx.say(f"{changed}: measuring on the target")
         result = target.measure(pruned, inputs, folder)

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from edgeprune.io import write_atomic
 from edgeprune.pipeline.optimize import OptimizeResult
-from edgeprune.pipeline.runlog import Point
+from edgeprune.pipeline.runlog import CONFIG_NAME, Point, point_dir
 from edgeprune.profiling.plots import grouped_bars
 from edgeprune.profiling.report import Section, load_sections, write_report
 
@@ -50,7 +50,7 @@ def write_outputs(result: OptimizeResult, title: str = "edgeprune optimize") -> 
     table and plot; the HTML page is self-contained) in the run directory."""
     run = result.run_dir
     chosen = run / "chosen"
-    source = run / "points" / f"{result.chosen.iteration:03d}"
+    source = point_dir(run, result.chosen.iteration)
     if chosen.exists():
         shutil.rmtree(chosen)
     shutil.copytree(source, chosen)
@@ -63,17 +63,16 @@ def write_outputs(result: OptimizeResult, title: str = "edgeprune optimize") -> 
         "points": [p.to_dict() for p in result.points],
     }
     write_atomic(run / "pareto.json", json.dumps(summary, indent=2))
-    goals = json.loads((run / "config.json").read_text())["goals"]
+    goals = json.loads((run / CONFIG_NAME).read_text())["goals"]
     pareto_png, budgets_png = _pareto_png(result.points, front, goals), _budgets_png(result.points)
-    write_report(report_sections(result, pareto_png, budgets_png), run, title)
+    write_report(report_sections(result, goals, pareto_png, budgets_png), run, title)
 
 
-def report_sections(result: OptimizeResult, pareto_png: bytes, budgets_png: bytes) -> list[Section]:
+def report_sections(result: OptimizeResult, goals: dict, pareto_png: bytes, budgets_png: bytes) -> list[Section]:
     """The run as report sections: goals and verdict, every point, budgets, per-component latency, the pruning."""
     base, chosen = result.points[0], result.chosen
     label = chosen.result.provenance.label
     estimated = chosen.result.provenance.kind == "estimated"
-    goals = json.loads((result.run_dir / "config.json").read_text())["goals"]
     names = list(base.result.components_ms)
     before = [base.result.components_ms[n] for n in names]
     after = [chosen.result.components_ms.get(n, 0.0) for n in names]

@@ -13,6 +13,7 @@ from edgeprune.pipeline.targets import TargetResult
 
 LOG_NAME = "iterations.jsonl"
 CONFIG_NAME = "config.json"
+POINTS_NAME = "points"  # one folder per point: the artifacts its measurement wrote
 
 
 @dataclass
@@ -38,11 +39,16 @@ class Point:
         return cls(**{**data, "result": TargetResult.from_dict(data["result"])})
 
 
+def point_dir(run_dir: str | Path, iteration: int) -> Path:
+    """The folder of point ``iteration`` in a run directory (``points/NNN``)."""
+    return Path(run_dir) / POINTS_NAME / f"{iteration:03d}"
+
+
 def holds_run(run_dir: str | Path) -> bool:
     """Whether ``run_dir`` holds an optimize run: finished, interrupted, or failed before its first point
     (the configuration and the points folder are written before the baseline is measured)."""
     d = Path(run_dir)
-    return (d / LOG_NAME).is_file() or ((d / CONFIG_NAME).is_file() and (d / "points").is_dir())
+    return (d / LOG_NAME).is_file() or ((d / CONFIG_NAME).is_file() and (d / POINTS_NAME).is_dir())
 
 
 class RunLog:
