@@ -42,7 +42,7 @@ def mcu_target(args: argparse.Namespace):
 def jetson_target(args: argparse.Namespace):
     board = load_board("jetson-orin-nano-8gb")
     if args.jetson_host:
-        from edgeprune.deploy.ssh import SSHTarget
+        from edgeprune.deploy.ssh.transport import SSHTarget
 
         return SshBoardTarget(SSHTarget(args.jetson_host, board=board)), None
     note = f"no Jetson here: ONNX Runtime on this machine stands in for {board.display_name}"

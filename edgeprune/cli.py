@@ -329,7 +329,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from edgeprune.profiling.compare import compare
+    from edgeprune.pipeline.compare import compare
 
     if args.host:  # on a Linux board: original and pruned timed there, in every runtime it has
         return _bench_ssh(args)
@@ -373,7 +373,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _bench_mcu(args: argparse.Namespace, board) -> int:
     import json
 
-    from edgeprune.deploy import bench_export, component_table, emulate, layer_table
+    from edgeprune.deploy.mcu import bench_export, component_table, emulate, layer_table
 
     if not args.export:
         raise EdgepruneError(
@@ -398,8 +398,8 @@ def _bench_mcu(args: argparse.Namespace, board) -> int:
 def _bench_ssh(args: argparse.Namespace) -> int:
     import json
 
-    from edgeprune.deploy.ssh import SSHTarget
-    from edgeprune.profiling.ssh_bench import bench_remote
+    from edgeprune.deploy.ssh.bench import bench_remote
+    from edgeprune.deploy.ssh.transport import SSHTarget
 
     model, inputs = load_model(args.model, args.weights, args.input_shape)
     models = {"original": (model, inputs)}
@@ -420,7 +420,7 @@ def _bench_ssh(args: argparse.Namespace) -> int:
 
 
 def _cmd_emulate(args: argparse.Namespace) -> int:
-    from edgeprune.deploy import emulate
+    from edgeprune.deploy.mcu import emulate
 
     with _status(f"building the firmware for {args.board}"):
         emu = emulate(args.board, args.export, tcp=args.tcp, mlperf_model=args.mlperf_model)
@@ -434,7 +434,7 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_flash(args: argparse.Namespace) -> int:
-    from edgeprune.deploy import flash
+    from edgeprune.deploy.mcu import flash
 
     command = flash(load_board(args.board), Path(args.firmware), port=args.port, dry_run=args.dry_run)
     console.print(("would run: " if args.dry_run else "ran: ") + " ".join(command), highlight=False)
@@ -442,7 +442,7 @@ def _cmd_flash(args: argparse.Namespace) -> int:
 
 
 def _cmd_platformio(args: argparse.Namespace) -> int:
-    from edgeprune.deploy import platformio_project
+    from edgeprune.deploy.mcu import platformio_project
 
     out = Path(args.out)
     if (out / "platformio.ini").exists() and not args.force:
@@ -520,7 +520,7 @@ def _optimize_target(args: argparse.Namespace):
         raise EdgepruneError("no target given", expected="--board NAME (with --host, --port or --emulate), or --engine")
     board = load_board(args.board)
     if args.host:
-        from edgeprune.deploy.ssh import SSHTarget
+        from edgeprune.deploy.ssh.transport import SSHTarget
 
         runtimes = [r.strip() for r in (args.runtimes or "onnxruntime").split(",") if r.strip()]
         if len(runtimes) != 1:
@@ -552,7 +552,7 @@ def _callable(spec: str, flag: str) -> Callable:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from edgeprune.profiling.report import load_sections, write_report
+    from edgeprune.pipeline.report import load_sections, write_report
 
     write_report(load_sections(args.inputs), args.out, args.title)
     console.print(f"wrote report.md and report.html to {args.out}/")

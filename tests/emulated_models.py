@@ -12,7 +12,7 @@ import pytest
 from deploy_exports import exported
 
 from edgeprune.boards import load_board
-from edgeprune.deploy import bench_export, emulate
+from edgeprune.deploy.mcu import bench_export, emulate
 from edgeprune.models import list_models
 
 needs_toolchain = pytest.mark.skipif(

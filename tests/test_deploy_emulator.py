@@ -14,12 +14,12 @@ from rich.console import Console
 
 from edgeprune.boards import load_board
 from edgeprune.boards.schema import Core
-from edgeprune.deploy import FirmwareBuildError, Link, LinkError, bench_export, build, emulate
-from edgeprune.deploy.api import prepare
-from edgeprune.deploy.bench import OutputMismatchError, check_outputs
-from edgeprune.deploy.costs import CALIBRATION_INSNS, core_cost
-from edgeprune.deploy.protocol import Dut
-from edgeprune.deploy.report import component_table, layer_table
+from edgeprune.deploy.mcu import FirmwareBuildError, Link, LinkError, bench_export, build, emulate
+from edgeprune.deploy.mcu.model import prepare
+from edgeprune.deploy.mcu.bench import OutputMismatchError, check_outputs
+from edgeprune.deploy.mcu.costs import CALIBRATION_INSNS, core_cost
+from edgeprune.deploy.mcu.protocol import Dut
+from edgeprune.deploy.mcu.report import component_table, layer_table
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")),
@@ -43,7 +43,7 @@ def test_bench_is_bit_exact_and_reproduces_the_calibration_counts(tmp_path: Path
     assert m.provenance.kind == "estimated" and "fit error" in m.provenance.how
     assert m.notes[0].startswith("outputs bit-identical to the TFLM host interpreter")
     insns = float(m.notes[1].split()[0].replace(",", ""))
-    refit = "kernels or firmware changed: python -m edgeprune.deploy.calibrate"
+    refit = "kernels or firmware changed: python -m edgeprune.deploy.mcu.calibrate"
     assert insns == pytest.approx(CALIBRATION_INSNS[board.core][model], rel=0.01), refit
     expected_ms = 1e3 * insns * core_cost(board.core).cycles_per_insn / board.clock_hz
     assert m.latency is not None and m.latency.mean_ms == pytest.approx(expected_ms, rel=1e-3)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edgeprune.boards import load_board
-from edgeprune.deploy.flash import FlashError, flash, flash_command
+from edgeprune.deploy.mcu.flash import FlashError, flash, flash_command
 
 
 def test_openocd_for_the_nucleo() -> None:

@@ -17,8 +17,8 @@ from deploy_exports import exported
 
 from edgeprune.boards import load_board
 from edgeprune.cli import main
-from edgeprune.deploy.build import FIRMWARE
-from edgeprune.deploy.platformio import PIO_BOARDS, TflmLibrary, platformio_project
+from edgeprune.deploy.mcu.build import FIRMWARE
+from edgeprune.deploy.mcu.platformio import PIO_BOARDS, TflmLibrary, platformio_project
 from edgeprune.errors import EdgepruneError
 
 ARDUINO_STUB = """#pragma once
@@ -217,7 +217,7 @@ def test_cli_writes_the_project_and_refuses_to_overwrite(tmp_path: Path, capsys:
 
 
 def test_flash_uploads_a_generated_project_with_platformio(tmp_path: Path, capsys, monkeypatch) -> None:
-    from edgeprune.deploy.flash import FlashError, flash, flash_command
+    from edgeprune.deploy.mcu.flash import FlashError, flash, flash_command
 
     project = tmp_path / "nano"
     platformio_project(exported("kws_dscnn"), load_board(NANO), project, runtime="tflm")

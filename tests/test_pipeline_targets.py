@@ -17,7 +17,7 @@ import torch
 from loopback_sshd import Loopback, free_port
 
 from edgeprune.boards import load_board
-from edgeprune.deploy import (
+from edgeprune.deploy.mcu import (
     FirmwareBuildError,
     LinkError,
     build,
@@ -26,9 +26,9 @@ from edgeprune.deploy import (
     flash_command,
     wait_ready,
 )
-from edgeprune.deploy.emulator import qemu_command
-from edgeprune.deploy.flash import FlashError
-from edgeprune.deploy.ssh import SSHTarget
+from edgeprune.deploy.mcu.emulator import qemu_command
+from edgeprune.deploy.mcu.flash import FlashError
+from edgeprune.deploy.ssh.transport import SSHTarget
 from edgeprune.errors import EdgepruneError
 from edgeprune.models import create_model
 from edgeprune.pipeline import Goals, LocalEngineTarget, SerialBoardTarget, SshBoardTarget, fidelity_metric, optimize
@@ -146,7 +146,7 @@ def test_serial_board_target_flashes_waits_and_benches_each_point(qemu_nucleo, t
     """SerialBoardTarget end to end with a test double only for the hardware: the export, the firmware build,
     flash() with the board's openocd command, waiting for the firmware, the serial protocol and bench are the
     real code. The "board" is QEMU's MPS2-AN386 (a Cortex-M4 like the NUCLEO's), so the firmware is built for it
-    (``edgeprune.deploy.build``; a real board gets the PlatformIO build) and reports itself as emulated, which
+    (``edgeprune.deploy.mcu.build``; a real board gets the PlatformIO build) and reports itself as emulated, which
     makes bench label the latency an estimate: on real silicon it is measured (see the ``board`` test)."""
     board, port, calls = qemu_nucleo
     model, inputs, evaluate = _setup("simple")

@@ -12,10 +12,10 @@ import torch
 from edgeprune.boards import load_board
 from edgeprune.cli import main
 from edgeprune.export import export
+from edgeprune.measure.record import Measurement
 from edgeprune.models import create_model
-from edgeprune.profiling.compare import compare
+from edgeprune.pipeline.compare import compare
 from edgeprune.profiling.litert import LiteRTProfiler
-from edgeprune.profiling.measurement import Measurement
 from edgeprune.profiling.ort import OnnxRuntimeProfiler
 from edgeprune.profiling.tflm_host import TFLMHostProfiler
 from edgeprune.prune import Budget, prune

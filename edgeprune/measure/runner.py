@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import psutil
 
-from edgeprune.profiling.measurement import LatencyStats, Measurement, Provenance
-from edgeprune.profiling.remote import time_samples
+from edgeprune.measure.record import LatencyStats, Measurement, Provenance
+from edgeprune.measure.timing import time_samples
 
 
 class Profiler(abc.ABC):

@@ -15,11 +15,11 @@ from torch import nn
 
 from edgeprune.boards import BoardProfile, NoCostModelError, estimate_latency, ops_from_module
 from edgeprune.io import write_atomic
+from edgeprune.measure.record import ComponentShare, LatencyStats, Measurement, Provenance
+from edgeprune.pipeline.plots import grouped_bars
 from edgeprune.profiling.eager import EagerProfiler
 from edgeprune.profiling.litert import LiteRTProfiler
-from edgeprune.profiling.measurement import ComponentShare, LatencyStats, Measurement, Provenance
 from edgeprune.profiling.ort import OnnxRuntimeProfiler
-from edgeprune.profiling.plots import grouped_bars
 from edgeprune.profiling.tensorrt import TensorRTProfiler
 from edgeprune.profiling.tflm_host import TFLMHostProfiler
 from edgeprune.prune import Components

@@ -12,9 +12,9 @@ from rich.table import Table
 
 from edgeprune.io import write_atomic
 from edgeprune.pipeline.optimize import OptimizeResult
+from edgeprune.pipeline.plots import grouped_bars
+from edgeprune.pipeline.report import Section, load_sections, write_report
 from edgeprune.pipeline.runlog import CONFIG_NAME, Point, point_dir
-from edgeprune.profiling.plots import grouped_bars
-from edgeprune.profiling.report import Section, load_sections, write_report
 
 
 def pareto(points: Sequence[Point]) -> list[Point]:

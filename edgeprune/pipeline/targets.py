@@ -21,12 +21,12 @@ from torch import nn
 
 from edgeprune.boards import BoardProfile, FlashMethod, check_fit, estimate_latency, ops_from_module
 from edgeprune.errors import EdgepruneError
-from edgeprune.profiling.measurement import Measurement, Provenance
+from edgeprune.measure.record import Measurement, Provenance
 
 if TYPE_CHECKING:
-    from edgeprune.deploy.aot.codegen import GeneratedModel
-    from edgeprune.deploy.build import Firmware
-    from edgeprune.deploy.ssh import SSHTarget
+    from edgeprune.deploy.mcu.aot.codegen import GeneratedModel
+    from edgeprune.deploy.mcu.build import Firmware
+    from edgeprune.deploy.ssh.transport import SSHTarget
 
     FirmwareBuilder = Callable[[Path, BoardProfile, Path], tuple[GeneratedModel, Firmware]]
 
@@ -110,7 +110,7 @@ class EmulatedBoardTarget:
         self.name = f"{board.name} (emulated)"
 
     def measure(self, model: nn.Module, inputs: tuple[torch.Tensor, ...], workdir: Path) -> TargetResult:
-        from edgeprune.deploy import FirmwareBuildError, bench_export, emulate
+        from edgeprune.deploy.mcu import FirmwareBuildError, bench_export, emulate
         from edgeprune.export import export
 
         export(model, inputs, workdir, targets=("onnx", "tflm"), calibration=self.calibration, force=True)
@@ -125,7 +125,7 @@ class EmulatedBoardTarget:
 class SerialBoardTarget:
     """A real MCU board on a serial port: each measurement exports the int8 model (ONNX + TFLM, with
     ``calibration``), builds the firmware (``build``: default the PlatformIO project, ``pio run``), flashes it
-    with the board's flash method (``edgeprune.deploy.flash``, the code behind ``edgeprune flash``), waits for
+    with the board's flash method (``edgeprune.deploy.mcu.flash``, the code behind ``edgeprune flash``), waits for
     the firmware to answer on ``port`` (default: found by the board's USB VID:PID) and benches it there.
 
     Latency is **measured** on the board (DWT cycle counter, else ``micros()``), per component from per-layer
@@ -151,7 +151,7 @@ class SerialBoardTarget:
                 fix="use SshBoardTarget (edgeprune optimize --host) for Linux boards",
             )
         _need_calibration(calibration, f"{board.name}'s firmware")
-        from edgeprune.deploy import build_platformio
+        from edgeprune.deploy.mcu import build_platformio
 
         self.board = board
         self.calibration = calibration
@@ -163,7 +163,7 @@ class SerialBoardTarget:
         self.name = f"{board.name} on {port or 'its USB serial port'}"
 
     def measure(self, model: nn.Module, inputs: tuple[torch.Tensor, ...], workdir: Path) -> TargetResult:
-        from edgeprune.deploy import FirmwareBuildError, bench_export, find_port, firmware_image, flash, wait_ready
+        from edgeprune.deploy.mcu import FirmwareBuildError, bench_export, find_port, firmware_image, flash, wait_ready
         from edgeprune.export import export
 
         export(model, inputs, workdir, targets=("onnx", "tflm"), calibration=self.calibration, force=True)
@@ -184,7 +184,7 @@ class SerialBoardTarget:
 class SshBoardTarget:
     """A Linux board over SSH (Jetson, Raspberry Pi): each measurement bundles the model, copies what changed
     (sha256 sync) and times it on the board with one ``runtime`` (``onnxruntime``; ``tensorrt`` on a Jetson;
-    ``pytorch-eager``) through the self-contained runner (``edgeprune.profiling.ssh_bench.bench_remote``).
+    ``pytorch-eager``) through the self-contained runner (``edgeprune.deploy.ssh.bench.bench_remote``).
 
     Latency is **measured** on the board (median of ``runs``); per component from ONNX Runtime's node profile
     (TensorRT's layer profile, eager hooks) mapped through the ONNX metadata. ``flash_bytes`` is the size of
@@ -204,7 +204,7 @@ class SshBoardTarget:
         tensorrt_precision: str = "fp16",
         trtexec: str | None = None,
     ):
-        from edgeprune.profiling.remote import RUNTIMES
+        from edgeprune.deploy.ssh.remote import RUNTIMES
 
         if runtime not in RUNTIMES:
             raise EdgepruneError(f"unknown runtime {runtime!r} for an SSH board", expected=f"one of {RUNTIMES}")
@@ -215,7 +215,7 @@ class SshBoardTarget:
         self.name = f"{ssh.board.name if ssh.board else 'Linux board'} at {ssh.host} ({runtime})"
 
     def measure(self, model: nn.Module, inputs: tuple[torch.Tensor, ...], workdir: Path) -> TargetResult:
-        from edgeprune.profiling.ssh_bench import bench_remote
+        from edgeprune.deploy.ssh.bench import bench_remote
 
         bench = bench_remote(self.ssh, {self.LABEL: (model, inputs)}, workdir, runtimes=(self.runtime,),
                              **self.options)  # fmt: skip
@@ -279,7 +279,7 @@ def _not_fitting(board: BoardProfile, calibration: Any, model: nn.Module, inputs
 
 
 def _firmware_result(m: Measurement) -> TargetResult:
-    """An MCU bench (``edgeprune.deploy.bench``): latency and per-component time, arena and flash of the firmware."""
+    """An MCU bench (``edgeprune.deploy.mcu.bench``): latency and per-component time, arena and flash of the firmware."""
     assert m.latency is not None
     return TargetResult(
         latency_ms=m.latency.median_ms,

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeprune.profiling.base import Profiler
-from edgeprune.profiling.measurement import ComponentShare, Measurement, Provenance
-from edgeprune.profiling.remote import hook_component_times
+from edgeprune.measure.record import ComponentShare, Measurement, Provenance
+from edgeprune.measure.runner import Profiler
+from edgeprune.measure.timing import hook_component_times
 from edgeprune.prune import Components
 from edgeprune.prune.counting import macs_per_component, params_per_component
 from edgeprune.prune.tracing import flatten_tensors

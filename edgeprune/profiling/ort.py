@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from edgeprune.errors import EdgepruneError
-from edgeprune.profiling.base import Profiler
-from edgeprune.profiling.measurement import ComponentShare, Measurement, Provenance
-from edgeprune.profiling.remote import ort_node_times
+from edgeprune.measure.record import ComponentShare, Measurement, Provenance
+from edgeprune.measure.runner import Profiler
+from edgeprune.measure.timing import ort_node_times
 
 COMPONENTS_KEY = "edgeprune.components"  # model metadata written by edgeprune.export.onnx: node name -> component
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64,

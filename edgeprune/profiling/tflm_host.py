@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from edgeprune.errors import EdgepruneError
-from edgeprune.profiling.base import Profiler
-from edgeprune.profiling.measurement import LatencyStats, Measurement, Provenance
+from edgeprune.measure.record import LatencyStats, Measurement, Provenance
+from edgeprune.measure.runner import Profiler
 
 
 class TFLMHostProfiler(Profiler):

@@ -10,43 +10,22 @@ import tempfile
 import time
 from pathlib import Path
 
-import onnx
-
 from edgeprune.boards import load_board
 from edgeprune.boards.schema import BoardProfile
-from edgeprune.deploy import emulator
-from edgeprune.deploy.aot.codegen import GeneratedModel, generate
-from edgeprune.deploy.aot.components import layer_components
-from edgeprune.deploy.aot.graph import read_graph
-from edgeprune.deploy.bench import LayerCycles, bench
-from edgeprune.deploy.build import Firmware, FirmwareBuildError, build_firmware, footprint, overflow_error
-from edgeprune.deploy.link import Link, LinkError
-from edgeprune.deploy.platformio import platformio_project
-from edgeprune.deploy.ports import PortNotFoundError, find_port
-from edgeprune.deploy.protocol import Dut
-from edgeprune.errors import EdgepruneError
-from edgeprune.profiling.measurement import Measurement
+from edgeprune.deploy.mcu import emulator
+from edgeprune.deploy.mcu.aot.codegen import GeneratedModel
+from edgeprune.deploy.mcu.bench import LayerCycles, bench
+from edgeprune.deploy.mcu.build import Firmware, FirmwareBuildError, build_firmware, footprint, overflow_error
+from edgeprune.deploy.mcu.link import Link, LinkError
+from edgeprune.deploy.mcu.model import prepare
+from edgeprune.deploy.mcu.platformio import platformio_project
+from edgeprune.deploy.mcu.ports import PortNotFoundError, find_port
+from edgeprune.deploy.mcu.protocol import Dut
+from edgeprune.measure.record import Measurement
 
 
 def _board(board: BoardProfile | str) -> BoardProfile:
     return board if isinstance(board, BoardProfile) else load_board(board)
-
-
-def prepare(export_dir: str | Path, name: str | None = None) -> tuple[GeneratedModel, bytes]:
-    """The generated C model (layers tagged with components) and the int8 ``.tflite`` of an export directory
-    (``edgeprune.export.export(..., targets=("onnx", "tflm"))``)."""
-    d = Path(export_dir)
-    tflite_path = d / "tflm" / "model.tflite"
-    if not tflite_path.is_file():
-        raise EdgepruneError(
-            f"{d} holds no TFLM bundle (tflm/model.tflite)",
-            fix="export with targets including 'tflm' (edgeprune export ... --to onnx,tflm)",
-        )
-    data = tflite_path.read_bytes()
-    comps = None
-    if (d / "model.onnx").is_file():
-        comps = layer_components(read_graph(data), onnx.load(str(d / "model.onnx")))
-    return generate(data, components=comps, name=name or d.name), data
 
 
 def build(

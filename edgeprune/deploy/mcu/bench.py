@@ -1,5 +1,5 @@
 """``bench``: run a model on a board (real or emulated) over the benchmark protocol and return a
-:class:`~edgeprune.profiling.measurement.Measurement` with per-layer and per-component cycles, after
+:class:`~edgeprune.measure.record.Measurement` with per-layer and per-component cycles, after
 checking the board's outputs bit for bit against the TFLM host interpreter."""
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeprune.boards.schema import BoardProfile
-from edgeprune.deploy.aot.codegen import GeneratedModel
-from edgeprune.deploy.build import Firmware
-from edgeprune.deploy.costs import CALIBRATION_INSNS, core_cost
-from edgeprune.deploy.emulator import INSNS_PER_SECOND
-from edgeprune.deploy.link import Link
-from edgeprune.deploy.protocol import Dut, LayerTicks
+from edgeprune.deploy.mcu.aot.codegen import GeneratedModel
+from edgeprune.deploy.mcu.build import Firmware
+from edgeprune.deploy.mcu.costs import CALIBRATION_INSNS, core_cost
+from edgeprune.deploy.mcu.emulator import INSNS_PER_SECOND
+from edgeprune.deploy.mcu.link import Link
+from edgeprune.deploy.mcu.protocol import Dut, LayerTicks
 from edgeprune.errors import EdgepruneError
-from edgeprune.profiling.measurement import ComponentShare, LatencyStats, Measurement, Provenance
+from edgeprune.measure.record import ComponentShare, LatencyStats, Measurement, Provenance
 
 # The one "layer" of the TFLM firmware (firmware/ep_model_tflm.cpp): Invoke() runs every op, so no per-layer ticks.
 TFLM_LAYER = "TFLM_INVOKE"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeprune.boards.schema import BoardProfile, Core
-from edgeprune.deploy.aot.codegen import GeneratedModel
+from edgeprune.deploy.mcu.aot.codegen import GeneratedModel
 from edgeprune.errors import EdgepruneError
 from edgeprune.io import write_atomic
 

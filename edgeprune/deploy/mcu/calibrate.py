@@ -1,5 +1,5 @@
 """Re-measure the calibration instruction counts of ``costs.py`` and print the fit:
-``python -m edgeprune.deploy.calibrate``. Exports the MLPerf Tiny models (seed 0, 32 random calibration
+``python -m edgeprune.deploy.mcu.calibrate``. Exports the MLPerf Tiny models (seed 0, 32 random calibration
 samples), runs each on the emulated M4 and M7 and prints ``CALIBRATION_INSNS`` to paste into costs.py."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 from edgeprune.boards import load_board
 from edgeprune.boards.schema import Core
-from edgeprune.deploy.api import bench_export, emulate
-from edgeprune.deploy.costs import fit_core
+from edgeprune.deploy.mcu.api import bench_export, emulate
+from edgeprune.deploy.mcu.costs import fit_core
 
 BOARDS = {Core.CORTEX_M4: "nucleo-l4r5zi", Core.CORTEX_M7: "nucleo-h743zi2"}
 MODELS = ("kws_dscnn", "ad_autoencoder")

@@ -17,7 +17,7 @@ from edgeprune.errors import EdgepruneError
 # Instructions per inference of the bundled MLPerf Tiny models (edgeprune.models.mlperf_tiny, seed 0, int8,
 # 32 random calibration samples) in the emulated firmware, measured with -icount shift=0.
 # tests/test_deploy_emulator.py re-measures them and fails if they drift by more than 1 %; regenerate them
-# with `python -m edgeprune.deploy.calibrate` after changing the kernels or the firmware.
+# with `python -m edgeprune.deploy.mcu.calibrate` after changing the kernels or the firmware.
 CALIBRATION_INSNS: dict[Core, dict[str, int]] = {
     Core.CORTEX_M4: {"kws_dscnn": 37_460_000, "ad_autoencoder": 1_701_500},
     Core.CORTEX_M7: {"kws_dscnn": 37_369_500, "ad_autoencoder": 1_703_500},

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from edgeprune.boards.schema import QEMU_MACHINE_FOR_CORE, BoardProfile
-from edgeprune.deploy.build import Firmware
+from edgeprune.deploy.mcu.build import Firmware
 from edgeprune.errors import EdgepruneError
 
 INSNS_PER_SECOND = 1_000_000_000  # -icount shift=0: 2**0 ns of virtual time per instruction

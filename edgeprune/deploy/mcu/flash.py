@@ -120,7 +120,7 @@ def flash(board: BoardProfile, firmware: Path, *, port: str | None = None, uf2_d
     if dry_run:
         return cmd
     if not Path(firmware).exists():
-        raise FlashError(f"firmware {firmware} does not exist", fix="build it first (edgeprune.deploy.build)")
+        raise FlashError(f"firmware {firmware} does not exist", fix="build it first (edgeprune.deploy.mcu.build)")
     if shutil.which(cmd[0]) is None:
         how = "PlatformIO upload" if cmd[0] == "pio" else board.flash_method.value
         raise FlashError(f"{cmd[0]} is not installed (needed to flash {board.name} by {how})",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from edgeprune.deploy.link import Link, LinkError
+from edgeprune.deploy.mcu.link import Link, LinkError
 
 DB_CHUNK = 32  # bytes per `db HEX%` line: 64 hex digits + "db " stays within EEMBC's 80-character commands
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
-from edgeprune.deploy.bench import LayerCycles
-from edgeprune.profiling.measurement import Measurement
+from edgeprune.deploy.mcu.bench import LayerCycles
+from edgeprune.measure.record import Measurement
 
 
 def layer_table(measurement: Measurement, layers: Sequence[LayerCycles]) -> Table:

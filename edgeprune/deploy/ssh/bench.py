@@ -20,19 +20,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgeprune.deploy.ssh import SSHTarget
-from edgeprune.deploy.ssh_errors import RemoteCommandError, RemoteEnvironmentError
-from edgeprune.deploy.sync import SyncReport, sync_dir
+from edgeprune.deploy.ssh import remote
+from edgeprune.deploy.ssh.bundle import prepare_bundle
+from edgeprune.deploy.ssh.errors import RemoteCommandError, RemoteEnvironmentError
+from edgeprune.deploy.ssh.sync import SyncReport, sync_dir
+from edgeprune.deploy.ssh.transport import SSHTarget
+from edgeprune.deploy.ssh.trtexec import NodeMap, parse_log, parse_profile_json, parse_times_json, to_measurement
 from edgeprune.errors import EdgepruneError
 from edgeprune.export.tensorrt import PRECISIONS
 from edgeprune.io import write_atomic
-from edgeprune.profiling import remote
-from edgeprune.profiling.bundle import prepare_bundle
-from edgeprune.profiling.measurement import ComponentShare, LatencyStats, Measurement, Provenance
+from edgeprune.measure.record import ComponentShare, LatencyStats, Measurement, Provenance
 from edgeprune.profiling.ort import component_times, node_components
-from edgeprune.profiling.trtexec import NodeMap, parse_log, parse_profile_json, parse_times_json, to_measurement
 
 RUNNER = "runner.py"
+TIMING_FILE = "ep_timing.py"  # edgeprune.measure.timing, imported by the runner on the board
 INSTALL_HINTS = {
     "numpy": "pip install numpy",
     "onnxruntime": "pip install onnxruntime (Jetson: the onnxruntime-gpu wheel for your JetPack from NVIDIA's "
@@ -121,7 +122,8 @@ def bench_remote(
         onnx = (onnx_paths or {}).get(name)
         prepare_bundle(model, inputs, deploy / "bundles" / name, onnx_path=onnx,
                        program=not runtimes or "pytorch-eager" in runtimes)  # fmt: skip
-    write_atomic(deploy / RUNNER, resources.files("edgeprune.profiling").joinpath("remote.py").read_bytes())
+    write_atomic(deploy / RUNNER, resources.files("edgeprune.deploy.ssh").joinpath("remote.py").read_bytes())
+    write_atomic(deploy / TIMING_FILE, resources.files("edgeprune.measure").joinpath("timing.py").read_bytes())
     t0 = time.perf_counter()
     report = sync_dir(target, deploy, f"{target.remote_dir}/deploy")
     request = {

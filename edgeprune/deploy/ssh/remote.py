@@ -1,14 +1,15 @@
 """The benchmark runner that runs ON the board: ``python3 runner.py run '<request json>'`` prints one JSON line.
 
 Self-contained on purpose: a Jetson or Raspberry Pi usually has no edgeprune, so this file is copied to the board
-(by ``edgeprune.profiling.ssh_bench``) and needs only the standard library and numpy, plus whichever runtime it
+(by ``edgeprune.deploy.ssh.bench``) and needs only the standard library and numpy, plus whichever runtime it
 times: ONNX Runtime, PyTorch (a ``torch.export`` program: no pickled modules, no model code on the board) and
 TensorRT through NVIDIA's ``trtexec`` (present on every JetPack; engines and the timing cache are kept on the
 board, keyed by the ONNX hash, precision and TensorRT version). It reports raw samples and raw profiles only:
-the host turns them into :class:`~edgeprune.profiling.measurement.Measurement` (one implementation of the
-statistics, the trtexec parser and the node → component attribution). The host's profilers use this file's
-:func:`time_samples`, :func:`hook_component_times` and :func:`ort_node_times` too. Where edgeprune is installed
-it also runs as ``python -m edgeprune.profiling.remote run '<request json>'``.
+the host turns them into :class:`~edgeprune.measure.record.Measurement` (one implementation of the
+statistics, the trtexec parser and the node → component attribution). The timing loops are
+:mod:`edgeprune.measure.timing` (the host's runners use the same file; it is copied beside this one as
+``ep_timing.py``). Where edgeprune is installed
+it also runs as ``python -m edgeprune.deploy.ssh.remote run '<request json>'``.
 
 Exit codes: 0 ok (per-runtime failures are reported inside the JSON), 3 numpy missing, 2 bad request.
 """
@@ -21,13 +22,16 @@ import os
 import platform
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from importlib import metadata, util
+
+if __package__:
+    from edgeprune.measure.timing import hook_component_times, ort_node_times, time_samples
+else:  # on the board: copied beside this file as TIMING_FILE (edgeprune is usually not installed there)
+    from ep_timing import hook_component_times, ort_node_times, time_samples  # type: ignore[no-redef]
 
 FORMAT = 1
 EXIT_MISSING = 3
@@ -37,78 +41,6 @@ TRTEXEC_PATHS = ("/usr/src/tensorrt/bin/trtexec", "/usr/local/tensorrt/bin/trtex
 PACKAGES = {"onnxruntime": ("onnxruntime", "onnxruntime-gpu"), "pytorch-eager": ("torch",), "tensorrt": ("tensorrt",)}
 MODULES = {"onnxruntime": "onnxruntime", "pytorch-eager": "torch"}
 TOOL_TIMEOUT_S = 10
-
-
-def time_samples(fn: Callable[[], object], runs: int, warmup: int) -> list[float]:
-    """Wall-clock milliseconds of ``runs`` calls of ``fn`` after ``warmup`` untimed ones (perf_counter_ns)."""
-    if runs < 1 or warmup < 0:
-        raise ValueError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter_ns()
-        fn()
-        samples.append((time.perf_counter_ns() - t0) / 1e6)
-    return samples
-
-
-def hook_component_times(
-    roots: dict[str, list], call: Callable[[], object], runs: int, sync: Callable[[], None] = lambda: None
-) -> dict[str, float]:
-    """Median per-run ms spent inside each component (all calls of all its root modules summed).
-
-    ``roots`` maps a component to its ``nn.Module`` roots; forward pre/post hooks read the clock (after ``sync``,
-    e.g. a CUDA synchronise). Hooks add overhead, so time the whole model without them.
-    """
-    started: dict[str, int] = {}
-    per_run: dict[str, float] = {}
-    samples: dict[str, list[float]] = {}
-
-    def pre(name: str):
-        def hook(_module: object, _args: object) -> None:
-            sync()
-            started[name] = time.perf_counter_ns()
-
-        return hook
-
-    def post(name: str):
-        def hook(_module: object, _args: object, _out: object) -> None:
-            sync()
-            per_run[name] = per_run.get(name, 0.0) + (time.perf_counter_ns() - started.pop(name)) / 1e6
-
-        return hook
-
-    handles = [h for name, mods in roots.items() for m in mods
-               for h in (m.register_forward_pre_hook(pre(name)), m.register_forward_hook(post(name)))]  # fmt: skip
-    try:
-        for _ in range(runs):
-            per_run.clear()
-            call()
-            for name, ms in per_run.items():
-                samples.setdefault(name, []).append(ms)
-    finally:
-        for h in handles:
-            h.remove()
-    return {name: statistics.median(v) for name, v in samples.items()}
-
-
-def ort_node_times(trace: list[dict]) -> dict[str, list[float]]:
-    """Per-node kernel time (ms) in each ``model_run`` of an ONNX Runtime profile trace (0.0 if it did not run)."""
-    runs = sorted(
-        (e["ts"], e["ts"] + e["dur"]) for e in trace if e.get("cat") == "Session" and e.get("name") == "model_run"
-    )
-    per_node: dict[str, list[float]] = {}
-    for event in trace:
-        name = event.get("name", "")
-        if event.get("cat") != "Node" or not name.endswith("_kernel_time"):
-            continue
-        run = next((i for i, (t0, t1) in enumerate(runs) if t0 <= event["ts"] <= t1), None)
-        if run is None:
-            continue
-        node = event.get("args", {}).get("node_name") or name[: -len("_kernel_time")]
-        per_node.setdefault(node, [0.0] * len(runs))[run] += event["dur"] / 1000.0
-    return per_node
 
 
 def package_version(runtime: str) -> str | None:

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from edgeprune.deploy.ssh import SSHTarget
-from edgeprune.deploy.ssh_errors import RemoteCommandError, SSHError
+from edgeprune.deploy.ssh.errors import RemoteCommandError, SSHError
+from edgeprune.deploy.ssh.transport import SSHTarget
 
-_HELPER = resources.files("edgeprune.deploy").joinpath("_board_files.py").read_text()
+_HELPER = resources.files("edgeprune.deploy.ssh").joinpath("_board_files.py").read_text()
 
 
 @dataclass

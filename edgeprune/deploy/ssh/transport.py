@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeprune.boards import BoardProfile, FlashMethod, load_board
-from edgeprune.deploy.ssh_errors import (
+from edgeprune.deploy.ssh.errors import (
     RemoteCommandError,
     RemoteEnvironmentError,
     SSHError,

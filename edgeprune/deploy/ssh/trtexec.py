@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeprune.profiling.measurement import ComponentShare, LatencyStats, Measurement, Provenance
-from edgeprune.profiling.remote import banner_version
+from edgeprune.deploy.ssh.remote import banner_version
+from edgeprune.measure.record import ComponentShare, LatencyStats, Measurement, Provenance
 
 UNATTRIBUTED = "(unattributed)"
 _PREFIX = re.compile(r"^\[[^\]]*\] \[[A-Z]\] ?")

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edgeprune.deploy.aot.graph import Graph, Op
+from edgeprune.deploy.mcu.aot.graph import Graph, Op
 from edgeprune.export.onnx import META_COMPONENTS
 
 # TFLite op -> ONNX op types it is lowered from (weightless ops only)

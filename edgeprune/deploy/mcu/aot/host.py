@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeprune.deploy.aot.codegen import GeneratedModel
+from edgeprune.deploy.mcu.aot.codegen import GeneratedModel
 from edgeprune.errors import EdgepruneError
 
 FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"

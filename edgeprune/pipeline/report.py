@@ -13,7 +13,7 @@ from typing import Any
 
 from edgeprune.errors import EdgepruneError
 from edgeprune.io import write_atomic
-from edgeprune.profiling.plots import grouped_bars
+from edgeprune.pipeline.plots import grouped_bars
 
 
 @dataclass
@@ -87,7 +87,7 @@ def _html_table(s: Section) -> str:
 
 
 def _compare_sections(data: dict[str, Any], source: str) -> list[Section]:
-    from edgeprune.profiling.compare import Comparison
+    from edgeprune.pipeline.compare import Comparison
 
     comparison = Comparison.from_dict(data)
     sections = [
