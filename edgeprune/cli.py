@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgeprune.boards import board_details, boards_table, check_fit, fit_artifact, load_board
+from edgeprune import __version__
+from edgeprune.boards import BoardProfile, board_details, boards_table, check_fit, fit_artifact, load_board
 from edgeprune.demo import DemoSettings
 from edgeprune.errors import EdgepruneError
-from edgeprune.export.api import TARGETS
 from edgeprune.io import write_atomic
 from edgeprune.models import list_models
 from edgeprune.models.spec import load_model
@@ -118,6 +118,7 @@ def _budget_args(p: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgeprune", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"edgeprune {__version__}")
     sub = parser.add_subparsers(required=True, metavar="command")
 
     p = sub.add_parser("models", help="list the bundled models")
@@ -142,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--to",
         default="onnx,tflite,tflm",
-        help=f"comma-separated targets among {', '.join(TARGETS)} (default onnx,tflite,tflm)",
+        help="comma-separated export targets, e.g. onnx,tflite,tflm,tensorrt (default onnx,tflite,tflm)",
     )
     p.add_argument("--calib", help="representative samples for int8 (.npy, or .npz keyed by input name)")
     p.add_argument("--no-int8", action="store_true", help="TFLite float32 only (not with tflm)")
@@ -383,11 +384,11 @@ def _bench_mcu(args: argparse.Namespace, board) -> int:
         if args.emulate:
             say(f"building the firmware and starting the emulated {board.name}")
             with emulate(board, args.export) as emu:
-                measurement, layers = bench_export(args.export, board, emu.port, firmware=emu.firmware)
+                measurement = bench_export(args.export, board, emu.port, firmware=emu.firmware)
         else:
-            measurement, layers = bench_export(args.export, board, args.port)
+            measurement = bench_export(args.export, board, args.port)
     console.print(component_table(measurement))
-    console.print(layer_table(measurement, layers))
+    console.print(layer_table(measurement))
     console.print(f"{measurement.provenance.label}", highlight=False)
     out = Path(args.export) / f"bench-{board.name}.json"
     write_atomic(out, json.dumps(measurement.to_dict(), indent=2))
@@ -399,14 +400,13 @@ def _bench_ssh(args: argparse.Namespace) -> int:
     import json
 
     from edgeprune.deploy.ssh.bench import bench_remote
-    from edgeprune.deploy.ssh.transport import SSHTarget
 
     model, inputs = load_model(args.model, args.weights, args.input_shape)
     models = {"original": (model, inputs)}
     if args.plan:
         fresh, _ = load_model(args.model, args.weights, args.input_shape)
         models["pruned"] = (load_pruned(fresh, PrunePlan.load(args.plan), inputs, args.pruned_weights), inputs)
-    target = SSHTarget.for_board(args.board, args.host, key=args.key, known_hosts=args.known_hosts, python=args.python)
+    target = _ssh_target(args, args.board)
     runtimes = [r.strip() for r in args.runtimes.split(",")] if args.runtimes else None
     with _status(f"benchmarking on {args.host}"):
         bench = bench_remote(target, models, args.out, runtimes=runtimes, runs=args.runs, warmup=args.warmup)
@@ -496,15 +496,16 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     return 0 if result.met else 1
 
 
+def _ssh_target(args: argparse.Namespace, board: BoardProfile | str):
+    """The SSH board the --host options name (every option of the group goes in, --remote-dir included)."""
+    from edgeprune.deploy.ssh import SSHTarget
+
+    return SSHTarget.for_board(board, args.host, key=args.key, known_hosts=args.known_hosts, python=args.python,
+                               remote_dir=args.remote_dir)  # fmt: skip
+
+
 def _optimize_target(args: argparse.Namespace):
-    """The target ``optimize`` measures on: one of --host, --port, --emulate, --engine, else the cost model."""
-    from edgeprune.pipeline import (
-        CostModelTarget,
-        EmulatedBoardTarget,
-        LocalEngineTarget,
-        SerialBoardTarget,
-        SshBoardTarget,
-    )
+    """The runner ``optimize`` measures with: one of --host, --port, --emulate, --engine, else the cost model."""
 
     chosen = [flag for flag, on in (("--host", args.host), ("--port", args.port), ("--emulate", args.emulate),
                                     ("--engine", args.engine)) if on]  # fmt: skip
@@ -515,12 +516,14 @@ def _optimize_target(args: argparse.Namespace):
     if args.engine:
         if args.board:
             raise EdgepruneError("--engine measures on this machine, not on --board", fix="drop --board or --engine")
-        return LocalEngineTarget(args.engine)
+        from edgeprune.profiling.engines import HostRunner
+
+        return HostRunner(args.engine)
     if not args.board:
         raise EdgepruneError("no target given", expected="--board NAME (with --host, --port or --emulate), or --engine")
     board = load_board(args.board)
     if args.host:
-        from edgeprune.deploy.ssh.transport import SSHTarget
+        from edgeprune.deploy.ssh.runner import SshBoardRunner
 
         runtimes = [r.strip() for r in (args.runtimes or "onnxruntime").split(",") if r.strip()]
         if len(runtimes) != 1:
@@ -528,14 +531,18 @@ def _optimize_target(args: argparse.Namespace):
                 f"--runtimes {args.runtimes}: optimize measures with one runtime",
                 expected="one of onnxruntime, pytorch-eager, tensorrt (default onnxruntime)",
             )
-        ssh = SSHTarget.for_board(board, args.host, key=args.key, known_hosts=args.known_hosts, python=args.python,
-                                  remote_dir=args.remote_dir)  # fmt: skip
-        return SshBoardTarget(ssh, runtimes[0])
+        return SshBoardRunner(_ssh_target(args, board), runtimes[0])
     if not board.core.is_mcu:
         raise EdgepruneError(f"{board.name} is a Linux board", fix="pass --host user@host to measure on it over SSH")
-    if args.port:
-        return SerialBoardTarget(board, args.calib, None if args.port == "auto" else args.port)
-    return EmulatedBoardTarget(board, args.calib) if args.emulate else CostModelTarget(board, args.calib)
+    if args.port or args.emulate:
+        from edgeprune.deploy.mcu.runners import EmulatedBoardRunner, SerialBoardRunner
+
+        if args.port:
+            return SerialBoardRunner(board, args.calib, None if args.port == "auto" else args.port)
+        return EmulatedBoardRunner(board, args.calib)
+    from edgeprune.boards.runner import CostModelRunner
+
+    return CostModelRunner(board, args.calib)
 
 
 def _callable(spec: str, flag: str) -> Callable:

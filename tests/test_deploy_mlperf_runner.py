@@ -41,11 +41,11 @@ import pytest
 import serial
 from deploy_exports import exported, random_inputs
 
+from edgeprune.boards.insn_cost import CALIBRATION_INSNS
 from edgeprune.boards.schema import Core
 from edgeprune.deploy.mcu import emulate
 from edgeprune.deploy.mcu.aot.codegen import GeneratedModel
 from edgeprune.deploy.mcu.model import prepare
-from edgeprune.deploy.mcu.costs import CALIBRATION_INSNS
 from edgeprune.export.tflm import run_tflm
 
 pytestmark = pytest.mark.skipif(

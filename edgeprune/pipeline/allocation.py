@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from edgeprune.pipeline.targets import TargetResult
+from edgeprune.measure.record import Measurement
 from edgeprune.prune import Budget, Components, PruneResult, prune
 
 STRATEGIES = ("greedy", "knapsack")
@@ -57,7 +57,7 @@ class StepContext:
     round_to: int
     evaluate: Callable[[nn.Module], float]
     budgets: dict[str, float]  # the current point's
-    measured: TargetResult  # the current point's
+    measured: Measurement  # the current point's
     macs: dict[str, int]  # per component, of the current point's model
     params: dict[str, int]
     excess: dict[str, float]  # unmet goals

@@ -1,9 +1,11 @@
-"""Compare the original and the pruned model in eager mode and every engine available, in one run."""
+"""Compare the original and the pruned model in eager mode and every engine available, in one run: per engine
+the two are timed in alternation (ABBA rounds), so the speedup holds on a busy machine."""
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,18 +15,15 @@ import torch
 from rich.table import Table
 from torch import nn
 
-from edgeprune.boards import BoardProfile, NoCostModelError, estimate_latency, ops_from_module
+from edgeprune.boards import BoardProfile, NoCostModelError
+from edgeprune.boards.runner import CostModelRunner
 from edgeprune.io import write_atomic
-from edgeprune.measure.record import ComponentShare, LatencyStats, Measurement, Provenance
+from edgeprune.measure.record import Measurement
+from edgeprune.measure.runner import Subject, measure_paired
 from edgeprune.pipeline.plots import grouped_bars
-from edgeprune.profiling.eager import EagerProfiler
-from edgeprune.profiling.litert import LiteRTProfiler
-from edgeprune.profiling.ort import OnnxRuntimeProfiler
-from edgeprune.profiling.tensorrt import TensorRTProfiler
-from edgeprune.profiling.tflm_host import TFLMHostProfiler
+from edgeprune.profiling.engines import ENGINES, finish, open_profiler
 from edgeprune.prune import Components
 from edgeprune.prune.counting import macs_per_component
-from edgeprune.prune.tracing import flatten_tensors
 
 VARIANTS = ("original", "pruned")
 
@@ -36,11 +35,20 @@ class EngineRow:
     engine: str
     original: Measurement
     pruned: Measurement
+    ratios: list[float] = field(default_factory=list)  # original / pruned latency of each interleaved round
 
     @property
     def speedup(self) -> float:
-        """Original latency / pruned latency on this engine."""
+        """Original latency / pruned latency on this engine: the median of the rounds' ratios when timed in
+        alternation, else the ratio of medians (an estimate)."""
+        if self.ratios:
+            return float(statistics.median(self.ratios))
         return _median(self.original) / _median(self.pruned)
+
+    @property
+    def spread(self) -> tuple[float, float] | None:
+        """Lowest and highest round ratio (None for an estimate)."""
+        return (min(self.ratios), max(self.ratios)) if self.ratios else None
 
 
 @dataclass
@@ -59,7 +67,8 @@ class Comparison:
     def row(self, engine: str) -> EngineRow:
         return next(r for r in self.rows if r.engine == engine)
 
-    HEADER = ("engine", "original ms", "pruned ms", "pruned speedup", "vs eager (orig / pruned)", "source")
+    HEADER = ("engine", "original ms", "pruned ms", "pruned speedup", "round range", "vs eager (orig / pruned)",
+              "source")  # fmt: skip
 
     def text_rows(self) -> list[list[str]]:
         """The comparison as text cells (``HEADER`` columns); estimates are marked and never compared to eager."""
@@ -75,6 +84,7 @@ class Comparison:
                     f"{_median(r.original):.4f}",
                     f"{_median(r.pruned):.4f}",
                     f"{r.speedup:.2f}x",
+                    "-" if r.spread is None else f"{r.spread[0]:.2f}-{r.spread[1]:.2f}x",
                     vs_eager,
                     source,
                 ]
@@ -120,6 +130,7 @@ class Comparison:
                 {
                     "engine": r.engine,
                     "speedup": r.speedup,
+                    "round_ratios": r.ratios,
                     "original": r.original.to_dict(),
                     "pruned": r.pruned.to_dict(),
                 }
@@ -130,7 +141,12 @@ class Comparison:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Comparison:
         rows = [
-            EngineRow(e["engine"], Measurement.from_dict(e["original"]), Measurement.from_dict(e["pruned"]))
+            EngineRow(
+                e["engine"],
+                Measurement.from_dict(e["original"]),
+                Measurement.from_dict(e["pruned"]),
+                list(e.get("round_ratios", [])),
+            )
             for e in data["engines"]
         ]
         return cls(rows, dict(data["macs"]), data.get("board"), list(data.get("notes", [])))
@@ -160,103 +176,65 @@ def compare(
     board: BoardProfile | None = None,
     runs: int = 50,
     warmup: int = 10,
+    rounds: int = 6,
     threads: int | None = 1,
     progress: Callable[[str], None] | None = None,
 ) -> Comparison:
-    """Export both models into ``workdir`` and time them on every engine available here.
+    """Export both models into ``workdir`` once and time them on every engine available here.
 
     Engines: PyTorch eager, ONNX Runtime, LiteRT float32 and (with ``calibration``) int8, the TFLite
-    Micro host interpreter (host time), and for an MCU ``board`` its cost-model estimate (labelled).
-    Without calibration samples the int8 engines are skipped, with a note: int8 is never calibrated on
-    noise.
+    Micro host interpreter (host time), TensorRT on a CUDA GPU, and for an MCU ``board`` its cost-model
+    estimate (labelled). Per engine, original and pruned are timed in alternation (``rounds`` ABBA rounds of
+    ``runs // rounds`` runs each), so a busy machine slows both alike; the speedup is the median of the
+    per-round ratios, with their spread. Without calibration samples the int8 engines are skipped, with a
+    note: int8 is never calibrated on noise.
     """
-    from edgeprune.export import export
-
     say = progress or (lambda _m: None)
     inputs = tuple(example_inputs)
     work = Path(workdir)
     notes: list[str] = []
-    measured: dict[str, dict[str, Measurement]] = {}
-    macs: dict[str, int] = {}
-    targets = ("onnx", "tflite", "tflm") if calibration is not None else ("onnx", "tflite")
+    subjects = {v: Subject(v, m.eval(), inputs, work / v) for v, m in zip(VARIANTS, (original, pruned), strict=True)}
+    macs = {v: sum(macs_per_component(s.model, inputs, Components.from_children(s.model)).values())
+            for v, s in subjects.items()}  # fmt: skip
     if calibration is None:
         notes.append("int8 LiteRT and TFLite Micro skipped: no calibration samples (pass --calib)")
-    tensorrt_here = _tensorrt_available()
-    if not tensorrt_here:
-        notes.append("TensorRT skipped: no tensorrt package or CUDA GPU here (edgeprune bench --host for a Jetson)")
-    for variant, model in zip(VARIANTS, (original, pruned), strict=True):
-        model = model.eval()
-        comps = Components.from_children(model)
-        macs[variant] = sum(macs_per_component(model, inputs, comps).values())
+    engines = []
+    for spec in ENGINES.values():
+        why = spec.available()
+        if why:
+            notes.append(f"{spec.name} skipped: {why}")
+        elif calibration is not None or not spec.int8:
+            engines.append(spec)
+    targets = tuple(sorted({t for spec in engines for t in spec.targets}))
+    for variant, subject in subjects.items():
         say(f"{variant}: exporting")
-        exported = export(
-            model, inputs, work / variant, targets=targets, calibration=calibration, int8=calibration is not None,
-            force=True,
-        )  # fmt: skip
-        with torch.no_grad():
-            out_shapes = [tuple(t.shape) for t in flatten_tensors(model(*inputs))]
-        output_shapes = dict(zip(exported.onnx.output_names, out_shapes, strict=True))
-        profilers: dict[str, Any] = {
-            "pytorch-eager": EagerProfiler(model, comps, threads=threads),
-            "onnxruntime": OnnxRuntimeProfiler(work / variant / "model.onnx", threads=threads),
-            "litert-fp32": LiteRTProfiler(
-                work / variant / "tflite" / "model_float32.tflite", exported.onnx.input_shapes, output_shapes
-            ),
-        }
-        if calibration is not None:
-            profilers["litert-int8"] = LiteRTProfiler(
-                work / variant / "tflite" / "model_int8.tflite", exported.onnx.input_shapes, output_shapes
-            )
-            arena = exported.tflm.arena.minimum if exported.tflm else None
-            profilers["tflm-host"] = TFLMHostProfiler(work / variant / "tflm" / "model.tflite", arena)
-        if tensorrt_here:
-            profilers["tensorrt-fp16"] = _tensorrt_profiler(exported, work / variant)
-        results = {}
-        for engine, profiler in profilers.items():
-            say(f"{variant}: timing {engine}")
-            results[engine] = profiler.measure(variant, [t.numpy() for t in inputs], runs=runs, warmup=warmup)
-        if board is not None:
-            estimate = _board_estimate(model, inputs, board, variant, notes)
-            if estimate is not None:
-                results[f"{board.name}"] = estimate
-        measured[variant] = results
-    rows = [EngineRow(e, measured["original"][e], measured["pruned"][e]) for e in measured["original"]]
+        subject.export(*targets, calibration=calibration)
+    rows = []
+    feeds = [t.numpy() for t in inputs]
+    for spec in engines:
+        say(f"timing {spec.name}: original and pruned in alternation")
+        profilers = {v: open_profiler(spec.name, s, threads, calibration) for v, s in subjects.items()}
+        paired = measure_paired(("original", profilers["original"], feeds), ("pruned", profilers["pruned"], feeds),
+                                rounds=rounds, runs=runs, warmup=warmup)  # fmt: skip
+        rows.append(EngineRow(spec.name, finish(paired.a, subjects["original"], spec.name),
+                              finish(paired.b, subjects["pruned"], spec.name), paired.ratios))  # fmt: skip
+    if board is not None:
+        estimates = _board_estimates(board, subjects, notes)
+        if estimates is not None:
+            rows.append(EngineRow(board.name, *estimates))
     return Comparison(rows, macs, board.name if board else None, notes)
 
 
-def _tensorrt_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("tensorrt") is not None and torch.cuda.is_available()
-
-
-def _tensorrt_profiler(exported: Any, folder: Path) -> TensorRTProfiler:
-    """Build an fp16 engine from the exported ONNX on this GPU and profile it."""
-    from edgeprune.export.tensorrt import build_engine
-
-    build = build_engine(exported.onnx.to_bytes(), exported.onnx.input_shapes, precision="fp16")
-    engine = folder / "model_fp16.engine"
-    write_atomic(engine, build.engine)
-    return TensorRTProfiler(engine, exported.onnx.components)
-
-
-def _board_estimate(
-    model: nn.Module, inputs: tuple, board: BoardProfile, variant: str, notes: list[str]
-) -> Measurement | None:
-    """The board's cost-model latency as a Measurement labelled estimated (None, with a note, if it has none)."""
+def _board_estimates(
+    board: BoardProfile, subjects: dict[str, Subject], notes: list[str]
+) -> tuple[Measurement, Measurement] | None:
+    """The board's cost-model latency of both variants (None, with a note, if it has no cost model)."""
+    runner = CostModelRunner(board)
     try:
-        est = estimate_latency(ops_from_module(model, inputs), board)
+        original, pruned = (runner.measure(subjects[v]) for v in VARIANTS)
     except NoCostModelError as exc:
-        if variant == "original":
-            notes.append(f"{board.name}: {exc.problem}")
+        notes.append(f"{board.name}: {exc.problem}")
         return None
-    ms = est.latency_ms
-    total = ms or 1.0
-    return Measurement(
-        variant,
-        f"estimate:{est.cost_model}",
-        Provenance("estimated", board.name, est.label),
-        latency=LatencyStats(1, 0, ms, ms, ms, ms, ms, 0.0),
-        components={c: ComponentShare(latency_ms=v, share=v / total) for c, v in est.by_component().items()},
-        notes=list(est.notes),
-    )
+    for m in (original, pruned):  # compare never exported the int8 bundle for the board: latency only
+        m.notes = [n for n in m.notes if not n.startswith("no calibration samples")]
+    return original, pruned

@@ -21,9 +21,10 @@ from torch import nn
 
 from edgeprune.errors import EdgepruneError
 from edgeprune.io import write_atomic
+from edgeprune.measure.record import Measurement
+from edgeprune.measure.runner import Runner, Subject
 from edgeprune.pipeline import allocation
 from edgeprune.pipeline.runlog import POINTS_NAME, Point, RunLog, point_dir
-from edgeprune.pipeline.targets import Target, TargetResult
 from edgeprune.prune import Budget, Components, PruneResult, prune, save_weights
 from edgeprune.prune.counting import macs_per_component, params_per_component
 
@@ -43,13 +44,13 @@ class Goals:
     flash_bytes: int | None = None
     max_drop: float = 0.05
 
-    def excess(self, r: TargetResult) -> dict[str, float]:
+    def excess(self, r: Measurement) -> dict[str, float]:
         """Each unmet goal and by how much its measured value exceeds it (in the goal's unit)."""
         out: dict[str, float] = {}
         for name, limit, value in (
-            ("latency_ms", self.latency_ms, r.latency_ms),
-            ("arena_bytes", self.arena_bytes, r.arena_bytes),
-            ("flash_bytes", self.flash_bytes, r.flash_bytes),
+            ("latency_ms", self.latency_ms, r.latency_ms if self.latency_ms is not None else None),
+            ("arena_bytes", self.arena_bytes, r.memory.arena_bytes),
+            ("flash_bytes", self.flash_bytes, r.memory.flash_bytes),
         ):
             if limit is not None and value is not None and value > limit:
                 out[name] = value - limit
@@ -72,7 +73,7 @@ class OptimizeResult:
 def optimize(
     model: nn.Module,
     example_inputs: Sequence[torch.Tensor],
-    target: Target,
+    target: Runner,
     evaluate: Evaluate,
     goals: Goals,
     run_dir: str | Path,
@@ -89,7 +90,8 @@ def optimize(
     resume: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> OptimizeResult:
-    """Prune ``model`` component by component until ``goals`` hold on ``target`` (see the module docstring).
+    """Prune ``model`` component by component until ``goals`` hold on ``target``, any
+    :class:`~edgeprune.measure.runner.Runner` (see the module docstring).
 
     ``strategy``: ``greedy`` (one component per step) or ``knapsack`` (a combination per step); see
     :mod:`edgeprune.pipeline.allocation`.
@@ -119,7 +121,7 @@ def optimize(
 
     if not log.points:
         say("baseline: measuring on the target")
-        result = target.measure(model, inputs, point_dir(run, 0))
+        result = target.measure(Subject("baseline", model, inputs, point_dir(run, 0)))
         say("baseline: evaluating the metric")
         log.append(
             Point(0, dict.fromkeys(comps.names, 0.0), result, float(evaluate(model)), True, step, None, "baseline")
@@ -168,7 +170,7 @@ def optimize(
         folder = point_dir(run, iteration)
         changed = ", ".join(f"{c} {proposal.budgets[c]:.0%}" for c in proposal.changed)
         ctx.say(f"{changed}: measuring on the target")
-        result = target.measure(pruned, inputs, folder)
+        result = target.measure(Subject(f"point-{iteration:03d}", pruned, inputs, folder))
         accepted = base_metric - metric <= goals.max_drop
         why = "" if accepted else f"metric drop {base_metric - metric:.4g} > max_drop {goals.max_drop}"
         point = Point(iteration, proposal.budgets, result, metric, accepted, step, ",".join(proposal.changed), why)

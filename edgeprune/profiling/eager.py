@@ -69,7 +69,7 @@ class EagerProfiler(Profiler):
         args = tuple(torch.as_tensor(x).to(self.device) for x in inputs)
         measurement.params = sum(p.numel() for p in self.model.parameters())
         if self.device.type == "cuda":
-            measurement.peak_memory["cuda_max_allocated_bytes"] = torch.cuda.max_memory_allocated(self.device)
+            measurement.memory.gpu_bytes = torch.cuda.max_memory_allocated(self.device)
         if self.components is None:
             return
         macs = macs_per_component(self.model, args, self.components)

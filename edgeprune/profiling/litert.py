@@ -54,4 +54,4 @@ class LiteRTProfiler(Profiler):
         return Provenance.host(f"LiteRT interpreter ({module}), {self.path.name}")
 
     def extras(self, measurement: Measurement, inputs: Sequence[Any]) -> None:
-        measurement.artifact_bytes = self.path.stat().st_size
+        measurement.memory.flash_bytes = self.path.stat().st_size

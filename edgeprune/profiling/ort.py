@@ -81,7 +81,7 @@ class OnnxRuntimeProfiler(Profiler):
         return Provenance.host(f"ONNX Runtime {ort.__version__}, {'/'.join(self.providers)}{threads}")
 
     def extras(self, measurement: Measurement, inputs: Sequence[Any]) -> None:
-        measurement.artifact_bytes = self.path.stat().st_size
+        measurement.memory.flash_bytes = self.path.stat().st_size
         node_components = self._node_components()
         if not node_components:
             measurement.notes.append("no component map in the ONNX metadata: no per-component times")

@@ -108,8 +108,8 @@ class TensorRTProfiler(Profiler):
     def extras(self, measurement: Measurement, inputs: Sequence[Any]) -> None:
         import torch
 
-        measurement.artifact_bytes = self.path.stat().st_size
-        measurement.peak_memory["cuda_max_allocated_bytes"] = torch.cuda.max_memory_allocated()
+        measurement.memory.flash_bytes = self.path.stat().st_size
+        measurement.memory.gpu_bytes = torch.cuda.max_memory_allocated()
         layers = self.layer_times(inputs)
         per_component: dict[str, float] = defaultdict(float)
         for layer, ms in layers.items():

@@ -2,7 +2,7 @@
 protocol over a serial link, flashing and PlatformIO projects. See docs/emulated-board.md, docs/real-boards.md."""
 
 from edgeprune.deploy.mcu.api import bench_export, build, build_platformio, emulate, wait_ready
-from edgeprune.deploy.mcu.bench import LayerCycles, OutputMismatchError, bench
+from edgeprune.deploy.mcu.bench import OutputMismatchError, bench
 from edgeprune.deploy.mcu.build import Firmware, FirmwareBuildError, build_firmware
 from edgeprune.deploy.mcu.emulator import EmulatedBoard, EmulatorError
 from edgeprune.deploy.mcu.flash import FlashError, firmware_image, flash, flash_command
@@ -20,7 +20,6 @@ __all__ = [
     "Firmware",
     "FirmwareBuildError",
     "FlashError",
-    "LayerCycles",
     "Link",
     "LinkError",
     "OutputMismatchError",

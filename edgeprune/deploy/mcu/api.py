@@ -14,7 +14,7 @@ from edgeprune.boards import load_board
 from edgeprune.boards.schema import BoardProfile
 from edgeprune.deploy.mcu import emulator
 from edgeprune.deploy.mcu.aot.codegen import GeneratedModel
-from edgeprune.deploy.mcu.bench import LayerCycles, bench
+from edgeprune.deploy.mcu.bench import bench
 from edgeprune.deploy.mcu.build import Firmware, FirmwareBuildError, build_firmware, footprint, overflow_error
 from edgeprune.deploy.mcu.link import Link, LinkError
 from edgeprune.deploy.mcu.model import prepare
@@ -29,16 +29,27 @@ def _board(board: BoardProfile | str) -> BoardProfile:
 
 
 def build(
-    export_dir: str | Path, board: BoardProfile | str, out_dir: str | Path, *, mlperf_model: str | None = None
+    export_dir: str | Path,
+    board: BoardProfile | str,
+    out_dir: str | Path,
+    *,
+    mlperf_model: str | None = None,
+    model: GeneratedModel | None = None,
 ) -> tuple[GeneratedModel, Firmware]:
     """Generate and cross-compile the firmware of an export for ``board`` into ``out_dir`` (``mlperf_model``: the
-    ``m-model-[...]`` id the MLPerf Tiny runner selects its test script by, e.g. ``kws01``)."""
-    model, _ = prepare(export_dir)
+    ``m-model-[...]`` id the MLPerf Tiny runner selects its test script by, e.g. ``kws01``; ``model``: the export's
+    generated model when the caller has it, so the export is not read again)."""
+    model = model or prepare(export_dir)[0]
     return model, build_firmware(model, _board(board), Path(out_dir), mlperf_model=mlperf_model)
 
 
 def build_platformio(
-    export_dir: str | Path, board: BoardProfile | str, out_dir: str | Path, *, timeout: float = 1800
+    export_dir: str | Path,
+    board: BoardProfile | str,
+    out_dir: str | Path,
+    *,
+    timeout: float = 1800,
+    model: GeneratedModel | None = None,
 ) -> tuple[GeneratedModel, Firmware]:
     """The firmware a real board runs: the PlatformIO project for ``board`` with our int8 kernels
     (``platformio_project(..., runtime="aot")``: per-layer cycles, and the model ``bench_export`` checks) built with
@@ -50,9 +61,9 @@ def build_platformio(
             "PlatformIO (pio) is not installed: it builds the firmware for a real board",
             fix="pip install platformio (it fetches the board's toolchain and core on the first build)",
         )
-    model, _ = prepare(export_dir)
+    model = model or prepare(export_dir)[0]
     out = Path(out_dir)
-    platformio_project(export_dir, profile, out, runtime="aot")
+    platformio_project(export_dir, profile, out, runtime="aot", model=model)
     try:
         proc = subprocess.run([pio, "run", "-d", str(out), "-e", profile.name], capture_output=True, text=True,
                               timeout=timeout, check=False)  # fmt: skip
@@ -99,12 +110,13 @@ def emulate(
     *,
     tcp: bool = False,
     mlperf_model: str | None = None,
+    model: GeneratedModel | None = None,
 ) -> emulator.EmulatedBoard:
     """Build the firmware for ``board`` and start it in QEMU; ``.port`` is the UART: a pty, or with ``tcp`` a
-    ``socket://127.0.0.1:N`` URL (context manager). ``mlperf_model``: as for :func:`build`."""
+    ``socket://127.0.0.1:N`` URL (context manager). ``mlperf_model``, ``model``: as for :func:`build`."""
     profile = _board(board)
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix=f"edgeprune-{profile.name}-"))
-    _, fw = build(export_dir, profile, out, mlperf_model=mlperf_model)
+    _, fw = build(export_dir, profile, out, mlperf_model=mlperf_model, model=model)
     emu = emulator.start(profile, fw.elf, tcp=tcp)
     emu.firmware = fw
     return emu
@@ -119,13 +131,15 @@ def bench_export(
     runs: int = 5,
     warmup: int = 1,
     firmware: Firmware | None = None,
-) -> tuple[Measurement, list[LayerCycles]]:
+    prepared: tuple[GeneratedModel, bytes] | None = None,
+) -> Measurement:
     """Benchmark an export on the board at ``port`` (default: found by the board's USB VID:PID). Whether it is
     the emulated board is read from the firmware unless ``emulated`` says so; ``firmware`` (e.g.
-    ``EmulatedBoard.firmware``) adds its flash/RAM footprint to the measurement."""
+    ``EmulatedBoard.firmware``) adds its flash/RAM footprint to the measurement; ``prepared``: what
+    :func:`~edgeprune.deploy.mcu.model.prepare` returned for this export, when the caller has it."""
     profile = _board(board)
     port = port or find_port(profile)
-    model, data = prepare(export_dir)
+    model, data = prepared or prepare(export_dir)
     link = Link.open(port, profile.serial.baud)
     try:
         return bench(link, model, data, profile, emulated=emulated, runs=runs, warmup=warmup, firmware=firmware)

@@ -6,19 +6,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
+from edgeprune.boards.insn_cost import CALIBRATION_INSNS, core_cost
 from edgeprune.boards.schema import BoardProfile
 from edgeprune.deploy.mcu.aot.codegen import GeneratedModel
 from edgeprune.deploy.mcu.build import Firmware
-from edgeprune.deploy.mcu.costs import CALIBRATION_INSNS, core_cost
 from edgeprune.deploy.mcu.emulator import INSNS_PER_SECOND
 from edgeprune.deploy.mcu.link import Link
 from edgeprune.deploy.mcu.protocol import Dut, LayerTicks
 from edgeprune.errors import EdgepruneError
-from edgeprune.measure.record import ComponentShare, LatencyStats, Measurement, Provenance
+from edgeprune.measure.record import ComponentShare, LatencyStats, LayerFigure, Measurement, Memory, Provenance
 
 # The one "layer" of the TFLM firmware (firmware/ep_model_tflm.cpp): Invoke() runs every op, so no per-layer ticks.
 TFLM_LAYER = "TFLM_INVOKE"
@@ -26,15 +25,6 @@ TFLM_LAYER = "TFLM_INVOKE"
 
 class OutputMismatchError(EdgepruneError):
     """The board's outputs differ from the TFLM host interpreter's."""
-
-
-@dataclass(frozen=True)
-class LayerCycles:
-    index: int
-    op: str
-    component: str
-    insns: float | None  # per inference (emulator only)
-    cycles: float  # per inference (measured on a board, estimated on the emulator; 0 without a factor)
 
 
 def _reference(tflite: bytes, sets: Sequence[Sequence[np.ndarray]]) -> list[bytes]:
@@ -73,7 +63,7 @@ def bench(
     check_sets: int = 3,
     seed: int = 0,
     firmware: Firmware | None = None,
-) -> tuple[Measurement, list[LayerCycles]]:
+) -> Measurement:
     """Handshake, check outputs on ``check_sets`` random inputs, time ``runs`` inferences after ``warmup``,
     read per-layer ticks. On the emulator ticks are virtual time (1 instruction = 1 ns) and cycles are
     estimated with the core's fitted factor; on a board with DWT they are cycles. ``emulated=None``: decided
@@ -113,39 +103,38 @@ def bench(
     timed = not emulated or bool(per_insn)
     comps: dict[str, float] = defaultdict(float)  # cycles, or instructions when there is no factor
     for lay in layers:
-        comps[lay.component] += lay.cycles if timed else lay.insns or 0.0
+        comps[lay.component] += lay.cycles if timed else lay.instructions or 0.0
     summed = sum(comps.values()) or 1.0
     notes = [f"outputs bit-identical to the TFLM host interpreter on {checked} random input sets"]
     if emulated:
-        notes.append(f"{per_run_s * INSNS_PER_SECOND:,.0f} instructions per inference (QEMU -icount shift=0)")
-    if timed:
-        notes += [f"layer {lay.index} {lay.op} [{lay.component}]: {lay.cycles:,.0f} cycles" for lay in layers]
-    else:
+        notes.append("instructions counted by QEMU (-icount shift=0)")
+    if not timed:
         notes.append(label)
-        notes += [f"layer {lay.index} {lay.op} [{lay.component}]: {lay.insns:,.0f} instructions" for lay in layers]
-    measurement = Measurement(
+    return Measurement(
         model=info.model,
         runtime="tflm-int8" if tflm else "edgeprune-aot-int8",
         provenance=provenance,
         latency=LatencyStats.from_samples([ms] * reply.runs, warmup) if ms > 0 else None,
-        peak_memory={
-            "arena_bytes": mem.get("arena", 0),
-            "stack_bytes": mem.get("stack_used", 0),
-            **({"ram_bytes": firmware.ram_bytes, "flash_bytes": firmware.flash_bytes} if firmware else {}),
-        },
-        artifact_bytes=firmware.flash_bytes if firmware else None,
+        memory=Memory(
+            flash_bytes=firmware.flash_bytes if firmware else None,
+            arena_bytes=mem.get("arena", 0),
+            ram_bytes=firmware.ram_bytes if firmware else None,
+            stack_bytes=mem.get("stack_used", 0),
+        ),
+        fits=True,  # it linked and runs
+        instructions=per_run_s * INSNS_PER_SECOND if emulated else None,
         components={
             c: ComponentShare(latency_ms=1e3 * v / board.clock_hz if timed else None, share=v / summed)
             for c, v in comps.items()
         },
+        layers=layers,
         notes=notes,
     )
-    return measurement, layers
 
 
-def _layer_cycles(t: LayerTicks, runs: int, tick_hz: int, per_insn: float | None, board: BoardProfile) -> LayerCycles:
+def _layer_cycles(t: LayerTicks, runs: int, tick_hz: int, per_insn: float | None, board: BoardProfile) -> LayerFigure:
     seconds = t.ticks / max(runs, 1) / tick_hz
     if per_insn is None:
-        return LayerCycles(t.index, t.op, t.component, None, seconds * board.clock_hz)
+        return LayerFigure(t.index, t.op, t.component, seconds * board.clock_hz)
     insns = seconds * INSNS_PER_SECOND
-    return LayerCycles(t.index, t.op, t.component, insns, insns * per_insn)
+    return LayerFigure(t.index, t.op, t.component, insns * per_insn, instructions=insns)

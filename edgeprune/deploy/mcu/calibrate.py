@@ -1,6 +1,7 @@
-"""Re-measure the calibration instruction counts of ``costs.py`` and print the fit:
+"""Re-measure the emulator's calibration instruction counts and print the fit:
 ``python -m edgeprune.deploy.mcu.calibrate``. Exports the MLPerf Tiny models (seed 0, 32 random calibration
-samples), runs each on the emulated M4 and M7 and prints ``CALIBRATION_INSNS`` to paste into costs.py."""
+samples), runs each on the emulated M4 and M7 and prints the ``[emulator]`` tables to paste into
+``edgeprune/boards/cost_models/calibration.toml``."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import tempfile
 from pathlib import Path
 
 from edgeprune.boards import load_board
+from edgeprune.boards.insn_cost import CALIBRATION_STACK, fit_core
 from edgeprune.boards.schema import Core
 from edgeprune.deploy.mcu.api import bench_export, emulate
-from edgeprune.deploy.mcu.costs import fit_core
 
 BOARDS = {Core.CORTEX_M4: "nucleo-l4r5zi", Core.CORTEX_M7: "nucleo-h743zi2"}
 MODELS = ("kws_dscnn", "ad_autoencoder")
@@ -38,18 +39,18 @@ def measure(work: Path) -> dict[Core, dict[str, int]]:
         counts[core] = {}
         for m, d in exports.items():
             with emulate(board, d, work / f"fw-{board}-{m}") as emu:
-                meas, _ = bench_export(d, load_board(board), emu.port, emulated=True, runs=2)
-            counts[core][m] = round(float(meas.notes[1].split()[0].replace(",", "")))
+                meas = bench_export(d, load_board(board), emu.port, emulated=True, runs=2)
+            assert meas.instructions is not None
+            counts[core][m] = round(meas.instructions)
     return counts
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         counts = measure(Path(tmp))
-    print("CALIBRATION_INSNS = {")
     for core, row in counts.items():
-        print(f"    Core.{core.name}: {{" + ", ".join(f'"{m}": {n:_}' for m, n in row.items()) + "},")
-    print("}")
+        print(f'[emulator."{core.value}"]\nstack = "{CALIBRATION_STACK[core]}"')
+        print("insns = { " + ", ".join(f"{m} = {n:_}" for m, n in row.items()) + " }\n")
     for core, row in counts.items():
         print(fit_core(core, row).label)
 

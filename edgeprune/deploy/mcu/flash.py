@@ -15,15 +15,6 @@ from pathlib import Path
 from edgeprune.boards.schema import BoardProfile, FlashMethod
 from edgeprune.errors import EdgepruneError
 
-# chip-name prefix -> (OpenOCD target script, pyOCD target)
-_TARGETS = {
-    "STM32L4": ("target/stm32l4x.cfg", "stm32l4r5zitx"),
-    "STM32H7": ("target/stm32h7x.cfg", "stm32h743zitx"),
-    "STM32F7": ("target/stm32f7x.cfg", "stm32f746nghx"),
-    "nRF52840": ("target/nrf52.cfg", "nrf52840"),
-    "nRF5340": ("target/nrf53.cfg", "nrf5340"),
-    "RP2040": ("target/rp2040.cfg", "rp2040"),
-}
 # the tool a flash command runs -> how to install it
 _INSTALL = {
     "openocd": "apt-get install openocd",
@@ -40,12 +31,16 @@ class FlashError(EdgepruneError):
     """The board cannot be flashed this way, the tool is missing, or flashing failed."""
 
 
-def _targets(board: BoardProfile) -> tuple[str, str]:
-    for prefix, targets in _TARGETS.items():
-        if board.chip.startswith(prefix):
-            return targets
-    raise FlashError(f"no flash target known for chip {board.chip} ({board.name})",
-                     expected=f"a chip starting with {', '.join(_TARGETS)}")  # fmt: skip
+def _target(board: BoardProfile, tool: str) -> str:
+    """The chip's name for ``tool`` (``openocd`` or ``pyocd``), from the profile's ``[flash_target]`` table."""
+    name = getattr(board.flash_target, tool, None) if board.flash_target else None
+    if name is None:
+        raise FlashError(
+            f"no {tool} target for chip {board.chip} ({board.name})",
+            expected=f"[flash_target] {tool} = ... in the board's profile",
+            fix='add it to the profile (docs/boards.md), e.g. openocd = "target/stm32l4x.cfg"',
+        )
+    return name
 
 
 # flash method -> the image it writes, when not the .elf (PlatformIO writes firmware.bin beside firmware.elf)
@@ -90,10 +85,10 @@ def flash_command(board: BoardProfile, firmware: Path, *, port: str | None = Non
     if method is not FlashMethod.SSH and Path(firmware).is_dir():
         return _platformio_upload(board, Path(firmware), port)
     if method is FlashMethod.OPENOCD:
-        cfg, _ = _targets(board)
+        cfg = _target(board, "openocd")
         return ["openocd", "-f", "interface/stlink.cfg", "-f", cfg, "-c", f"program {fw} verify reset exit"]
     if method is FlashMethod.PYOCD:
-        return ["pyocd", "flash", "-t", _targets(board)[1], fw]
+        return ["pyocd", "flash", "-t", _target(board, "pyocd"), fw]
     if method is FlashMethod.STLINK:
         return ["st-flash", "--reset", "write", fw, "0x08000000"]
     if method is FlashMethod.PICOTOOL:

@@ -16,7 +16,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeprune.boards import iter_profiles
 from edgeprune.boards.schema import BoardProfile
+from edgeprune.deploy.mcu.aot.codegen import GeneratedModel
 from edgeprune.deploy.mcu.build import FIRMWARE
 from edgeprune.deploy.mcu.model import prepare
 from edgeprune.errors import EdgepruneError
@@ -69,57 +71,47 @@ CHIRALE = TflmLibrary(
     "MicroInterpreter still takes an ErrorReporter) and Espressif's esp-tflite-micro (an ESP-IDF component, "
     "not an Arduino library)",
 )
-_NO_STM32 = (
-    "no maintained TFLM library targets the STM32duino core: Arduino_TensorFlowLite is built and tested for the "
-    "Nano 33 BLE Sense only, Chirale_TensorFlowLite declares architectures=mbed_nano,esp32,mbed_nicla,mbed_portenta"
-)
-# board name -> PlatformIO target. Checked against PlatformIO's board manifests (github.com/platformio/
-# platform-<platform>/boards/<board>.json, the source of docs.platformio.org/en/latest/boards/<platform>/<board>.html):
-# nucleo_l4r5zi (arduino, mbed, stm32cube), nucleo_h743zi (arduino, ...; "ST Nucleo H743ZI", used for the H743ZI2
-# too, platform-ststm32 issue #279), nucleo_h7a3zi_q (cmsis, stm32cube, zephyr: no Arduino), disco_f746ng
-# (arduino, mbed, stm32cube), nano33ble (nordicnrf52, arduino), pico (raspberrypi, arduino),
-# esp32-s3-devkitc-1 (espressif32 master: arduino, espidf).
-PIO_BOARDS: dict[str, PioBoard] = {
-    "nucleo-l4r5zi": PioBoard("ststm32", "nucleo_l4r5zi", "stlink", None, _NO_STM32),
-    "nucleo-h743zi2": PioBoard("ststm32", "nucleo_h743zi", "stlink", None, _NO_STM32),
-    "nucleo-h7a3zi-q": PioBoard(
-        "ststm32",
-        "nucleo_h7a3zi_q",
-        "stlink",
-        "PlatformIO's nucleo_h7a3zi_q board lists only the cmsis, stm32cube and zephyr frameworks "
-        "(platform-ststm32 boards/nucleo_h7a3zi_q.json; issue #883 asks for it)",
-        _NO_STM32,
-    ),
-    "stm32f746g-disco": PioBoard("ststm32", "disco_f746ng", "stlink", None, _NO_STM32),
-    "arduino-nano-33-ble-sense": PioBoard("nordicnrf52", "nano33ble", None, None, ARDUINO_TFLITE),
-    "raspberry-pi-pico": PioBoard(
-        "raspberrypi",
-        "pico",
-        None,
-        None,
-        "no maintained TFLM library targets the Arduino mbed RP2040 core (Arduino_TensorFlowLite is tested on the "
-        "Nano 33 BLE Sense only; Chirale_TensorFlowLite does not list mbed_rp2040)",
-    ),
-    "esp32-s3-devkitc-1": PioBoard("espressif32", "esp32-s3-devkitc-1", None, None, CHIRALE),
-}
 RUNTIMES = ("tflm", "aot")
 SHARED = ("ep_main.c", "ep_model.h", "ep_board.h", "ep_board_arduino.cpp")
 AOT_SOURCES = ("ep_kernels.c", "ep_kernels.h")
 TFLM_BUNDLE = ("model_data.h", "op_resolver.h")  # copied as they are; model_data.cc becomes model_data.cpp
+# the TFLM libraries a profile's [platformio] tflm_library names
+TFLM_LIBRARIES = {"arduino-tflite": ARDUINO_TFLITE, "chirale": CHIRALE}
+
+
+def pio_board(board: BoardProfile) -> PioBoard | None:
+    """The PlatformIO target of ``board``, from its profile's ``[platformio]`` table (None: it has none)."""
+    t = board.platformio
+    if t is None:
+        return None
+    tflm = TFLM_LIBRARIES[t.tflm_library] if t.tflm_library else t.no_tflm
+    assert tflm is not None  # the schema requires one of them
+    return PioBoard(t.platform, t.board, t.upload_protocol, t.no_arduino, tflm)
+
+
+def pio_boards() -> dict[str, PioBoard]:
+    """Every known board (built in and on ``EDGEPRUNE_BOARD_PATH``) that has a PlatformIO target."""
+    return {b.name: t for b in iter_profiles() if (t := pio_board(b)) is not None}
 
 
 def platformio_project(
-    export_dir: str | Path, board: BoardProfile, out_dir: str | Path, *, runtime: str = "tflm"
+    export_dir: str | Path,
+    board: BoardProfile,
+    out_dir: str | Path,
+    *,
+    runtime: str = "tflm",
+    model: GeneratedModel | None = None,
 ) -> list[Path]:
     """Write ``platformio.ini``, ``src/`` and ``README.md`` for ``board`` into ``out_dir`` from an export directory
     (``edgeprune export --to onnx,tflm``); with ``runtime="tflm"`` also ``arduino/<sketch>/``. Returns the files
     written. Raises :class:`EdgepruneError` for a board without a PlatformIO Arduino target or, with ``"tflm"``,
-    without a maintained TFLM library (``runtime="aot"`` runs our kernels there instead)."""
+    without a maintained TFLM library (``runtime="aot"`` runs our kernels there instead). ``model``: the export's
+generated C model when the caller has it already (:func:`~edgeprune.deploy.mcu.model.prepare`)."""
     if runtime not in RUNTIMES:
         raise EdgepruneError(f"unknown runtime {runtime!r}", expected=" or ".join(RUNTIMES))
     target = _target(board)
     if runtime == "tflm" and isinstance(target.tflm, str):
-        with_tflm = [n for n, b in PIO_BOARDS.items() if b.arduino is None and isinstance(b.tflm, TflmLibrary)]
+        with_tflm = [n for n, b in pio_boards().items() if b.arduino is None and isinstance(b.tflm, TflmLibrary)]
         raise EdgepruneError(
             f"no TensorFlow Lite Micro library for {board.name} under PlatformIO's Arduino framework: {target.tflm}",
             expected=f"a board with one: {', '.join(with_tflm)}",
@@ -132,7 +124,7 @@ def platformio_project(
     if runtime == "tflm":
         files, in_bytes = _tflm_sources(export, name, target.tflm)
     else:
-        files, in_bytes = _aot_sources(export, name)
+        files, in_bytes = _aot_sources(model or prepare(export, name=name)[0])
     stale = sorted(p.name for p in (out / "src").glob("*") if p.name not in files) if (out / "src").is_dir() else []
     if stale:
         raise EdgepruneError(
@@ -157,18 +149,18 @@ def platformio_project(
 
 
 def _target(board: BoardProfile) -> PioBoard:
-    target = PIO_BOARDS.get(board.name)
+    target = pio_board(board)
     if target is None:
         raise EdgepruneError(
             f"no PlatformIO target for {board.name}",
-            expected=f"one of {', '.join(PIO_BOARDS)}",
-            fix="use the emulated board, or add the board to edgeprune.deploy.mcu.platformio.PIO_BOARDS",
+            expected=f"one of {', '.join(pio_boards())}",
+            fix="use the emulated board, or add a [platformio] table (platform, board) to the board's profile",
         )
     if target.arduino is not None:
         raise EdgepruneError(
             f"no PlatformIO Arduino target for {board.name}: {target.arduino}",
             expected=f"a board whose PlatformIO manifest lists the Arduino framework: "
-            f"{', '.join(n for n, b in PIO_BOARDS.items() if b.arduino is None)}",
+            f"{', '.join(n for n, b in pio_boards().items() if b.arduino is None)}",
             fix="use the emulated board (edgeprune emulate / bench --emulate), or a board from that list",
         )
     return target
@@ -179,9 +171,8 @@ def _write(path: Path, data: str | bytes) -> Path:
     return path
 
 
-def _aot_sources(export: Path, name: str) -> tuple[dict[str, str], int]:
+def _aot_sources(model: GeneratedModel) -> tuple[dict[str, str], int]:
     """The AOT firmware's sources and its input bytes."""
-    model, _ = prepare(export, name=name)
     files = {"model.c": model.source} | {f: (FIRMWARE / f).read_text() for f in (*SHARED, *AOT_SOURCES)}
     return files, sum(x.size for x in model.inputs)
 
@@ -241,7 +232,7 @@ def _ini(board: BoardProfile, target: PioBoard, runtime: str, flags: str) -> str
     lib = target.tflm if runtime == "tflm" and isinstance(target.tflm, TflmLibrary) else None
     return "\n".join(
         [
-            f"; Generated by edgeprune (deploy.mcu.platformio) for {board.display_name}, runtime {runtime} (see README.md).",
+            f"; Generated by edgeprune for {board.display_name}, runtime {runtime} (see README.md).",
             "; Build and flash: pio run -t upload; then talk EEMBC over the serial port at 115200 8N1.",
             f"[env:{board.name}]",
             f"platform = {target.platform}",
@@ -312,7 +303,7 @@ def _readme(board: BoardProfile, target: PioBoard, runtime: str, name: str, expo
             "",
         ]
     lines += ["## TFLM libraries per board (PlatformIO, Arduino framework)", ""]
-    for b, t in PIO_BOARDS.items():
+    for b, t in pio_boards().items():
         status = t.arduino or (f"{t.tflm.name}" if isinstance(t.tflm, TflmLibrary) else f"none: {t.tflm}")
         lines.append(f"- {b} (`{t.platform}` / `{t.board}`): {status}")
     return "\n".join(lines) + "\n"

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from rich.table import Table
 
-from edgeprune.deploy.mcu.bench import LayerCycles
 from edgeprune.measure.record import Measurement
 
 
-def layer_table(measurement: Measurement, layers: Sequence[LayerCycles]) -> Table:
+def layer_table(measurement: Measurement) -> Table:
     """One row per layer: op, component, instructions (emulator), cycles and share of the total."""
-    total = sum(lay.cycles for lay in layers) or sum(lay.insns or 0 for lay in layers) or 1.0
-    emulated = any(lay.insns is not None for lay in layers)
+    layers = measurement.layers
+    total = sum(lay.cycles for lay in layers) or sum(lay.instructions or 0 for lay in layers) or 1.0
+    emulated = any(lay.instructions is not None for lay in layers)
     t = Table(title=f"{measurement.model}: per layer", caption=measurement.provenance.label, caption_justify="left")
     for col in ("#", "op", "component", *(["instructions"] if emulated else []), "cycles", "%"):
         t.add_column(col, justify="left" if col in ("op", "component") else "right")
     for lay in layers:
-        part = lay.cycles or lay.insns or 0.0
-        insns = [f"{lay.insns:,.0f}"] if emulated else []
+        part = lay.cycles or lay.instructions or 0.0
+        insns = [f"{lay.instructions:,.0f}"] if emulated else []
         t.add_row(str(lay.index), lay.op, lay.component, *insns, f"{lay.cycles:,.0f}", f"{100 * part / total:.1f}")
     return t
 

@@ -78,7 +78,7 @@ class RemoteBench:
             x_first = first[m.runtime] / lat.median_ms
             table.add_row(
                 m.model, m.runtime, f"{lat.median_ms:.4f}", f"{lat.p90_ms:.4f}", f"{lat.std_ms:.4f}", str(lat.runs),
-                f"{m.artifact_bytes:,} B" if m.artifact_bytes else "", f"{x_eager:.2f}" if x_eager else "",
+                f"{m.memory.flash_bytes:,} B" if m.memory.flash_bytes else "", f"{x_eager:.2f}" if x_eager else "",
                 f"{x_first:.2f}",
             )  # fmt: skip
         table.caption = power_mode(self.environment)
@@ -226,7 +226,7 @@ def _measurement(entry: dict, bundle: Path, where: str, env: dict[str, str], not
         m.components = {c: ComponentShare(latency_ms=t, share=t / total) for c, t in times.items()}
         if entry.get("component_error"):
             m.notes.append(f"no per-component times: {entry['component_error']}")
-    m.artifact_bytes = entry.get("artifact_bytes")
+    m.memory.flash_bytes = entry.get("artifact_bytes")
     m.environment = {**env, **m.environment}
     m.notes.extend(notes)
     return m
