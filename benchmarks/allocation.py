@@ -29,7 +29,7 @@ from edgeprune.control.pretrained import calibration_samples, planner_return, pr
 from edgeprune.deploy.mcu.runners import EmulatedBoardRunner
 from edgeprune.io import write_atomic
 from edgeprune.measure.runner import Subject
-from edgeprune.pipeline import Goals, optimize
+from edgeprune.pipeline import Goals, OptimizeOptions, allocation, optimize
 
 COLUMNS = ("goal", "strategy", "met", "latency ms", "return", "drop", "measurements", "evaluations", "seconds")
 
@@ -48,10 +48,9 @@ def run(strategy: str, goal_fraction: float, target, baseline_ms: float, episode
     goals = Goals(latency_ms=goal_fraction * baseline_ms, max_drop=15.0)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
-        result = optimize(
-            model, inputs, target, evaluate, goals, Path(work) / "run", protect=["encoder"], round_to=8,
-            strategy=strategy, step=0.25, max_iterations=12,
-        )  # fmt: skip
+        options = OptimizeOptions(protect=("encoder",), round_to=8, strategy=allocation.strategy(strategy), step=0.25,
+                                  max_iterations=12)  # fmt: skip
+        result = optimize(model, inputs, target, evaluate, goals, Path(work) / "run", options)
     seconds = time.perf_counter() - start
     chosen = result.chosen
     return {

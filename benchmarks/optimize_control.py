@@ -32,7 +32,7 @@ from edgeprune.deploy.mcu.runners import EmulatedBoardRunner
 from edgeprune.deploy.ssh.runner import SshBoardRunner
 from edgeprune.io import write_atomic
 from edgeprune.measure.runner import Subject
-from edgeprune.pipeline import Goals, optimize
+from edgeprune.pipeline import Goals, OptimizeOptions, allocation, optimize
 from edgeprune.pipeline.outputs import points_table, write_outputs
 from edgeprune.profiling.engines import HostRunner
 
@@ -66,10 +66,10 @@ def run(name: str, args: argparse.Namespace, out: Path) -> None:
             goals = Goals(latency_ms=0.7 * base.latency_ms, flash_bytes=int(0.6 * base.memory.flash_bytes),
                           max_drop=args.max_drop)  # fmt: skip
         start = time.perf_counter()
-        result = optimize(
-            model, inputs, target, planner_return(args.episodes), goals, Path(work) / "run", protect=["encoder"],
-            round_to=8, strategy=args.strategy, step=0.25, max_iterations=8, progress=lambda m: print(m, flush=True),
-        )  # fmt: skip
+        options = OptimizeOptions(protect=("encoder",), round_to=8, strategy=allocation.strategy(args.strategy),
+                                  step=0.25, max_iterations=8)  # fmt: skip
+        result = optimize(model, inputs, target, planner_return(args.episodes), goals, Path(work) / "run", options,
+                          progress=lambda m: print(m, flush=True))  # fmt: skip
         seconds = time.perf_counter() - start
         title = f"optimize the trained TD-MPC model: {target.name}" + (f" ({stand_in})" if stand_in else "")
         write_outputs(result, title=title)

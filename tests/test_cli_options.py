@@ -10,7 +10,8 @@ from pathlib import Path
 from loopback_sshd import Loopback
 
 from edgeprune import __version__
-from edgeprune.cli import _parser, _ssh_target, main
+from edgeprune.cli import main, parser
+from edgeprune.cli.common import ssh_target
 
 OPTIONAL = ("onnx", "onnxruntime", "tensorflow", "onnx2tf", "tflite_micro", "serial", "matplotlib", "gymnasium",
             "ai_edge_litert", "tflite_runtime", "tensorrt", "onnxscript")  # fmt: skip
@@ -54,8 +55,8 @@ def test_every_command_with_host_builds_its_board_with_the_remote_dir() -> None:
     ssh = ["--board", "raspberry-pi-5", "--host", "pi@pi", "--remote-dir", "work/D", "--python", "/opt/py"]
     for argv in (["bench", "simple", *ssh, "--out", "o"], ["compare", "simple", *ssh, "--out", "o"],
                  ["optimize", "simple", "--latency-ms", "1", *ssh, "--out", "o"]):  # fmt: skip
-        args = _parser().parse_args(argv)
-        target = _ssh_target(args, args.board)
+        args = parser().parse_args(argv)
+        target = ssh_target(args, args.board)
         assert (target.remote_dir, target.python, target.host) == ("work/D", "/opt/py", "pi"), argv[0]
 
 

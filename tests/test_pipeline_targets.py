@@ -34,7 +34,7 @@ from edgeprune.deploy.ssh.transport import SSHTarget
 from edgeprune.errors import EdgepruneError
 from edgeprune.measure.runner import Subject
 from edgeprune.models import create_model
-from edgeprune.pipeline import Goals, fidelity_metric, optimize
+from edgeprune.pipeline import Goals, OptimizeOptions, fidelity_metric, optimize
 from edgeprune.profiling.engines import HostRunner
 
 needs_qemu = pytest.mark.skipif(
@@ -64,8 +64,15 @@ def test_optimize_over_ssh_meets_latency_and_size_goals(loopback_sshd: Loopback,
     base = target.measure(Subject("m", model, inputs, tmp_path / "probe"))
     goals = Goals(latency_ms=3 * base.latency_ms, flash_bytes=int(0.85 * base.memory.flash_bytes), max_drop=10.0)
     protect = ["stem", "dsconv", "pool", "classifier", "aux_head"]  # fewer candidates to rank: a shorter test
-    result = optimize(model, inputs, target, evaluate, goals, tmp_path / "run", protect=protect, step=0.3,
-                      max_iterations=3)  # fmt: skip
+    result = optimize(
+        model,
+        inputs,
+        target,
+        evaluate,
+        goals,
+        tmp_path / "run",
+        OptimizeOptions(protect=protect, step=0.3, max_iterations=3),
+    )
     assert result.met, result.explanation
     chosen = result.chosen.result
     assert chosen.latency_ms <= goals.latency_ms and chosen.memory.flash_bytes <= goals.flash_bytes
@@ -93,7 +100,9 @@ def test_optimize_on_the_local_engine(tmp_path: Path) -> None:
     assert base.provenance.kind == "measured" and base.provenance.where.startswith("host ")
     assert set(base.components_ms) >= {"encoder", "core", "head"}
     goals = Goals(latency_ms=10 * base.latency_ms, flash_bytes=int(0.7 * base.memory.flash_bytes), max_drop=10.0)
-    result = optimize(model, inputs, target, evaluate, goals, tmp_path / "run", step=0.3, max_iterations=4)
+    result = optimize(
+        model, inputs, target, evaluate, goals, tmp_path / "run", OptimizeOptions(step=0.3, max_iterations=4)
+    )
     assert result.met, result.explanation
     assert result.chosen.result.memory.flash_bytes <= goals.flash_bytes
     eager = HostRunner("pytorch-eager", runs=5, warmup=1).measure(Subject("m", model, inputs, tmp_path / "eager"))
@@ -164,7 +173,9 @@ def test_serial_board_target_flashes_waits_and_benches_each_point(qemu_nucleo, t
     assert [json.loads(line) for line in calls.read_text().splitlines()] == [flash_command(board, elf)[1:]]
     assert any(n.startswith("flashed with: openocd -f interface/stlink.cfg") for n in base.notes)
     goals = Goals(latency_ms=0.75 * base.latency_ms, max_drop=1.0)
-    result = optimize(model, inputs, target, evaluate, goals, tmp_path / "run", step=0.4, max_iterations=2)
+    result = optimize(
+        model, inputs, target, evaluate, goals, tmp_path / "run", OptimizeOptions(step=0.4, max_iterations=2)
+    )
     assert result.met, result.explanation
     assert len(calls.read_text().splitlines()) == 1 + len(result.points)  # flashed once per measured point
 

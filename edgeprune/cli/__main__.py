@@ -1,0 +1,7 @@
+"""``python -m edgeprune.cli``."""
+
+import sys
+
+from edgeprune.cli import main
+
+sys.exit(main())
