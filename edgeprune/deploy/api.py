@@ -10,8 +10,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import onnx
-
 from edgeprune.boards import load_board
 from edgeprune.boards.schema import BoardProfile
 from edgeprune.deploy import emulator
@@ -25,6 +23,7 @@ from edgeprune.deploy.platformio import platformio_project
 from edgeprune.deploy.ports import PortNotFoundError, find_port
 from edgeprune.deploy.protocol import Dut
 from edgeprune.errors import EdgepruneError
+from edgeprune.extras import require
 from edgeprune.profiling.measurement import Measurement
 
 
@@ -45,6 +44,7 @@ def prepare(export_dir: str | Path, name: str | None = None) -> tuple[GeneratedM
     data = tflite_path.read_bytes()
     comps = None
     if (d / "model.onnx").is_file():
+        onnx = require("onnx", "deploy", "reading the export's component map")
         comps = layer_components(read_graph(data), onnx.load(str(d / "model.onnx")))
     return generate(data, components=comps, name=name or d.name), data
 

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgeprune.extras import require
 from edgeprune.profiling.measurement import ComponentShare, LatencyStats, Measurement, Provenance
 from edgeprune.profiling.remote import banner_version
 
@@ -141,9 +142,9 @@ class NodeMap:
 
     @classmethod
     def from_onnx(cls, path: str | Path) -> NodeMap:
-        import onnx
-
         from edgeprune.profiling.ort import node_components
+
+        onnx = require("onnx", "onnx", "reading an ONNX model's nodes")
 
         return cls(node_components(path), [n.name for n in onnx.load(str(path), load_external_data=False).graph.node])
 
