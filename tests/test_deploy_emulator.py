@@ -15,9 +15,9 @@ from rich.console import Console
 from edgeprune.boards import load_board
 from edgeprune.boards.schema import Core
 from edgeprune.deploy.mcu import FirmwareBuildError, Link, LinkError, bench_export, build, emulate
-from edgeprune.deploy.mcu.model import prepare
 from edgeprune.deploy.mcu.bench import OutputMismatchError, check_outputs
 from edgeprune.deploy.mcu.costs import CALIBRATION_INSNS, core_cost
+from edgeprune.deploy.mcu.model import prepare
 from edgeprune.deploy.mcu.protocol import Dut
 from edgeprune.deploy.mcu.report import component_table, layer_table
 
