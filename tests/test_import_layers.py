@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent / "edgeprune"
 
 # Bottom to top; a module may import its own layer and those below it, never one above.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "io", "__init__"),
+    ("errors", "io", "extras", "__init__"),
     ("prune",),
     ("models",),
     ("export",),
@@ -51,6 +51,25 @@ def imports(path: Path, name: str, known: set[str]) -> set[str]:
             subs = {f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in known}
             out |= subs or {base}
     return {m for m in out if m in known and m != name}
+
+
+def unresolved(path: Path, name: str, known: set[str]) -> set[str]:
+    """edgeprune modules ``path`` names that do not exist (a path left behind by a move)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    missing: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            missing |= {a.name for a in node.names if a.name.startswith("edgeprune") and a.name not in known}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("edgeprune") and not node.level:
+            if node.module not in known:
+                missing.add(node.module or "")
+    return missing
+
+
+def test_every_edgeprune_import_names_a_module_that_exists() -> None:
+    mods = modules()
+    stale = sorted(f"{n} -> {m}" for n, p in mods.items() for m in unresolved(p, n, set(mods)))
+    assert not stale, "imports of modules that do not exist:\n" + "\n".join(stale)
 
 
 def graph() -> dict[str, set[str]]:

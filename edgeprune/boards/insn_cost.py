@@ -18,6 +18,8 @@ from edgeprune.boards.cost_model import FitPoint
 from edgeprune.boards.schema import Core
 from edgeprune.errors import EdgepruneError
 
+INSNS_PER_SECOND = 1_000_000_000  # QEMU -icount shift=0: 2**0 ns of virtual time per instruction
+
 
 def _emulator_table() -> dict[str, dict]:
     return _toml.loads(calibration_path().read_text(encoding="utf-8")).get("emulator", {})

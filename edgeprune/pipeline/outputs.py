@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
+from edgeprune.extras import require
 from edgeprune.io import write_atomic
 from edgeprune.measure.record import Measurement
 from edgeprune.pipeline.optimize import OptimizeResult
@@ -145,10 +146,8 @@ def _point_row(p: Point) -> list[str]:
 
 
 def _pareto_png(points: Sequence[Point], front: Sequence[Point], goals: dict) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    require("matplotlib", "plot", "the optimize report plots").use("Agg")
+    plt = require("matplotlib.pyplot", "plot", "the optimize report plots")
 
     fig, ax = plt.subplots(figsize=(6, 4))
     arena = [p.result.memory.arena_bytes for p in points]
@@ -174,10 +173,8 @@ def _pareto_png(points: Sequence[Point], front: Sequence[Point], goals: dict) ->
 
 
 def _budgets_png(points: Sequence[Point]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    require("matplotlib", "plot", "the optimize report plots").use("Agg")
+    plt = require("matplotlib.pyplot", "plot", "the optimize report plots")
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     kept = [p for p in points if p.accepted]
@@ -191,7 +188,7 @@ def _budgets_png(points: Sequence[Point]) -> bytes:
 
 
 def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot", "plot", "the optimize report plots")
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)

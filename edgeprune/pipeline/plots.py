@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
+from edgeprune.extras import require
+
 
 def grouped_bars(
     names: Sequence[str],
@@ -17,10 +19,8 @@ def grouped_bars(
     hatched: Sequence[bool] = (),
 ) -> bytes:
     """Original vs pruned bars per name; ``hatched`` marks estimates (never shown like measurements)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    require("matplotlib", "plot", "the comparison plots").use("Agg")
+    plt = require("matplotlib.pyplot", "plot", "the comparison plots")
 
     fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(names)), 3.8))
     xs = range(len(names))

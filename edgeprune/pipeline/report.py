@@ -126,7 +126,7 @@ def _component_section(engine: dict[str, Any]) -> Section:
 def _measurement_section(data: dict[str, Any], source: str) -> Section:
     lat = data.get("latency") or {}
     rows = [[k, f"{v:.4f}" if isinstance(v, float) else str(v)] for k, v in lat.items()]
-    rows += [[k, f"{v:,}"] for k, v in data.get("peak_memory", {}).items()]
+    rows += [[k, f"{v:,}"] for k, v in data.get("memory", {}).items() if v is not None]
     prov = data["provenance"]
     return Section(
         f"{data['model']} on {data['runtime']}",

@@ -19,6 +19,7 @@ import torch_pruning as tp
 from rich.table import Table
 from torch import nn
 
+from edgeprune.prune import recurrent
 from edgeprune.prune.component_graph import ComponentGraph, trace_components
 from edgeprune.prune.components import Components
 from edgeprune.prune.constraints import Constraints
@@ -27,7 +28,7 @@ from edgeprune.prune.tracing import ExampleInputs, as_tuple, output_layers, trac
 
 Mode = Literal["component", "vanilla"]
 MODES = ("component", "vanilla")
-ROOT_TYPES = (nn.modules.conv._ConvNd, nn.Linear)
+ROOT_TYPES = (nn.modules.conv._ConvNd, nn.Linear, *recurrent.RECURRENT_TYPES)
 MODEL_GRAPH = "<model>"  # graph key of the whole-model dependency graph
 
 
@@ -59,6 +60,7 @@ class PruneGroup:
     block: int = 1
     ensemble: int | None = None
     frozen: str | None = None
+    owner: str | None = None  # component whose budget pays for a cross-component group (a recurrent state)
     tp_groups: list[tp.Group] = field(default_factory=list, repr=False, compare=False)
 
     @property
@@ -152,6 +154,7 @@ def build_groups(
     args = as_tuple(example_inputs)
     names = {id(m): n for n, m in model.named_modules()}
     names.update({id(p): n for n, p in model.named_parameters()})
+    names.update({id(recurrent.input_side(m)): n for n, m in model.named_modules() if recurrent.is_recurrent(m)})
     _check_constraint_paths(model, constraints)
 
     graph, calls = trace_components(model, args, components)
@@ -171,6 +174,7 @@ def build_groups(
     else:
         boundary: set[str] = set(model_outputs)
         named = dict(model.named_modules())
+        rnn_paths = {n for n, m in named.items() if recurrent.is_recurrent(m)}
         for comp in components.names:
             for root in components.roots(comp):
                 call = calls.get(root)
@@ -189,6 +193,9 @@ def build_groups(
             crosses = len(g.components) > 1 or any(m.side == "out" and m.target in boundary for m in g.members)
             if crosses:
                 g.kind = "interface"
+                state = recurrent.owned_state([(m.target, m.side) for m in g.members], rnn_paths)
+                if state is not None:  # a recurrent state is its layer's own dimension; readers lose inputs
+                    g.kind, g.owner = "intra", components.owner(state)
                 groups.append(g)
     groups.extend(input_groups)
     for g in groups:
@@ -206,13 +213,14 @@ def build_groups(
 
 def dependency_graph(module: nn.Module, args: tuple, kwargs: dict) -> tp.DependencyGraph:
     """A Torch-Pruning dependency graph of ``module`` called with ``args``/``kwargs`` (flags restored after)."""
-    with tracing_mode(module):
+    with tracing_mode(module), recurrent.traceable(module) as (traced, pruners):
         try:
             return tp.DependencyGraph().build_dependency(
-                module,
+                traced,
                 example_inputs=(args, kwargs),
                 forward_fn=lambda m, inputs: m(*inputs[0], **inputs[1]),
                 verbose=False,
+                customized_pruners=pruners,
             )
         except Exception as exc:
             raise PruneError(
@@ -303,11 +311,10 @@ def unsupported_layers(model: nn.Module, near: Iterable[str] | None = None) -> l
     Torch-Pruning treats such a layer as element-wise and its parameters as "unwrapped", guessing which
     dimension to cut. ``near``: only layers at or above these module/parameter paths (a group's members).
     """
-    dg = tp.DependencyGraph()
     targets = None if near is None else list(near)
     found = []
     for path, module in model.named_modules():
-        if not any(True for _ in module.parameters(recurse=False)) or type(module) in dg.CUSTOMIZED_PRUNERS:
+        if not any(True for _ in module.parameters(recurse=False)) or type(module) in recurrent.PRUNERS:
             continue
         if tp.ops.module2type(module) != tp.ops.OPTYPE.ELEMENTWISE:
             continue

@@ -16,7 +16,7 @@ ExampleInputs = torch.Tensor | tuple[torch.Tensor, ...]
 
 # Layers that map channels to new channels: pruning their outputs changes the width downstream.
 # Everything else (norms, activations, depthwise convs, reshapes) passes channels through unchanged.
-CHANNEL_MIXERS = (nn.Linear, nn.modules.conv._ConvNd, nn.Embedding, nn.RNNBase, nn.MultiheadAttention)
+CHANNEL_MIXERS = (nn.Linear, nn.modules.conv._ConvNd, nn.Embedding, nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention)
 
 
 def as_tuple(example_inputs: ExampleInputs) -> tuple[Any, ...]:

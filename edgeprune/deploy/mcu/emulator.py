@@ -19,7 +19,6 @@ from edgeprune.boards.schema import QEMU_MACHINE_FOR_CORE, BoardProfile
 from edgeprune.deploy.mcu.build import Firmware
 from edgeprune.errors import EdgepruneError
 
-INSNS_PER_SECOND = 1_000_000_000  # -icount shift=0: 2**0 ns of virtual time per instruction
 BANNER_SECONDS = 3.0  # at most this long for the boot lines (they come within milliseconds)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.extras import require
 
 READY = "m-ready"
 
@@ -29,7 +30,7 @@ class Link:
     @classmethod
     def open(cls, url: str, baud: int = 115200, **kwargs: Any) -> Link:
         """Open a device path (``/dev/ttyACM0``, a pty) or a pyserial URL (``socket://host:port``)."""
-        import serial
+        serial = require("serial", "deploy", "a serial link to a board")
 
         try:
             port = serial.serial_for_url(url, baudrate=baud, bytesize=8, parity="N", stopbits=1, timeout=0.05)

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import onnx
-
 from edgeprune.deploy.mcu.aot.codegen import GeneratedModel, generate
 from edgeprune.deploy.mcu.aot.components import layer_components
 from edgeprune.deploy.mcu.aot.graph import read_graph
 from edgeprune.errors import EdgepruneError
+from edgeprune.extras import require
 
 
 def prepare(export_dir: str | Path, name: str | None = None) -> tuple[GeneratedModel, bytes]:
@@ -26,5 +25,6 @@ def prepare(export_dir: str | Path, name: str | None = None) -> tuple[GeneratedM
     data = tflite_path.read_bytes()
     comps = None
     if (d / "model.onnx").is_file():
+        onnx = require("onnx", "deploy", "reading the export's component map")
         comps = layer_components(read_graph(data), onnx.load(str(d / "model.onnx")))
     return generate(data, components=comps, name=name or d.name), data

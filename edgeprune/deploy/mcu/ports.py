@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from edgeprune.boards.schema import BoardProfile
 from edgeprune.errors import EdgepruneError
+from edgeprune.extras import require
 
 
 class PortNotFoundError(EdgepruneError):
@@ -12,7 +13,7 @@ class PortNotFoundError(EdgepruneError):
 
 def find_port(board: BoardProfile) -> str:
     """The device path of the one attached port whose VID:PID is in ``board.serial.usb_ids``."""
-    from serial.tools import list_ports
+    list_ports = require("serial.tools.list_ports", "deploy", "finding a board's serial port")
 
     wanted = set(board.serial.usb_ids)
     ports = list(list_ports.comports())

@@ -21,6 +21,7 @@ class BoardInfo:
     layers: int
     input_bytes: int
     output_bytes: int
+    input_format: str = "int8"  # what `db` bytes are: "int8", "uint8-128" (ic01/vww01) or "float32" (ad01)
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,9 @@ class Dut:
         lines = self.link.command("ep-info")
         timer, hz = _field(lines, "m-ep-timer-").split(",")
         ins, outs = _ints(_field(lines, "m-ep-io-"), "m-ep-io")
+        fmt = _field(lines, "m-ep-input-") if any(x.startswith("m-ep-input-") for x in lines) else "int8"
         return BoardInfo(name, _field(lines, "m-ep-model-"), _field(lines, "m-ep-sha256-"), timer, int(hz),
-                         _field(lines, "m-ep-board-"), int(_field(lines, "m-ep-layers-")), ins, outs)  # fmt: skip
+                         _field(lines, "m-ep-board-"), int(_field(lines, "m-ep-layers-")), ins, outs, fmt)  # fmt: skip
 
     def load(self, data: bytes, *, attempts: int = 3) -> None:
         """``db load N%`` then ``db HEX%`` chunks; restarts the whole load (bounded) when a chunk is lost."""

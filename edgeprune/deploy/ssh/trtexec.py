@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeprune.deploy.ssh.remote import banner_version
+from edgeprune.extras import require
 from edgeprune.measure.record import ComponentShare, LatencyStats, Measurement, Provenance
 
 UNATTRIBUTED = "(unattributed)"
@@ -141,9 +142,9 @@ class NodeMap:
 
     @classmethod
     def from_onnx(cls, path: str | Path) -> NodeMap:
-        import onnx
-
         from edgeprune.profiling.ort import node_components
+
+        onnx = require("onnx", "onnx", "reading an ONNX model's nodes")
 
         return cls(node_components(path), [n.name for n in onnx.load(str(path), load_external_data=False).graph.node])
 

@@ -11,13 +11,16 @@ else a consumer's. ``?`` when nothing matches.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
-from onnx import numpy_helper
 
 from edgeprune.deploy.mcu.aot.graph import Graph, Op
 from edgeprune.export.onnx import META_COMPONENTS
+from edgeprune.extras import require
+
+if TYPE_CHECKING:
+    import onnx
 
 # TFLite op -> ONNX op types it is lowered from (weightless ops only)
 _ONNX_TYPES: dict[str, tuple[str, ...]] = {
@@ -38,6 +41,7 @@ _ONNX_TYPES: dict[str, tuple[str, ...]] = {
 
 def _candidates(model: onnx.ModelProto) -> list[tuple[str, np.ndarray]]:
     """(node name, weight as [out, ...] in TFLite layout) for Gemm/MatMul/Conv nodes with constant weights."""
+    numpy_helper = require("onnx.numpy_helper", "deploy", "matching TFLite ops to ONNX nodes")
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     out = []
     for n in model.graph.node:

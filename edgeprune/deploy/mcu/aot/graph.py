@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.extras import require
 
 _NP = {"INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64, "FLOAT32": np.float32,
        "UINT8": np.uint8, "BOOL": np.bool_}  # fmt: skip
@@ -65,7 +66,9 @@ def _names(enum_cls: type) -> dict[int, str]:
 
 def read_graph(data: bytes) -> Graph:
     """Parse ``.tflite`` bytes (first subgraph) into a :class:`Graph`."""
-    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+    schema = require(
+        "tflite_micro.tensorflow.lite.micro.python.schema_py_generated", "deploy", "reading a .tflite model"
+    )
 
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise EdgepruneError("not a TFLite flatbuffer (no TFL3 identifier)", expected=".tflite bytes")

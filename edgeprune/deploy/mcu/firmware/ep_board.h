@@ -5,6 +5,7 @@
 
 void ep_board_init(void);
 int ep_uart_getc(void); /* -1 when no byte is waiting */
+void ep_wait_for_input(void); /* bare-metal main loop: sleep until a byte may have arrived (WFI) */
 void ep_uart_putc(char c);
 uint64_t ep_ticks(void);   /* monotonic */
 uint32_t ep_tick_hz(void); /* ticks per second */

@@ -1,5 +1,6 @@
-/* MPS2 (QEMU mps2-an385/an386/an500): CMSDK APB UART0 at 0x40004000; SysTick on the CPU clock with a
- * software extension to 64 bits; DWT CYCCNT used instead when it is present and counting (real cores). */
+/* MPS2 (QEMU mps2-an385/an386/an500): CMSDK APB UART0 at 0x40004000 with its receive interrupt (IRQ 0), so the
+ * idle firmware sleeps in WFI instead of polling; SysTick on the CPU clock with a software extension to 64 bits;
+ * DWT CYCCNT used instead when it is present and counting (real cores). */
 #include "ep_board.h"
 
 #ifndef EP_CPU_HZ
@@ -7,6 +8,8 @@
 #endif
 #define UART0 ((volatile uint32_t *)0x40004000u)
 #define SYST ((volatile uint32_t *)0xE000E010u)
+#define NVIC_ISER0 (*(volatile uint32_t *)0xE000E100u)
+#define UART_RX_IRQ 0 /* CMSDK UART0 RX on the MPS2 FPGA images */
 #define DWT_CTRL (*(volatile uint32_t *)0xE0001000u)
 #define DWT_CYCCNT (*(volatile uint32_t *)0xE0001004u)
 #define DEMCR (*(volatile uint32_t *)0xE000EDFCu)
@@ -16,9 +19,13 @@ static int use_dwt;
 
 void ep_systick_handler(void) { wraps++; }
 
+/* Only wakes the core: the byte stays in the data register until ep_uart_getc() reads it. */
+void ep_uart_rx_handler(void) { UART0[3] = 0x2u; /* INTCLEAR: RX */ }
+
 void ep_board_init(void) {
   UART0[4] = 16;    /* BAUDDIV (ignored by QEMU) */
-  UART0[2] = 0x3u;  /* TX and RX enable */
+  UART0[2] = 0xBu;  /* TX and RX enable, RX interrupt enable */
+  NVIC_ISER0 = 1u << UART_RX_IRQ;
   SYST[1] = 0xFFFFFFu;
   SYST[2] = 0;
   SYST[0] = 0x7u; /* CPU clock, interrupt on wrap, enable */
@@ -33,6 +40,14 @@ void ep_board_init(void) {
 }
 
 int ep_uart_getc(void) { return (UART0[1] & 0x2u) ? (int)(UART0[0] & 0xFFu) : -1; }
+
+/* Interrupts masked around the check, so a byte arriving between the check and WFI still wakes it (a pending
+ * interrupt ends WFI even while PRIMASK is set); the handler runs once they are unmasked. */
+void ep_wait_for_input(void) {
+  __asm volatile("cpsid i" ::: "memory");
+  if (!(UART0[1] & 0x2u)) __asm volatile("dsb; wfi" ::: "memory");
+  __asm volatile("cpsie i" ::: "memory");
+}
 
 void ep_uart_putc(char c) {
   while (UART0[1] & 0x1u) {

@@ -1,6 +1,19 @@
 /* EEMBC / MLPerf Tiny benchmark protocol over the UART (115200 8N1, '%'-terminated commands, m-... replies,
  * m-ready after each command) plus edgeprune extensions (ep-info, ep-layers, ep-mem, ep-raw); see
- * docs/emulated-board.md. The model is the generated model.c (ep_model.h). */
+ * docs/emulated-board.md. The model is the generated model.c (ep_model.h).
+ *
+ * Build-time options (edgeprune.deploy.build):
+ *   EP_MLPERF_MODEL "kws01"...   the m-model id the MLPerf Tiny runner picks its test script by
+ *   EP_INPUT_UINT8_MINUS_128     ic01/vww01: each dataset byte minus 128 is the int8 input, as the reference
+ *                                firmwares do
+ *   EP_INPUT_FLOAT32_AD_SCORE    ad01: float32 input quantized with the input tensor's parameters, and one result,
+ *                                the mean squared error of the dequantized output against the float input (the
+ *                                reference anomaly-detection firmware); a buffer of exactly the int8 input size is
+ *                                taken as raw int8 (edgeprune's bench)
+ *   EP_LAP_US_NUM / _DEN         m-lap-us = ticks * NUM / DEN: on the emulated board an estimate in microseconds of
+ *                                the real board (instructions x cycles per instruction / clock), described by
+ *                                EP_LAP_US_NOTE; otherwise microseconds of the tick counter */
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -8,13 +21,13 @@
 #include "ep_model.h"
 
 #define CMD_SIZE 1024 /* EEMBC uses 80; longer db lines are accepted */
-#define FW_VERSION "edgeprune-fw 0.1 (EEMBC ULPMark-ML protocol)"
+#define FW_VERSION "edgeprune-fw 0.2 (EEMBC ULPMark-ML protocol)"
 #ifndef EP_DB_MAX
 #define EP_DB_MAX 65536
 #endif
 
 static char cmd[CMD_SIZE + 1];
-static uint8_t db_buf[EP_DB_MAX];
+static uint8_t db_buf[EP_DB_MAX] __attribute__((aligned(4)));
 static uint32_t db_size, db_pos;
 static uint64_t layer_ticks[512];
 static uint32_t timed_runs;
@@ -68,15 +81,46 @@ static void out_fixed3(float f) { /* %0.3f without printf */
 static void timestamp(void) {
   const uint64_t t = ep_ticks();
   out("m-lap-us-");
+#ifdef EP_LAP_US_NUM
+  out_u64(t * EP_LAP_US_NUM / EP_LAP_US_DEN);
+#else
   out_u64(t * 1000000u / ep_tick_hz());
+#endif
   out("\r\n");
+}
+
+#ifdef EP_INPUT_FLOAT32_AD_SCORE
+/* The buffer holds float32 values (not raw int8) when it is four times the input size. */
+static int float_input(void) { return db_pos == 4u * ep_inputs[0].size; }
+
+static float input_float(uint32_t k) {
+  if (!float_input()) return (float)((int8_t)db_buf[k] - ep_inputs[0].zero_point) * ep_inputs[0].scale;
+  float v;
+  memcpy(&v, db_buf + 4 * k, 4);
+  return v;
+}
+#endif
+
+static int8_t input_byte(uint32_t pos) { /* the int8 input value at flat position pos of all inputs */
+#if defined(EP_INPUT_FLOAT32_AD_SCORE)
+  if (float_input()) {
+    const int32_t q = (int32_t)roundf(input_float(pos) / ep_inputs[0].scale) + ep_inputs[0].zero_point;
+    return (int8_t)(q < -128 ? -128 : q > 127 ? 127 : q);
+  }
+#endif
+  if (pos >= db_pos) return 0;
+#ifdef EP_INPUT_UINT8_MINUS_128
+  return (int8_t)(db_buf[pos] - 128u);
+#else
+  return (int8_t)db_buf[pos];
+#endif
 }
 
 static void load_tensor(void) {
   uint32_t pos = 0;
   for (int i = 0; i < ep_input_count; i++) {
     const uint32_t n = ep_inputs[i].size;
-    for (uint32_t k = 0; k < n; k++, pos++) ep_arena[ep_inputs[i].offset + k] = pos < db_pos ? (int8_t)db_buf[pos] : 0;
+    for (uint32_t k = 0; k < n; k++, pos++) ep_arena[ep_inputs[i].offset + k] = input_byte(pos);
   }
 }
 
@@ -90,6 +134,17 @@ static void infer_once(int timed) {
 
 static void results(void) {
   out("m-results-[");
+#ifdef EP_INPUT_FLOAT32_AD_SCORE
+  float diffsum = 0;
+  for (uint32_t k = 0; k < ep_outputs[0].size; k++) {
+    const float y = (float)(ep_arena[ep_outputs[0].offset + k] - ep_outputs[0].zero_point) * ep_outputs[0].scale;
+    const float diff = y - input_float(k);
+    diffsum += diff * diff;
+  }
+  out_fixed3(diffsum / (float)ep_outputs[0].size);
+  out("]\r\n");
+  return;
+#endif
   int first = 1;
   for (int o = 0; o < ep_output_count; o++)
     for (uint32_t k = 0; k < ep_outputs[o].size; k++) {
@@ -206,6 +261,14 @@ static void ep_info(void) {
   out_u64(ep_tick_hz());
   out("]\r\nm-ep-board-[");
   out(ep_board_kind());
+  out("]\r\nm-ep-input-[");
+#if defined(EP_INPUT_FLOAT32_AD_SCORE)
+  out("float32");
+#elif defined(EP_INPUT_UINT8_MINUS_128)
+  out("uint8-128");
+#else
+  out("int8");
+#endif
   out("]\r\nm-ep-layers-[");
   out_i32(ep_layer_count);
   out("]\r\nm-ep-io-[");
@@ -275,7 +338,11 @@ static void dispatch(char *line) {
   } else if (!strcmp(tok, "timestamp")) {
     timestamp();
   } else if (!strcmp(tok, "profile")) {
+#ifdef EP_LAP_US_NOTE
+    out("m-profile-[" FW_VERSION "; m-lap-us: " EP_LAP_US_NOTE "]\r\nm-model-[");
+#else
     out("m-profile-[" FW_VERSION "]\r\nm-model-[");
+#endif
     out(mlperf_model());
     out("]\r\n");
   } else if (!strcmp(tok, "help")) {
@@ -332,7 +399,11 @@ int main(void) {
   ep_protocol_start();
   for (;;) {
     const int c = ep_uart_getc();
-    if (c >= 0) ep_protocol_feed(c);
+    if (c >= 0) {
+      ep_protocol_feed(c);
+    } else {
+      ep_wait_for_input();
+    }
   }
 }
 #endif

@@ -1,10 +1,11 @@
-/* Cortex-M start-up for the MPS2 boards (QEMU) and a generic vector table: .data copy, .bss clear,
+/* Cortex-M start-up for the MPS2 boards (QEMU) and a vector table (SysTick, UART0 RX): .data copy, .bss clear,
  * stack paint (for the high-water mark), FPU enable, then main(). */
 #include <stdint.h>
 
 extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _sstack, _estack;
 extern int main(void);
 void ep_systick_handler(void);
+void ep_uart_rx_handler(void);
 
 void Reset_Handler(void) {
   uint32_t *s = &_sidata, *d = &_sdata;
@@ -27,7 +28,7 @@ void Default_Handler(void) {
   }
 }
 
-__attribute__((section(".isr_vector"), used)) const void *const ep_vectors[16] = {
+__attribute__((section(".isr_vector"), used)) const void *const ep_vectors[17] = {
     &_estack, Reset_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
     0,        0,             0,               0,               Default_Handler, Default_Handler, 0,
-    Default_Handler, ep_systick_handler};
+    Default_Handler, ep_systick_handler, ep_uart_rx_handler /* IRQ 0: UART0 RX */};
