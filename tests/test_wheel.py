@@ -56,7 +56,8 @@ def _wheelhouse(wheel: Path) -> Path:
     key = hashlib.sha256()
     for name in ("constraints.txt", "pyproject.toml"):
         key.update((ROOT / name).read_bytes())
-    root = Path(os.environ.get("EDGEPRUNE_TEST_WHEELHOUSE") or Path(tempfile.gettempdir()) / "edgeprune-test-wheelhouse")
+    default = Path(tempfile.gettempdir()) / "edgeprune-test-wheelhouse"
+    root = Path(os.environ.get("EDGEPRUNE_TEST_WHEELHOUSE") or default)
     house = root / key.hexdigest()[:16]
     root.mkdir(parents=True, exist_ok=True)
     with open(root / f"{house.name}.lock", "w") as lock:
