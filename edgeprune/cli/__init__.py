@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from rich.markup import escape
+
 from edgeprune import __version__
 from edgeprune.cli import boards, measure, optimize, prune
 from edgeprune.cli.common import console
@@ -18,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except EdgepruneError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)  # a fix may read edgeprune[export]
         return 2
 
 
