@@ -57,7 +57,7 @@ def test_every_command_with_host_builds_its_board_with_the_remote_dir() -> None:
                  ["optimize", "simple", "--latency-ms", "1", *ssh, "--out", "o"]):  # fmt: skip
         args = parser().parse_args(argv)
         target = ssh_target(args, args.board)
-        assert (target.remote_dir, target.python, target.host) == ("work/D", "/opt/py", "pi"), argv[0]
+        assert (target.remote_dir, target.python, target.host) == ("work/D", "/opt/py", "pi@pi"), argv[0]
 
 
 def test_bench_over_ssh_runs_in_the_remote_dir(loopback_sshd: Loopback, tmp_path: Path) -> None:
