@@ -20,6 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("deploy",),
     ("control",),
     ("pipeline",),
+    ("scale",),
     ("demo", "cli", "__main__"),
 )
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
