@@ -68,7 +68,7 @@ def test_points_run_as_tasks_with_one_conversion_per_content_hash_and_the_timing
         a, b = (next(r for r in onnx if r["model"] == m and r["budget"] == budget) for m in "ab")
         assert a["export"] == b["export"] and a["params"] == b["params"]
     assert len({r["export"] for r in onnx}) == 3
-    assert len({r["pid"] for r in result.records.values()}) >= 2  # spread over Ray's worker processes
+    assert all(r["pid"] != os.getpid() for r in result.records.values())  # measured in Ray's workers
     # host-timing has capacity 1: no two ONNX Runtime timings overlap
     spans = sorted((r["started"], r["ended"]) for r in onnx)
     assert all(end <= nxt_start for (_, end), (nxt_start, _) in itertools.pairwise(spans)), spans
