@@ -157,3 +157,13 @@ def test_spec_errors_are_clear(tmp_path: Path) -> None:
     (tmp_path / "s.toml").write_text('budgets = [0.2]\ntargets = ["cost:x"]\nmodels = [{spec = "simple", oops = 1}]')
     with pytest.raises(EdgepruneError, match="oops"):
         SweepSpec.load(tmp_path / "s.toml")
+
+
+def test_without_ray_the_sweep_runs_serially_and_says_so(tmp_path: Path) -> None:
+    code = "import sys; sys.modules['ray'] = None; from edgeprune.cli import main; sys.exit(main(sys.argv[1:]))"
+    args = ["sweep", "--model", "simple", "--budget", "0.3", "--target", "cost:nucleo-l4r5zi", "--out", str(tmp_path)]
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = " ".join(proc.stdout.split())
+    assert "Ray is not installed" in out and "serially in this process" in out
+    assert len(list((tmp_path / "points").glob("*.json"))) == 1
