@@ -139,10 +139,17 @@ def ray_executor(
     address = address or os.environ.get("RAY_ADDRESS") or None
     started = False
     if not ray.is_initialized():
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=num_cpus, resources=resources, include_dashboard=False, log_to_driver=False)
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=num_cpus, resources=resources, include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise EdgepruneError(
+                f"cannot {'reach the Ray cluster at ' + address if address else 'start Ray here'}: {exc}",
+                expected="a running cluster (`ray start --head`) at --address / RAY_ADDRESS, or none for a local Ray",
+                fix="check the address (HOST:6379 or ray://HOST:10001), or run with --serial",
+            ) from exc
         started = True
     where = f"on the Ray cluster at {address}" if address else "on Ray (local)"
     try:
