@@ -19,8 +19,6 @@ quantum of a component is extended until it does, so no target measurement is sp
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -31,9 +29,7 @@ from edgeprune.errors import EdgepruneError
 from edgeprune.measure.record import Measurement
 from edgeprune.prune import Budget, Components, PruneResult, prune
 from edgeprune.prune.importance import ImportanceSpec
-
-ATTRIBUTABLE = ("latency_ms", "flash_bytes")  # goals whose gain per component can be estimated before measuring
-MAX_COMBINATIONS = 50_000
+from edgeprune.prune.knapsack import knapsack  # the solver lives in prune/ (sensitivity allocation uses it too)
 
 
 @dataclass
@@ -119,50 +115,6 @@ def greedy(ctx: StepContext, candidates: list[str], step: float, max_fraction: f
     options = [ctx.cut(c, ctx.budgets[c], step, max_fraction) for c in candidates]
     eligible = [p for p in options if p is not None and ctx.within_drop(p)]
     return max(eligible, key=ctx.score) if eligible else None
-
-
-def knapsack(
-    ctx: StepContext, candidates: list[str], step: float, max_fraction: float, levels: int = 4
-) -> Proposal | None:
-    """The cheapest combination of per-component cuts that covers every attributable unmet goal (see module)."""
-    levels = max(1, min(levels, math.floor(MAX_COMBINATIONS ** (1 / max(len(candidates), 1))) - 1))
-    menus: list[list[Proposal | None]] = []
-    for c in candidates:
-        menu: list[Proposal | None] = [None]
-        fraction = ctx.budgets[c]
-        for _ in range(levels):
-            option = ctx.cut(c, fraction, step, max_fraction)
-            if option is None or not ctx.within_drop(option):
-                break  # deeper cuts of this component cost at least as much (the drop grows with the cut)
-            menu.append(option)
-            fraction = option.budgets[c]
-        menus.append(menu)
-    goals = [g for g in ctx.excess if g in ATTRIBUTABLE]
-    best: tuple[tuple[float, ...], tuple[Proposal, ...]] | None = None
-    for combo in itertools.product(*menus):
-        chosen = tuple(p for p in combo if p is not None)
-        if not chosen:
-            continue
-        drop = sum(ctx.drop(p) for p in chosen)
-        if ctx.max_drop is not None and drop > ctx.max_drop:
-            continue
-        coverage = [sum(p.gains[g] for p in chosen) / ctx.excess[g] for g in goals]
-        covered = min(coverage, default=0.0)
-        if not goals:  # only non-attributable goals (arena, board fit): the single best-scoring cut
-            key = (1.0, -max(ctx.score(p) for p in chosen), float(len(chosen)))
-        elif covered >= 1.0:  # feasible: least drop, then the least over-cut (many cuts cost ~0 of the metric)
-            key = (0.0, drop, covered)
-        else:  # nothing covers the goals within max_drop: the most coverage
-            key = (1.0, -covered, drop)
-        if best is None or key < best[0]:
-            best = (key, chosen)
-    if best is None:
-        return None
-    chosen = best[1]
-    if len(chosen) == 1:
-        return chosen[0]
-    budgets = {**ctx.budgets, **{p.changed[0]: p.budgets[p.changed[0]] for p in chosen}}
-    return ctx.propose(budgets, tuple(p.changed[0] for p in chosen))
 
 
 Strategy = Callable[[StepContext, list[str], float, float], "Proposal | None"]
