@@ -10,8 +10,8 @@ result = prune(model, inputs, Budget(total=0.6, allocate="sensitivity"), sensiti
 Each component is cut alone at a few fractions of its parameters (the interfaces, all together, at a few
 fractions of their channels) and the metric drop is recorded. :func:`split_target` then picks one measured
 cut per component so the parameters removed cover the model-wide target at the least summed drop — the
-multiple-choice knapsack of :mod:`edgeprune.pipeline.allocation`, with the drops measured here as prices —
-and scales the chosen fractions down until the whole model lands on the target.
+multiple-choice knapsack of :mod:`edgeprune.prune.knapsack` (the loop's ``knapsack`` strategy uses it too),
+with the drops measured here as prices — and scales the chosen fractions down until the whole model lands on the target.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from edgeprune.prune.components import Components
 from edgeprune.prune.constraints import Constraints, model_constraints
 from edgeprune.prune.errors import PruneError
 from edgeprune.prune.importance import ImportanceSpec
+from edgeprune.prune.knapsack import cheapest_cover
+from edgeprune.prune.pruner import prune_to_budget
 from edgeprune.prune.tracing import ExampleInputs, as_tuple, eval_mode, flatten_tensors
 
 CUTS = (0.2, 0.4, 0.6, 0.8, 0.9)
@@ -174,8 +176,6 @@ def sensitivity(
     ``metric(model) -> float`` (higher is better) is your task metric; without one, the drop is measured
     on :func:`output_fidelity` over ``example_inputs`` — pass real calibration inputs (a batch), not noise.
     """
-    from edgeprune.prune.pruner import prune
-
     if not cuts or any(not 0 < c < 1 for c in cuts):
         raise PruneError(f"cuts {list(cuts)!r}", expected="fractions in (0, 1), e.g. (0.2, 0.4, 0.6, 0.8)")
     args = as_tuple(example_inputs)
@@ -188,7 +188,7 @@ def sensitivity(
                 for n in components.names}  # fmt: skip
 
     def measure(budget: Budget) -> tuple[int, float]:
-        result = prune(model, args, budget, components, importance, constraints=constraints)
+        result = prune_to_budget(model, args, budget, components, importance, constraints=constraints)
         removed = result.report.params_before - result.report.params_after
         return removed, max(0.0, base - float(evaluate(result.model)))
 
@@ -225,9 +225,6 @@ def split_target(
     their measured drops); the chosen fractions are then scaled by one factor, found by bisection, so the
     pruned model removes the target to within a fraction of a percent.
     """
-    from edgeprune.pipeline.allocation import knapsack
-    from edgeprune.prune.pruner import prune
-
     if budget.total is None:
         raise PruneError("sensitivity allocation splits a model-wide target", expected="Budget(total=f, ...)")
     args = as_tuple(example_inputs)
@@ -240,11 +237,13 @@ def split_target(
         )
     candidates = [n for n in names if n not in budget.protect and any(c.removed for c in report.item(n).cuts)]
     target = budget.total * report.params
-    chosen = _knapsack_pick(knapsack, report, candidates, target)
+    chosen = _knapsack_pick(report, candidates, target)
 
     def removed(scale: float) -> float:
         fractions = {c: round(scale * f, 6) for c, f in chosen.items()}
-        result = prune(model, args, _resolved(budget, fractions), components, importance, constraints=constraints)
+        result = prune_to_budget(
+            model, args, _resolved(budget, fractions), components, importance, constraints=constraints
+        )
         return result.report.achieved
 
     lo, hi = 0.0, 1.0
@@ -261,32 +260,12 @@ def _resolved(budget: Budget, fractions: dict[str, float]) -> Budget:
     return Budget(per_component=fractions, protect=budget.protect, round_to=budget.round_to)
 
 
-def _knapsack_pick(knapsack: Callable, report: SensitivityReport, candidates: list[str], target: float) -> dict:
-    """Run :func:`edgeprune.pipeline.allocation.knapsack` over the measured cuts (its menus, priced by drop)."""
-    from edgeprune.pipeline.allocation import Proposal, StepContext
-
-    class Measured(StepContext):
-        """Menus come from the measurements: no pruning, no evaluation while the knapsack searches."""
-
-        def cut(self, c: str, fraction: float, step: float, max_fraction: float) -> Proposal | None:
-            nxt = next((m for m in report.item(c).cuts if m.fraction > fraction + 1e-9 and m.removed), None)
-            if nxt is None:
-                return None
-            # the knapsack reads budgets, changed, gains and metric only
-            return Proposal({**self.budgets, c: nxt.fraction}, None, report.base - nxt.drop, (c,),  # type: ignore[arg-type]
-                            {"flash_bytes": float(nxt.removed)})  # fmt: skip
-
-        def propose(self, budgets: dict[str, float], changed: tuple[str, ...]) -> Proposal | None:
-            drop = sum(next(m.drop for m in report.item(c).cuts if m.fraction == budgets[c]) for c in changed)
-            return Proposal(budgets, None, report.base - drop, changed, {})  # type: ignore[arg-type]
-
-    ctx = Measured(
-        model=None, inputs=(), components=None, protect=(), round_to=1, evaluate=None,  # type: ignore[arg-type]
-        budgets=dict.fromkeys(candidates, 0.0), measured=None, macs={}, params={},  # type: ignore[arg-type]
-        excess={"flash_bytes": target}, base_metric=report.base, max_drop=None, say=lambda _s: None,
-    )  # fmt: skip
-    levels = max(len(report.item(c).cuts) for c in candidates) if candidates else 1
-    pick = knapsack(ctx, candidates, step=0.0, max_fraction=1.0, levels=levels) if candidates else None
-    if pick is None:
+def _knapsack_pick(report: SensitivityReport, candidates: list[str], target: float) -> dict[str, float]:
+    """One measured cut per candidate (or none) covering ``target`` parameters at the least summed drop."""
+    menus = [[(c, cut) for cut in report.item(c).cuts if cut.removed] for c in candidates]
+    chosen = cheapest_cover(
+        menus, {"params": target}, cost=lambda o: o[1].drop, gains=lambda o: {"params": float(o[1].removed)}
+    )
+    if not chosen:
         raise PruneError("no component can be cut", fix="protect fewer components")
-    return {c: pick.budgets[c] for c in candidates if pick.budgets[c] > 0}
+    return {c: cut.fraction for c, cut in chosen}
