@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from edgeprune import calib_samples
 from edgeprune.boards import board_details, boards_table, check_fit, fit_artifact, load_board
 from edgeprune.demo import DemoSettings
 from edgeprune.errors import EdgepruneError
@@ -151,6 +152,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--force", action="store_true", help="overwrite an earlier export in --out")
     p.set_defaults(run=_cmd_export)
+
+    calib_samples.register(sub)
 
     p = sub.add_parser("compare", help="time original vs pruned in eager mode and every engine here, in one table")
     _model_args(p)

@@ -43,6 +43,7 @@ def test_meets_a_latency_goal_and_arena_goal_with_real_bundles(tmp_path: Path) -
     chosen = result.chosen.result
     assert chosen.latency_ms <= goals.latency_ms and chosen.arena_bytes <= goals.arena_bytes
     assert chosen.provenance.kind == "estimated"  # cost-model latency is an estimate, and says so
+    assert chosen.arena == "TFLM" and "TFLM arena B" in points_table(result).columns[4].header
     assert (tmp_path / "run" / "points" / f"{result.chosen.iteration:03d}" / "tflm" / "model.tflite").exists()
     write_outputs(result)
     summary = json.loads((tmp_path / "run" / "pareto.json").read_text())
@@ -196,7 +197,7 @@ def test_meets_latency_and_arena_goals_on_the_emulated_board(tmp_path: Path) -> 
     calibration = [tuple(t.numpy() for t in model.example_inputs(1)) for _ in range(32)]
     target = EmulatedBoardTarget(load_board("nucleo-l4r5zi"), calibration)
     base = target.measure(model, inputs, tmp_path / "probe")
-    assert base.fits and base.provenance.kind == "estimated" and base.arena_bytes > 0
+    assert base.fits and base.provenance.kind == "estimated" and base.arena_bytes > 0 and base.arena == "firmware"
     assert set(base.components_ms) >= {"encoder", "core", "head"}
     goals = Goals(latency_ms=0.75 * base.latency_ms, arena_bytes=base.arena_bytes - 1, max_drop=1.0)
     result = optimize(model, inputs, target, evaluate, goals, tmp_path / "run", step=0.25, max_iterations=4)

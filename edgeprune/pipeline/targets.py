@@ -41,6 +41,9 @@ class TargetResult:
     components_ms: dict[str, float]
     provenance: Provenance
     arena_bytes: int | None = None
+    # which tensor arena arena_bytes is: "TFLM" (the TFLite Micro interpreter's, minimum on the host) or
+    # "firmware" (what the benchmark firmware reports: edgeprune's kernels' static arena, far smaller)
+    arena: str = ""
     flash_bytes: int | None = None
     fits: bool | None = None  # the board's own fit check (flash + SRAM with reserves), when it has one
     notes: list[str] = field(default_factory=list)
@@ -87,7 +90,7 @@ class CostModelTarget:
         bundle = export(model, inputs, workdir, targets=("onnx", "tflm"), calibration=self.calibration, force=True)
         assert bundle.tflm is not None
         result.flash_bytes = len(bundle.tflm.files["model.tflite"])
-        result.arena_bytes = bundle.tflm.arena.minimum
+        result.arena_bytes, result.arena = bundle.tflm.arena.minimum, "TFLM"
         verdict = check_fit(self.board, model_bytes=result.flash_bytes, arena_bytes=result.arena_bytes,
                             op_kinds=len(bundle.tflm.ops))  # fmt: skip
         result.fits = verdict.fits
@@ -286,6 +289,7 @@ def _firmware_result(m: Measurement) -> TargetResult:
         components_ms={c: s.latency_ms or 0.0 for c, s in m.components.items()},
         provenance=m.provenance,
         arena_bytes=m.peak_memory.get("arena_bytes"),
+        arena="firmware",
         flash_bytes=m.peak_memory.get("flash_bytes"),
         fits=True,
         notes=[n for n in m.notes if not n.startswith("layer ")],
