@@ -149,7 +149,8 @@ def main(converter: str) -> None:
         print(json.dumps(row), flush=True)
     OUT.mkdir(exist_ok=True)
     path = OUT / f"converters_{converter}.json"
-    meta = {"converter": converter, "torch": torch.__version__, "python": sys.version.split()[0], "cpus": os.cpu_count()}
+    meta = {"converter": converter, "torch": torch.__version__, "python": sys.version.split()[0],
+            "cpus": os.cpu_count()}  # fmt: skip
     path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     print(f"wrote {path}")
 
