@@ -1,4 +1,4 @@
-"""``edgeprune samples``: an int8 calibration file (``.npz`` keyed by the model's input names) made by a command.
+"""Int8 calibration samples made by a command (``edgeprune samples``): ``{input name: array}`` for ``--calib``.
 
 Two sources: ``replay``, real ``(obs, action)`` pairs from the replay buffer the shipped TD-MPC model was trained
 on (for that model and any model with its inputs), and ``example``, draws of the model's own ``example_inputs()``
@@ -8,19 +8,12 @@ save real inputs with ``np.savez(path, **{input_name: array})``.
 
 from __future__ import annotations
 
-import argparse
-import io
-from pathlib import Path
-
 import numpy as np
 import torch
-from rich.console import Console
 from torch import nn
 
 from edgeprune.errors import EdgepruneError
 from edgeprune.export.onnx import default_input_names
-from edgeprune.io import write_atomic
-from edgeprune.models.spec import load_model
 
 SOURCES = ("replay", "example")
 
@@ -58,37 +51,3 @@ def make_samples(
         draws = [tuple(example(1)) for _ in range(count)]
         return {n: torch.cat([d[i] for d in draws]).numpy().astype(np.float32) for i, n in enumerate(names)}
     raise EdgepruneError(f"unknown source {source!r}", expected=f"one of {', '.join(SOURCES)}")
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``samples`` command to the CLI's subcommands."""
-    p = sub.add_parser(
-        "samples",
-        help="write int8 calibration samples (.npz keyed by input name) for --calib",
-        description=__doc__.split("\n\n")[0],
-        epilog="example: edgeprune samples tdmpc --source replay --out samples.npz",
-    )
-    p.add_argument("model", help="bundled model name or package.module:factory")
-    p.add_argument("--source", choices=SOURCES, required=True, help="replay: real TD-MPC data; example: random")
-    p.add_argument("--count", type=int, default=256, help="number of samples (default 256)")
-    p.add_argument("--seed", type=int, default=0, help="which samples (default 0)")
-    p.add_argument("--out", required=True, help="the .npz file to write")
-    p.add_argument("--force", action="store_true", help="overwrite an existing --out")
-    p.set_defaults(run=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.suffix != ".npz":
-        raise EdgepruneError(f"--out {out}", expected="a .npz file name")
-    if out.exists() and not args.force:
-        raise EdgepruneError(f"{out} already exists", fix="pick another --out or pass --force")
-    model, inputs = load_model(args.model)
-    samples = make_samples(model, inputs, args.source, args.count, args.seed)
-    buf = io.BytesIO()
-    np.savez(buf, **samples)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out, buf.getvalue())
-    shapes = ", ".join(f"{n} {a.shape}" for n, a in samples.items())
-    Console(soft_wrap=True).print(f"wrote {out}: {shapes} ({args.source})", highlight=False)
-    return 0

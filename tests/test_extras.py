@@ -51,11 +51,11 @@ small = create_model("simple").eval()
 out["onnx"] = error(lambda: onnx_from_torch(small, small.example_inputs()))
 from edgeprune.control.env import make_env
 out["control"] = error(make_env)
-from edgeprune.deploy.link import Link
+from edgeprune.deploy.mcu.link import Link
 out["deploy"] = error(lambda: Link.open("/dev/null"))
-from edgeprune.profiling.plots import grouped_bars
+from edgeprune.pipeline.plots import grouped_bars
 out["plot"] = error(lambda: grouped_bars(["a"], [1.0], [0.5], "ms"))
-from edgeprune.deploy.aot.graph import read_graph
+from edgeprune.deploy.mcu.aot.graph import read_graph
 out["tflite_micro"] = error(lambda: read_graph(b"\\0\\0\\0\\0TFL3"))
 print(json.dumps(out))
 """

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(
     r"(?:<!-- readme-test: (?P<mode>skip|parse)\b[^>]*-->\n)?```(?P<lang>bash|python)\n(?P<code>.*?)```", re.S
 )
-PARSE = "import sys; from edgeprune.cli import _parser; _parser().parse_args(sys.argv[1:])"
+PARSE = "import sys; from edgeprune.cli import parser; parser().parse_args(sys.argv[1:])"
 
 
 def blocks() -> list[tuple[str, str, str]]:

@@ -12,10 +12,11 @@ from rich.table import Table
 
 from edgeprune.extras import require
 from edgeprune.io import write_atomic
+from edgeprune.measure.record import Measurement
 from edgeprune.pipeline.optimize import OptimizeResult
+from edgeprune.pipeline.plots import grouped_bars
+from edgeprune.pipeline.report import Section, load_sections, write_report
 from edgeprune.pipeline.runlog import CONFIG_NAME, Point, point_dir
-from edgeprune.profiling.plots import grouped_bars
-from edgeprune.profiling.report import Section, load_sections, write_report
 
 
 def pareto(points: Sequence[Point]) -> list[Point]:
@@ -23,7 +24,7 @@ def pareto(points: Sequence[Point]) -> list[Point]:
     pool = [p for p in points if p.accepted]
 
     def key(p: Point) -> tuple[float, float, float]:
-        return (-p.metric, p.result.latency_ms, float(p.result.arena_bytes or 0))
+        return (-p.metric, p.result.latency_ms, float(p.result.memory.arena_bytes or 0))
 
     return [p for p in pool if not any(_dominates(key(q), key(p)) for q in pool if q is not p)]
 
@@ -36,8 +37,8 @@ POINT_COLUMNS = ("#", "changed", "budgets", "latency ms", "arena B", "flash B", 
 
 
 def arena_name(points: Sequence[Point]) -> str:
-    """ "TFLM arena" or "firmware arena": the two differ ~100x for one model, so a table never says just "arena"."""
-    kinds = {p.result.arena for p in points if p.result.arena_bytes is not None and p.result.arena}
+    """'TFLM arena' or 'firmware arena': the two differ ~100x for one model, so a table never says just 'arena'."""
+    kinds = {p.result.memory.arena for p in points if p.result.memory.arena_bytes is not None and p.result.memory.arena}
     return f"{kinds.pop()} arena" if len(kinds) == 1 else "tensor arena"
 
 
@@ -124,12 +125,17 @@ def _goal_rows(goals: dict, base: Point, chosen: Point, arena: str) -> list[list
     rows = []
     for name, label, scale in (("latency_ms", "latency (ms)", 1), ("arena_bytes", f"{arena} (KiB)", 1024),
                                ("flash_bytes", "flash (KiB)", 1024)):  # fmt: skip
-        limit, b, a = goals[name], getattr(base.result, name), getattr(chosen.result, name)
+        limit, b, a = goals[name], _figure(base.result, name), _figure(chosen.result, name)
         met = "-" if limit is None or a is None else ("yes" if a <= limit else "no")
         rows.append([label, *(_scaled(v, scale) for v in (limit, b, a)), met])
     drop_ok = base.metric - chosen.metric <= goals["max_drop"]
     metric = ["metric (higher is better)", f"drop <= {goals['max_drop']:g}", f"{base.metric:.4g}"]
     return [*rows, [*metric, f"{chosen.metric:.4g}", "yes" if drop_ok else "no"]]
+
+
+def _figure(m: Measurement, name: str) -> float | None:
+    """A goal's figure of a measurement: latency, or a memory field."""
+    return m.latency_ms if name == "latency_ms" else getattr(m.memory, name)
 
 
 def _scaled(value: float | None, scale: float) -> str:
@@ -143,8 +149,8 @@ def _point_row(p: Point) -> list[str]:
         p.changed or "baseline",
         ", ".join(f"{c}={v:.0%}" for c, v in p.budgets.items() if v) or "-",
         f"{r.latency_ms:.3f}" + ("*" if r.provenance.kind == "estimated" else ""),
-        "-" if r.arena_bytes is None else f"{r.arena_bytes:,}",
-        "-" if r.flash_bytes is None else f"{r.flash_bytes:,}",
+        "-" if r.memory.arena_bytes is None else f"{r.memory.arena_bytes:,}",
+        "-" if r.memory.flash_bytes is None else f"{r.memory.flash_bytes:,}",
         f"{p.metric:.4g}",
         "yes" if p.accepted else f"no: {p.why}",
     ]
@@ -155,7 +161,7 @@ def _pareto_png(points: Sequence[Point], front: Sequence[Point], goals: dict) ->
     plt = require("matplotlib.pyplot", "plot", "the optimize report plots")
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    arena = [p.result.arena_bytes for p in points]
+    arena = [p.result.memory.arena_bytes for p in points]
     colour = {"c": [a or 0 for a in arena], "cmap": "viridis"} if any(arena) else {"color": "tab:blue"}
     sc = ax.scatter([p.result.latency_ms for p in points], [p.metric for p in points], marker="o",
                     edgecolors=["none" if p.accepted else "red" for p in points], **colour)  # fmt: skip

@@ -14,9 +14,9 @@ import numpy as np
 
 from edgeprune.errors import EdgepruneError
 from edgeprune.extras import require
-from edgeprune.profiling.base import Profiler
-from edgeprune.profiling.measurement import ComponentShare, Measurement, Provenance
-from edgeprune.profiling.remote import ort_node_times
+from edgeprune.measure.record import ComponentShare, Measurement, Provenance
+from edgeprune.measure.runner import Profiler
+from edgeprune.measure.timing import ort_node_times
 
 COMPONENTS_KEY = "edgeprune.components"  # model metadata written by edgeprune.export.onnx: node name -> component
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64,
@@ -82,7 +82,7 @@ class OnnxRuntimeProfiler(Profiler):
         return Provenance.host(f"ONNX Runtime {ort.__version__}, {'/'.join(self.providers)}{threads}")
 
     def extras(self, measurement: Measurement, inputs: Sequence[Any]) -> None:
-        measurement.artifact_bytes = self.path.stat().st_size
+        measurement.memory.flash_bytes = self.path.stat().st_size
         node_components = self._node_components()
         if not node_components:
             measurement.notes.append("no component map in the ONNX metadata: no per-component times")
