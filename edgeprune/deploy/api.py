@@ -19,7 +19,7 @@ from edgeprune.deploy.aot.codegen import GeneratedModel, generate
 from edgeprune.deploy.aot.components import layer_components
 from edgeprune.deploy.aot.graph import read_graph
 from edgeprune.deploy.bench import LayerCycles, bench
-from edgeprune.deploy.build import Firmware, FirmwareBuildError, build_firmware, footprint, overflow_error
+from edgeprune.deploy.build import Firmware, FirmwareBuildError, Kernels, build_firmware, footprint, overflow_error
 from edgeprune.deploy.link import Link, LinkError
 from edgeprune.deploy.platformio import platformio_project
 from edgeprune.deploy.ports import PortNotFoundError, find_port
@@ -50,12 +50,18 @@ def prepare(export_dir: str | Path, name: str | None = None) -> tuple[GeneratedM
 
 
 def build(
-    export_dir: str | Path, board: BoardProfile | str, out_dir: str | Path, *, mlperf_model: str | None = None
+    export_dir: str | Path,
+    board: BoardProfile | str,
+    out_dir: str | Path,
+    *,
+    mlperf_model: str | None = None,
+    kernels: Kernels = "reference",
 ) -> tuple[GeneratedModel, Firmware]:
     """Generate and cross-compile the firmware of an export for ``board`` into ``out_dir`` (``mlperf_model``: the
-    ``m-model-[...]`` id the MLPerf Tiny runner selects its test script by, e.g. ``kws01``)."""
+    ``m-model-[...]`` id the MLPerf Tiny runner selects its test script by, e.g. ``kws01``; ``kernels``: see
+    :func:`~edgeprune.deploy.build.build_firmware`)."""
     model, _ = prepare(export_dir)
-    return model, build_firmware(model, _board(board), Path(out_dir), mlperf_model=mlperf_model)
+    return model, build_firmware(model, _board(board), Path(out_dir), mlperf_model=mlperf_model, kernels=kernels)
 
 
 def build_platformio(
@@ -120,12 +126,13 @@ def emulate(
     *,
     tcp: bool = False,
     mlperf_model: str | None = None,
+    kernels: Kernels = "reference",
 ) -> emulator.EmulatedBoard:
     """Build the firmware for ``board`` and start it in QEMU; ``.port`` is the UART: a pty, or with ``tcp`` a
-    ``socket://127.0.0.1:N`` URL (context manager). ``mlperf_model``: as for :func:`build`."""
+    ``socket://127.0.0.1:N`` URL (context manager). ``mlperf_model``, ``kernels``: as for :func:`build`."""
     profile = _board(board)
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix=f"edgeprune-{profile.name}-"))
-    _, fw = build(export_dir, profile, out, mlperf_model=mlperf_model)
+    _, fw = build(export_dir, profile, out, mlperf_model=mlperf_model, kernels=kernels)
     emu = emulator.start(profile, fw.elf, tcp=tcp)
     emu.firmware = fw
     return emu
