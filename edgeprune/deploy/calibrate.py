@@ -10,6 +10,7 @@ from pathlib import Path
 from edgeprune.boards import load_board
 from edgeprune.boards.schema import Core
 from edgeprune.deploy.api import bench_export, emulate
+from edgeprune.deploy.build import Kernels
 from edgeprune.deploy.costs import fit_core
 
 BOARDS = {Core.CORTEX_M4: "nucleo-l4r5zi", Core.CORTEX_M7: "nucleo-h743zi2"}
@@ -30,14 +31,15 @@ def _export(name: str, out: Path) -> Path:
     return out
 
 
-def measure(work: Path) -> dict[Core, dict[str, int]]:
-    """Instructions per inference of each calibration model on each calibrated core."""
-    exports = {m: _export(m, work / m) for m in MODELS}
+def measure(work: Path, kernels: Kernels = "reference") -> dict[Core, dict[str, int]]:
+    """Instructions per inference of each calibration model on each calibrated core (``kernels``: the reference
+    loops the factors are fitted to, or the DSP-extension kernels)."""
+    exports = {m: d if (d := work / m).is_dir() else _export(m, d) for m in MODELS}
     counts: dict[Core, dict[str, int]] = {}
     for core, board in BOARDS.items():
         counts[core] = {}
         for m, d in exports.items():
-            with emulate(board, d, work / f"fw-{board}-{m}") as emu:
+            with emulate(board, d, work / f"fw-{board}-{m}-{kernels}", kernels=kernels) as emu:
                 meas, _ = bench_export(d, load_board(board), emu.port, emulated=True, runs=2)
             counts[core][m] = round(float(meas.notes[1].split()[0].replace(",", "")))
     return counts

@@ -389,6 +389,7 @@ def generate(tflite: bytes, *, components: Sequence[str] | None = None, name: st
         f"const unsigned ep_arena_bytes = {arena}u;\n"
         f"const char ep_model_name[] = {_c_string(name)};\n"
         f'const char ep_model_sha256[] = "{sha}";\n'
+        "const char ep_kernel_set[] = EP_KERNEL_SET;\n"
         f"const int ep_layer_count = {len(layers)};\n"
         f"const ep_layer_info ep_layers[] = {{\n{layer_rows}\n}};\n"
         + io_table("ep_inputs", inputs)

@@ -24,6 +24,7 @@ void ep_dwconv_ref(const int8_t *in, int8_t *out, const int8_t *w, const int32_t
  * another order, the same requantization. */
 #if (defined(__ARM_FEATURE_DSP) && !defined(EP_REFERENCE_KERNELS)) || defined(EP_DSP_PORTABLE)
 #define EP_DSP 1
+#define EP_KERNEL_SET "dsp"
 extern int16_t ep_scratch[]; /* im2col column / offset input row, sized by the generated model (model.c) */
 void ep_fc(const int8_t *in, int8_t *out, const int8_t *w, const int32_t *bias, const int32_t *mult,
            const int32_t *shift, int per_channel, int batches, int depth, int units, int32_t in_off, int32_t out_off,
@@ -35,6 +36,7 @@ void ep_dwconv(const int8_t *in, int8_t *out, const int8_t *w, const int32_t *bi
                const int32_t *shift, const int32_t *geo, int depth_mult, int32_t in_off, int32_t out_off,
                int32_t act_min, int32_t act_max);
 #else
+#define EP_KERNEL_SET "reference"
 #define ep_fc ep_fc_ref
 #define ep_conv ep_conv_ref
 #define ep_dwconv ep_dwconv_ref

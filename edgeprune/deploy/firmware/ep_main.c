@@ -18,7 +18,6 @@
 #include <string.h>
 
 #include "ep_board.h"
-#include "ep_kernels.h"
 #include "ep_model.h"
 
 #define CMD_SIZE 1024 /* EEMBC uses 80; longer db lines are accepted */
@@ -263,11 +262,7 @@ static void ep_info(void) {
   out("]\r\nm-ep-board-[");
   out(ep_board_kind());
   out("]\r\nm-ep-kernels-[");
-#ifdef EP_DSP
-  out("dsp");
-#else
-  out("reference");
-#endif
+  out(ep_kernel_set);
   out("]\r\nm-ep-input-[");
 #if defined(EP_INPUT_FLOAT32_AD_SCORE)
   out("float32");
