@@ -1,5 +1,5 @@
 """Instructions per inference of the MLPerf Tiny calibration models with the reference int8 kernels and with the
-Cortex-M4/M7 DSP-extension kernels, on the emulated boards (the calibration path: edgeprune.deploy.calibrate).
+Cortex-M4/M7 DSP-extension kernels, on the emulated boards (the calibration path: edgeprune.deploy.mcu.calibrate).
 
 Run: .venv/bin/python benchmarks/dsp_kernels.py [--out benchmarks/results/dsp_kernels.json]
 
@@ -19,7 +19,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from edgeprune.deploy.calibrate import BOARDS, measure
+from edgeprune.deploy.mcu.calibrate import BOARDS, measure
 from edgeprune.io import write_atomic
 
 

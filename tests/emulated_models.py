@@ -14,7 +14,7 @@ import pytest
 from deploy_exports import exported
 
 from edgeprune.boards import load_board
-from edgeprune.deploy import bench_export, emulate
+from edgeprune.deploy.mcu import bench_export, emulate
 from edgeprune.models import list_models
 
 needs_toolchain = pytest.mark.skipif(
@@ -34,10 +34,10 @@ def check_bit_exact_on_emulated_board(name: str, pruned: bool, core: str, out: P
     board = load_board(BOARDS[core])
     d = exported(name, pruned)
     with emulate(board, d, out, kernels="dsp") as emu:
-        m, layers = bench_export(d, board, emu.port, emulated=True, runs=1, warmup=0, firmware=emu.firmware)
+        m = bench_export(d, board, emu.port, emulated=True, runs=1, warmup=0, firmware=emu.firmware)
         fw = emu.firmware
     assert m.notes[0] == f"outputs bit-identical to the TFLM host interpreter on {CHECK_SETS} random input sets"
     assert fw.flash_bytes <= board.flash_bytes and fw.ram_bytes <= board.sram_bytes
-    assert m.notes[1].endswith("instructions per inference (QEMU -icount shift=0)")
-    assert layers and all(lay.insns is not None and lay.insns > 0 for lay in layers)
-    assert m.peak_memory["arena_bytes"] == fw.arena and 0 < m.peak_memory["stack_bytes"] < fw.stack
+    assert m.instructions and m.instructions > 0  # no latency: no cycles/insn factor for the DSP kernels yet
+    assert m.layers and all(lay.instructions is not None and lay.instructions > 0 for lay in m.layers)
+    assert m.memory.arena_bytes == fw.arena and 0 < m.memory.stack_bytes < fw.stack

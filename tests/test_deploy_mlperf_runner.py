@@ -46,11 +46,11 @@ import serial
 from deploy_exports import exported, random_inputs
 
 from edgeprune.boards import load_board
+from edgeprune.boards.insn_cost import CALIBRATION_INSNS, core_cost
 from edgeprune.boards.schema import Core
-from edgeprune.deploy import bench_export, emulate
-from edgeprune.deploy.aot.codegen import GeneratedModel
-from edgeprune.deploy.api import prepare
-from edgeprune.deploy.costs import CALIBRATION_INSNS, core_cost
+from edgeprune.deploy.mcu import bench_export, emulate
+from edgeprune.deploy.mcu.aot.codegen import GeneratedModel
+from edgeprune.deploy.mcu.model import prepare
 from edgeprune.export.tflm import run_tflm
 
 pytestmark = pytest.mark.skipif(
@@ -223,7 +223,7 @@ def test_runner_performance_mode_throughput_is_the_estimate(kws01) -> None:
     estimate_s = CALIBRATION_INSNS[Core.CORTEX_M4]["kws_dscnn"] * core_cost(Core.CORTEX_M4).cycles_per_insn / 120e6
     for res in results:
         assert n / (res["elapsed_time"] / 1e6) == pytest.approx(1 / estimate_s, rel=0.01)
-    m, _ = bench_export(exported("kws_dscnn"), load_board(M4), kws01.port, emulated=True, runs=1, warmup=0)
+    m = bench_export(exported("kws_dscnn"), load_board(M4), kws01.port, emulated=True, runs=1, warmup=0)
     assert m.latency is not None
     assert results[0]["elapsed_time"] / n / 1e3 == pytest.approx(m.latency.mean_ms, rel=0.001)
 
@@ -287,7 +287,7 @@ def test_ad01_takes_float32_windows_and_returns_the_anomaly_score(tmp_path: Path
         finally:
             port.close()
         # edgeprune's own bench sends raw int8 (a buffer of the int8 input size) and still checks bit for bit
-        m, _ = bench_export(d, load_board(M4), emu.port, emulated=True, runs=1, warmup=0)
+        m = bench_export(d, load_board(M4), emu.port, emulated=True, runs=1, warmup=0)
     assert m.notes[0].startswith("outputs bit-identical")
 
 
@@ -305,7 +305,7 @@ def test_ic01_subtracts_128_from_each_dataset_byte(tmp_path: Path) -> None:
             res = gather_infer_results(RunnerDut.infer(port, 1, 0))
         finally:
             port.close()
-        m, _ = bench_export(d, load_board(M4), emu.port, emulated=True, runs=1, warmup=0)  # sends int8 + 128
+        m = bench_export(d, load_board(M4), emu.port, emulated=True, runs=1, warmup=0)  # sends int8 + 128
     assert res["results"] == firmware_results(model, want[0])
     assert m.notes[0].startswith("outputs bit-identical")
 

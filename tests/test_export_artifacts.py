@@ -85,3 +85,72 @@ def test_calibration_errors_are_clear(tmp_path: Path) -> None:
         load_calibration({"obs": np.zeros((4, 8))}, INPUTS)
     with pytest.raises(ExportError, match="never calibrated on random noise"):
         require_calibration(None, "int8 TFLite")
+
+
+@pytest.mark.parametrize("how", ["absolute", "dotdot", "symlinked-folder"])
+def test_force_never_touches_files_outside_the_output_directory(tmp_path: Path, how: str) -> None:
+    victim_dir = tmp_path / "victim"
+    victim_dir.mkdir()
+    victim = victim_dir / "victim.txt"
+    victim.write_text("keep me")
+    out = tmp_path / "out"
+    out.mkdir()
+    if how == "absolute":
+        listed_path = str(victim)
+    elif how == "dotdot":
+        listed_path = "../victim/victim.txt"
+    else:
+        (out / "link").symlink_to(victim_dir)
+        listed_path = "link/victim.txt"
+    manifest = {"artifacts": [{"path": listed_path, "kind": "onnx", "size": 7, "sha256": "0" * 64}]}
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(ExportError, match="outside") as err:
+        check_writable(out, ["model.onnx"], force=True)
+    assert "nothing was deleted" in str(err.value)
+    with pytest.raises(ExportError, match="outside"), Staging(out) as st:
+        st.add("model.onnx", "onnx", b"new")
+        st.commit()
+    assert victim.read_text() == "keep me"
+    assert not (out / "model.onnx").exists()  # refused before anything moved in
+
+
+def test_artifacts_are_never_written_through_a_symlinked_folder(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "tflm").symlink_to(elsewhere)
+    with pytest.raises(ExportError, match="outside"), Staging(out) as st:
+        st.add("tflm/model_data.cc", "tflm-source", "int x;")
+        st.commit()
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_symlinked_stale_artifact_is_unlinked_not_followed(tmp_path: Path) -> None:
+    target = tmp_path / "target.txt"
+    target.write_text("keep me")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.onnx").symlink_to(target)
+    manifest = {"artifacts": [{"path": "old.onnx", "kind": "onnx", "size": 7, "sha256": "0" * 64}]}
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with Staging(out) as st:
+        st.add("model.onnx", "onnx", b"new")
+        st.commit()
+    assert not (out / "old.onnx").is_symlink() and target.read_text() == "keep me"
+
+
+def test_export_force_cli_refuses_a_manifest_listing_an_outside_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgeprune.cli import main
+
+    victim = tmp_path / "victim" / "victim.txt"
+    victim.parent.mkdir()
+    victim.write_text("keep me")
+    out = tmp_path / "handed-over"
+    out.mkdir()
+    (out / MANIFEST_NAME).write_text(json.dumps({"artifacts": [{"path": str(victim)}]}))
+    assert main(["export", "tdmpc", "--to", "onnx", "--force", "--out", str(out)]) != 0
+    assert "outside" in capsys.readouterr().out
+    assert victim.read_text() == "keep me" and not list(out.glob(".staging-*"))

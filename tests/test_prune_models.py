@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from edgeprune.models import create_model, list_models
-from edgeprune.prune import Budget, Components, prune, trace_components
+from edgeprune.prune import Budget, Components, model_constraints, prune, trace_components
 
 MODELS = list_models()
 FRACTIONS = [0.1, 0.5, 0.8]
@@ -54,7 +54,9 @@ def test_pruned_model_runs_with_unchanged_output_shapes(name: str, mode: str, fr
         with torch.no_grad():
             want = [t.shape for t in _flat(model(*x))]
             got = [t.shape for t in _flat(result.model(*x))]
-        assert got == want
+        state = set(model_constraints(model).state_outputs)  # declared internal state (tdmpc's next_z) may narrow
+        assert len(got) == len(want)
+        assert [g for i, g in enumerate(got) if i not in state] == [w for i, w in enumerate(want) if i not in state]
         assert all(torch.isfinite(t).all() for t in _flat(result.model(*x)))
     assert result.model is not model
 

@@ -45,7 +45,9 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 
 def check_writable(out_dir: Path, names: Iterable[str], force: bool) -> None:
-    """Refuse to run when ``names`` or the manifest already exist in ``out_dir``, unless ``force``."""
+    """Refuse to run when ``names`` or the manifest already exist in ``out_dir``, unless ``force``; refuse
+    at once (before any work) a manifest there that lists a path outside ``out_dir``."""
+    listed(out_dir)
     existing = [n for n in [MANIFEST_NAME, *names] if (out_dir / n).exists()]
     if existing and not force:
         raise ExportError(
@@ -76,7 +78,7 @@ class Staging:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def path(self, rel: str) -> Path:
-        p = self.root / rel
+        p = confined(self.root, rel)
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
@@ -99,13 +101,13 @@ class Staging:
         Files an earlier manifest listed that this run did not produce are removed (only those:
         nothing else in ``out_dir`` is touched), so the directory matches its manifest.
         """
-        stale = set(_listed(self.out_dir / MANIFEST_NAME)) - set(self._kinds)
+        stale = set(listed(self.out_dir)) - set(self._kinds)
         artifacts = []
         for rel in sorted(self._kinds):
             src = self.root / rel
             artifacts.append(Artifact(rel, self._kinds[rel], src.stat().st_size, sha256_file(src)))
         for art in artifacts:
-            dst = self.out_dir / art.path
+            dst = confined(self.out_dir, art.path)
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(self.root / art.path, dst)
         manifest = {
@@ -113,20 +115,50 @@ class Staging:
             **(extra or {}),
         }
         write_json_atomic(self.out_dir / MANIFEST_NAME, manifest)
+        root = self.out_dir.resolve()
         for rel in sorted(stale):
-            path = self.out_dir / rel
-            path.unlink(missing_ok=True)
+            path = confined(self.out_dir, rel)
+            if path.is_file() or path.is_symlink():
+                path.unlink()  # a symlink itself, never what it points to
             for parent in path.parents:
-                if parent == self.out_dir or any(parent.iterdir()):
+                if parent == root or not parent.is_relative_to(root) or not parent.is_dir() or any(parent.iterdir()):
                     break
                 parent.rmdir()
         return artifacts
 
 
-def _listed(manifest: Path) -> list[str]:
-    """Artifact paths of an existing manifest (none when absent or unreadable)."""
+def confined(out_dir: Path, rel: str, source: str = "an artifact path") -> Path:
+    """``out_dir / rel``, refusing any path that would reach outside ``out_dir``: absolute paths, ``..``,
+    and folders inside ``out_dir`` that are symlinks leading out of it. Only the last component may be a
+    symlink (it is replaced or unlinked itself, never followed)."""
+    root = Path(out_dir).resolve()
+    rel_path = Path(rel) if isinstance(rel, str) and rel else None
+    if rel_path is None or rel_path.is_absolute() or ".." in rel_path.parts or rel_path.parts in ((), (".",)):
+        raise _outside(out_dir, rel, source)
+    path = root / rel_path
+    if not path.parent.resolve().is_relative_to(root):
+        raise _outside(out_dir, rel, source)
+    return path
+
+
+def _outside(out_dir: Path, rel: object, source: str) -> ExportError:
+    return ExportError(
+        f"{source} leads outside {out_dir}: {rel!r}",
+        expected="artifact paths relative to the output directory, with no '..', no absolute path and no "
+        "symlinked folder leading out of it",
+        do=f"remove {Path(out_dir) / MANIFEST_NAME} (it was not written by edgeprune, or was edited), or choose "
+        "another output directory; nothing was deleted",
+    )
+
+
+def listed(out_dir: Path) -> list[str]:
+    """Artifact paths of the manifest in ``out_dir`` (none when absent or unreadable), each checked to stay
+    inside ``out_dir`` (:class:`ExportError` otherwise: a manifest must never make us touch other files)."""
     try:
-        data = json.loads(manifest.read_text())
-        return [a["path"] for a in data["artifacts"] if ".." not in Path(a["path"]).parts]
+        data = json.loads((Path(out_dir) / MANIFEST_NAME).read_text())
+        paths = [a["path"] for a in data["artifacts"]]
     except (OSError, ValueError, KeyError, TypeError):
         return []
+    for rel in paths:
+        confined(out_dir, rel, f"{Path(out_dir) / MANIFEST_NAME} lists an artifact that")
+    return paths

@@ -30,7 +30,7 @@ def load_model(
     if input_shapes:
         inputs = tuple(torch.randn(*_parse_shape(s)) for s in input_shapes)
     elif callable(getattr(model, "example_inputs", None)):
-        inputs = tuple(model.example_inputs())
+        inputs = _as_inputs(spec, model.example_inputs())
     else:
         raise EdgepruneError(
             f"{spec}: no example inputs",
@@ -38,6 +38,19 @@ def load_model(
             fix="pass --input-shape 1x3x32x32 (once per forward argument)",
         )
     return model, inputs
+
+
+def _as_inputs(spec: str, example: object) -> tuple[torch.Tensor, ...]:
+    """``example_inputs()``'s result as one tensor per forward argument: a single tensor is one argument
+    (never split along its batch axis), a tuple or list is one argument per element."""
+    inputs = (example,) if isinstance(example, torch.Tensor) else example
+    if not isinstance(inputs, (tuple, list)) or not inputs or not all(isinstance(t, torch.Tensor) for t in inputs):
+        raise EdgepruneError(
+            f"{spec}: example_inputs() returned {type(example).__name__}",
+            expected="a torch.Tensor, or a tuple of tensors (one per forward argument)",
+            fix="return e.g. torch.randn(1, 8) or (torch.randn(1, 8), torch.randn(1, 4)) from example_inputs()",
+        )
+    return tuple(inputs)
 
 
 def _build(spec: str) -> nn.Module:
@@ -51,7 +64,14 @@ def _build(spec: str) -> nn.Module:
             f"cannot load {spec!r}: {exc}",
             expected="package.module:factory importable from the current environment (check PYTHONPATH)",
         ) from exc
-    model = factory()
+    try:
+        model = factory()
+    except Exception as exc:  # the user's code: say where it failed, not a traceback from inside it
+        raise EdgepruneError(
+            f"{spec}() raised {type(exc).__name__}: {exc}",
+            expected="a factory that builds the model without arguments",
+            fix=f"fix {spec} (try: python -c 'import {module_name}; {module_name}.{attr}()')",
+        ) from exc
     if not isinstance(model, nn.Module):
         raise EdgepruneError(f"{spec} returned {type(model).__name__}", expected="a torch.nn.Module")
     return model

@@ -27,10 +27,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from edgeprune.pipeline.targets import TargetResult
+from edgeprune.errors import EdgepruneError
+from edgeprune.measure.record import Measurement
 from edgeprune.prune import Budget, Components, PruneResult, prune
+from edgeprune.prune.importance import ImportanceSpec
 
-STRATEGIES = ("greedy", "knapsack")
 ATTRIBUTABLE = ("latency_ms", "flash_bytes")  # goals whose gain per component can be estimated before measuring
 MAX_COMBINATIONS = 50_000
 
@@ -57,17 +58,18 @@ class StepContext:
     round_to: int
     evaluate: Callable[[nn.Module], float]
     budgets: dict[str, float]  # the current point's
-    measured: TargetResult  # the current point's
+    measured: Measurement  # the current point's
     macs: dict[str, int]  # per component, of the current point's model
     params: dict[str, int]
     excess: dict[str, float]  # unmet goals
     base_metric: float
     max_drop: float | None  # None: the metric is only final after fine-tuning, do not filter on it
     say: Callable[[str], None]
+    importance: ImportanceSpec = "l2"
 
     def prune(self, budgets: dict[str, float]) -> PruneResult:
         budget = Budget(per_component=budgets, protect=frozenset(self.protect), round_to=self.round_to)
-        return prune(self.model, self.inputs, budget, components=self.components)
+        return prune(self.model, self.inputs, budget, components=self.components, importance=self.importance)
 
     def propose(self, budgets: dict[str, float], changed: tuple[str, ...]) -> Proposal | None:
         """Prune to ``budgets``, estimate the gains of the ``changed`` components and evaluate the metric.
@@ -161,3 +163,14 @@ def knapsack(
         return chosen[0]
     budgets = {**ctx.budgets, **{p.changed[0]: p.budgets[p.changed[0]] for p in chosen}}
     return ctx.propose(budgets, tuple(p.changed[0] for p in chosen))
+
+
+Strategy = Callable[[StepContext, list[str], float, float], "Proposal | None"]
+STRATEGIES: dict[str, Strategy] = {"greedy": greedy, "knapsack": knapsack}
+
+
+def strategy(name: str) -> Strategy:
+    """The strategy called ``name`` (``greedy`` or ``knapsack``)."""
+    if name not in STRATEGIES:
+        raise EdgepruneError(f"unknown strategy {name!r}", expected=f"one of {', '.join(STRATEGIES)}")
+    return STRATEGIES[name]

@@ -12,13 +12,15 @@ from torch import nn
 from edgeprune.prune.allocate import Allocation, allocate, prunable
 from edgeprune.prune.budget import Budget
 from edgeprune.prune.components import Components
-from edgeprune.prune.constraints import Constraints
+from edgeprune.prune.constraints import Constraints, model_constraints
 from edgeprune.prune.counting import macs_per_component, params_per_component
 from edgeprune.prune.errors import PruneError
 from edgeprune.prune.groups import GroupSet, Mode, build_groups, unsupported_layers
 from edgeprune.prune.importance import ImportanceSpec, importance_name, score_groups
 from edgeprune.prune.plan import PlannedGroup, PrunePlan, architecture_hash
 from edgeprune.prune.report import TOLERANCE, ComponentReport, GroupReport, PruneReport
+from edgeprune.prune.sensitivity import SensitivityReport, split_target
+from edgeprune.prune.sensitivity import sensitivity as measure_sensitivity
 from edgeprune.prune.tracing import ExampleInputs, as_tuple, eval_mode, flatten_tensors, run_forward
 
 STEPS = ("trace and group", "score", "allocate", "apply", "verify")
@@ -34,12 +36,6 @@ class PruneResult:
     groups: GroupSet
 
 
-def model_constraints(model: nn.Module) -> Constraints:
-    """Constraints a model declares about itself through a ``pruning_constraints()`` method (else none)."""
-    declare = getattr(model, "pruning_constraints", None)
-    return declare() if callable(declare) else Constraints()
-
-
 def prune(
     model: nn.Module,
     example_inputs: ExampleInputs,
@@ -50,10 +46,14 @@ def prune(
     constraints: Constraints | None = None,
     seed: int = 0,
     on_step: Callable[[str], None] | None = None,
+    sensitivity: SensitivityReport | None = None,
 ) -> PruneResult:
     """Prune a copy of ``model`` to ``budget``; see :class:`Budget` for what the fractions mean.
 
     ``constraints`` default to what the model declares (``model.pruning_constraints()``).
+    With ``Budget(total=f, allocate="sensitivity")`` the target is split by ``sensitivity`` (a report from
+    :func:`~edgeprune.prune.sensitivity.sensitivity`; measured here on the output-fidelity proxy over
+    ``example_inputs`` when not given) and the plan records the per-component fractions it chose.
     ``on_step`` is called with each step's name in :data:`STEPS` (for progress displays).
     """
     step = on_step or (lambda _name: None)
@@ -73,6 +73,15 @@ def prune(
             fix="drop weights, or give a model-wide total instead of per-component fractions",
         )
     constraints = constraints if constraints is not None else model_constraints(model)
+    total = budget.total
+    if budget.allocate == "sensitivity":
+        if mode != "component":
+            raise PruneError("sensitivity allocation splits the target across components", expected="mode='component'")
+        report = sensitivity or measure_sensitivity(
+            model, args, components, importance=importance, round_to=budget.round_to, constraints=constraints
+        )
+        fractions = split_target(model, args, report, budget, components, importance, constraints)
+        budget = Budget(per_component=fractions, protect=budget.protect, round_to=budget.round_to)
     with eval_mode(model), torch.no_grad():
         reference = [tuple(t.shape) for t in flatten_tensors(run_forward(model, args))]
 
@@ -98,8 +107,10 @@ def prune(
     step(STEPS[3])
     pruned = plan.apply(copy.deepcopy(model), args)
     step(STEPS[4])
-    _verify(model, pruned, args, reference, components, budget)
+    _verify(model, pruned, args, reference, components, budget, set(constraints.state_outputs))
     report = _report(model, pruned, args, components, groups, allocation, budget, plan)
+    if total is not None:
+        report.target = total
     return PruneResult(pruned, plan, report, groups)
 
 
@@ -110,6 +121,7 @@ def _verify(
     reference: list[tuple[int, ...]],
     components: Components,
     budget: Budget,
+    state_outputs: set[int],
 ) -> None:
     try:
         with eval_mode(pruned), torch.no_grad():
@@ -123,7 +135,8 @@ def _verify(
             fix="protect the component holding such a layer (Budget(protect={...})); if a reshape/view broke, "
             "declare its block size (Constraints(blocks={layer: size}))",
         ) from exc
-    if outputs != reference:
+    external = [i for i in range(len(reference)) if i not in state_outputs]
+    if len(outputs) != len(reference) or any(outputs[i] != reference[i] for i in external):
         raise PruneError(f"pruning changed the output shapes {reference} -> {outputs}; please report this model")
     before = original.state_dict()
     for name, tensor in pruned.state_dict().items():
