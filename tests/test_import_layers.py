@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("deploy",),
     ("control",),
     ("pipeline",),
-    ("demo", "cli", "__main__"),
+    ("demo", "calib_samples", "cli", "__main__"),
 )
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 
