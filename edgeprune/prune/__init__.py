@@ -17,9 +17,10 @@ from edgeprune.prune.errors import PruneError
 from edgeprune.prune.groups import GroupSet, PruneGroup, build_groups
 from edgeprune.prune.importance import Taylor
 from edgeprune.prune.plan import PrunePlan, architecture_hash, load_pruned, save_weights
+from edgeprune.prune.probe import sensitivity
 from edgeprune.prune.pruner import PruneResult, prune
 from edgeprune.prune.report import PruneReport
-from edgeprune.prune.sensitivity import SensitivityReport, output_fidelity, sensitivity
+from edgeprune.prune.sensitivity import SensitivityReport, output_fidelity
 
 __all__ = [
     "Budget",

@@ -20,7 +20,6 @@ from edgeprune.prune.importance import ImportanceSpec, importance_name, score_gr
 from edgeprune.prune.plan import PlannedGroup, PrunePlan, architecture_hash
 from edgeprune.prune.report import TOLERANCE, ComponentReport, GroupReport, PruneReport
 from edgeprune.prune.sensitivity import SensitivityReport, split_target
-from edgeprune.prune.sensitivity import sensitivity as measure_sensitivity
 from edgeprune.prune.tracing import ExampleInputs, as_tuple, eval_mode, flatten_tensors, run_forward
 
 STEPS = ("trace and group", "score", "allocate", "apply", "verify")
@@ -52,8 +51,7 @@ def prune(
 
     ``constraints`` default to what the model declares (``model.pruning_constraints()``).
     With ``Budget(total=f, allocate="sensitivity")`` the target is split by ``sensitivity`` (a report from
-    :func:`~edgeprune.prune.sensitivity.sensitivity`; measured here on the output-fidelity proxy over
-    ``example_inputs`` when not given) and the plan records the per-component fractions it chose.
+    :func:`~edgeprune.prune.probe.sensitivity`) and the plan records the per-component fractions it chose.
     ``on_step`` is called with each step's name in :data:`STEPS` (for progress displays).
     """
     step = on_step or (lambda _name: None)
@@ -77,10 +75,17 @@ def prune(
     if budget.allocate == "sensitivity":
         if mode != "component":
             raise PruneError("sensitivity allocation splits the target across components", expected="mode='component'")
-        report = sensitivity or measure_sensitivity(
-            model, args, components, importance=importance, round_to=budget.round_to, constraints=constraints
-        )
-        fractions = split_target(model, args, report, budget, components, importance, constraints)
+        if sensitivity is None:
+            raise PruneError(
+                "allocate='sensitivity' needs the measured sensitivities",
+                expected="prune(..., sensitivity=sensitivity(model, calibration_inputs))",
+            )
+
+        def achieved(fractions: dict[str, float]) -> float:
+            split = Budget(per_component=fractions, protect=budget.protect, round_to=budget.round_to)
+            return prune(model, args, split, components, importance, mode, constraints, seed).report.achieved
+
+        fractions = split_target(sensitivity, budget, components, achieved)
         budget = Budget(per_component=fractions, protect=budget.protect, round_to=budget.round_to)
     with eval_mode(model), torch.no_grad():
         reference = [tuple(t.shape) for t in flatten_tensors(run_forward(model, args))]

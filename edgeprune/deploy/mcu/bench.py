@@ -122,6 +122,7 @@ def bench(
         memory=Memory(
             flash_bytes=firmware.flash_bytes if firmware else None,
             arena_bytes=mem.get("arena", 0),
+            arena="TFLM" if tflm else "firmware",
             ram_bytes=firmware.ram_bytes if firmware else None,
             stack_bytes=mem.get("stack_used", 0),
         ),
