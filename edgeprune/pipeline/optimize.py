@@ -22,6 +22,7 @@ from torch import nn
 from edgeprune.errors import EdgepruneError
 from edgeprune.io import write_atomic
 from edgeprune.pipeline import allocation
+from edgeprune.pipeline.fingerprint import run_fingerprint
 from edgeprune.pipeline.runlog import POINTS_NAME, Point, RunLog, point_dir
 from edgeprune.pipeline.targets import Target, TargetResult
 from edgeprune.prune import Budget, Components, PruneResult, prune, save_weights
@@ -112,6 +113,8 @@ def optimize(
         "min_step": min_step,
         "max_fraction": max_fraction,
         "components": comps.to_dict(),
+        "max_iterations": max_iterations,
+        **run_fingerprint(model, inputs, evaluate, target, finetune),
     }
     log = RunLog(run_dir, config, resume)
     run = Path(run_dir)

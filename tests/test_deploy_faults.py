@@ -1,0 +1,83 @@
+"""Fault injection between the host and the real emulated board (QEMU firmware): a corrupting pty proxy drops
+bytes, flips bits, delays, truncates and disconnects. Every session must end within its deadline in the same
+numbers as a clean session or in a clear ``LinkError``: 0 wrong values accepted, 0 tracebacks, 0 hangs. The
+long run (>= 1,000 faults) is ``benchmarks/faults.py``."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections import Counter
+
+import pytest
+from deploy_exports import exported
+from fault_proxy import FaultProxy
+
+from edgeprune.boards import load_board
+from edgeprune.deploy import Link, LinkError, emulate
+from edgeprune.deploy.api import prepare
+from edgeprune.deploy.bench import bench
+from edgeprune.profiling.measurement import Measurement
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")),
+    reason="needs qemu-system-arm and arm-none-eabi-gcc (make setup)",
+)
+BOARD = "nucleo-l4r5zi"
+MODEL = "ad_autoencoder"
+TICK_SLACK = 3 * 40  # instructions (or fewer cycles): three SysTick ticks of the emulated board
+SESSION_DEADLINE_S = 45.0  # link timeout 1 s, 2 retries, bounded re-runs: far below this unless something hangs
+
+
+def numbers(m: Measurement) -> list[float]:
+    """Every number a session reports: instructions, per-layer cycles, latency, memory, component shares."""
+    found = (re.findall(r"([\d,]+) (?:instructions|cycles)", note) for note in m.notes)
+    notes = [float(x.replace(",", "")) for xs in found for x in xs]
+    shares = [v.share for _, v in sorted(m.components.items())]
+    return [*notes, m.latency.mean_ms if m.latency else 0.0, *dict(sorted(m.peak_memory.items())).values(), *shares]
+
+
+def same(got: list[float], want: list[float]) -> bool:
+    """Equal up to the board timer's resolution (QEMU's SysTick ticks at 25 MHz: 40 instructions per tick, a
+    few ticks of phase between sessions); a corrupted digit or a wrong field is far outside this."""
+    if len(got) != len(want):
+        return False
+    return all(abs(g - w) <= max(TICK_SLACK, 1e-4 * abs(w)) for g, w in zip(got, want, strict=True))
+
+
+def session(port: str, model, tflite: bytes, seed: int) -> Measurement:
+    link = Link.open(port, timeout=1.0, retries=2)
+    try:
+        m, _ = bench(link, model, tflite, load_board(BOARD), emulated=True, runs=1, warmup=0, check_sets=1, seed=seed)
+        return m
+    finally:
+        link.close()
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory: pytest.TempPathFactory):
+    with emulate(BOARD, exported(MODEL), tmp_path_factory.mktemp("fw")) as emu:
+        yield emu
+
+
+@pytest.mark.slow
+def test_injected_faults_never_give_a_wrong_number_a_traceback_or_a_hang(board) -> None:
+    model, tflite = prepare(exported(MODEL))
+    with FaultProxy(board.port, seed=0, budget=0) as clean:
+        want = numbers(session(clean.port, model, tflite, seed=0))
+    outcomes: Counter = Counter()
+    faults: Counter = Counter()
+    for seed in range(1, 16):
+        t0 = time.monotonic()
+        with FaultProxy(board.port, seed=seed, budget=3, rate=0.08) as proxy:
+            try:
+                got = numbers(session(proxy.port, model, tflite, seed=0))
+                outcomes["correct" if same(got, want) else "WRONG"] += 1
+            except LinkError:
+                outcomes["clear error"] += 1
+            faults.update(proxy.injected)
+        assert time.monotonic() - t0 < SESSION_DEADLINE_S, f"session {seed} ran {time.monotonic() - t0:.0f} s"
+    assert outcomes["WRONG"] == 0, outcomes
+    assert sum(faults.values()) >= 20 and len(faults) == 5, faults  # every kind of fault was exercised
+    assert outcomes["correct"] >= 5, outcomes  # most faults are recovered from, not just reported
