@@ -16,6 +16,7 @@ from edgeprune.boards import board_details, boards_table, check_fit, fit_artifac
 from edgeprune.demo import DemoSettings
 from edgeprune.errors import EdgepruneError
 from edgeprune.export.api import TARGETS
+from edgeprune.interrupts import exit_status, interruptible
 from edgeprune.io import write_atomic
 from edgeprune.models import list_models
 from edgeprune.models.spec import load_model
@@ -41,10 +42,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        with interruptible():
+            return args.run(args)
     except EdgepruneError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         return 2
+    except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: child processes ended and staging removed on the way here
+        console.print("interrupted: child processes stopped, partial outputs removed", highlight=False)
+        return exit_status(exc)
 
 
 # ---------------------------------------------------------------- argument groups shared by subcommands
@@ -666,10 +671,15 @@ def _check_out_dir(out: Path, force: bool) -> None:
 
 
 def _write_outputs(result: PruneResult, out: Path) -> None:
-    result.plan.save(out / "plan.json")
-    save_weights(result.model, out / "pruned.pt")
-    write_atomic(out / "report.json", result.report.to_json())
-    write_atomic(out / "report.txt", str(result.report))
+    try:
+        result.plan.save(out / "plan.json")
+        save_weights(result.model, out / "pruned.pt")
+        write_atomic(out / "report.json", result.report.to_json())
+        write_atomic(out / "report.txt", str(result.report))
+    except BaseException:  # e.g. a full disk: no partial set, so that the same command can simply be rerun
+        for name in OUTPUT_FILES:
+            (out / name).unlink(missing_ok=True)
+        raise
     console.print(f"wrote {', '.join(OUTPUT_FILES)} to {out}/")
 
 
