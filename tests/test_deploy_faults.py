@@ -18,6 +18,7 @@ from edgeprune.boards import load_board
 from edgeprune.deploy import Link, LinkError, emulate
 from edgeprune.deploy.api import prepare
 from edgeprune.deploy.bench import bench
+from edgeprune.deploy.protocol import Dut
 from edgeprune.profiling.measurement import Measurement
 
 pytestmark = pytest.mark.skipif(
@@ -81,3 +82,90 @@ def test_injected_faults_never_give_a_wrong_number_a_traceback_or_a_hang(board) 
     assert outcomes["WRONG"] == 0, outcomes
     assert sum(faults.values()) >= 20 and len(faults) == 5, faults  # every kind of fault was exercised
     assert outcomes["correct"] >= 5, outcomes  # most faults are recovered from, not just reported
+
+
+class _CorruptLines:
+    """A serial port wrapper that changes one digit in the first ``count`` reply lines starting with ``prefix``
+    (the issue's case: one corrupted digit in a lap timestamp), then relays the rest unchanged."""
+
+    def __init__(self, port, prefix: bytes, count: int = 1) -> None:
+        self.port, self.prefix, self.left, self.buf, self.out = port, prefix, count, b"", b""
+
+    def read(self, n: int) -> bytes:
+        if not self.out:
+            self.buf += self.port.read(max(n, 1))
+            while b"\n" in self.buf:
+                line, _, self.buf = self.buf.partition(b"\n")
+                if self.left and line.startswith(self.prefix):
+                    self.left -= 1
+                    digit = re.search(rb"\d", line[len(self.prefix) :])
+                    assert digit, line
+                    i = len(self.prefix) + digit.start()
+                    line = line[:i] + (b"1" if line[i : i + 1] != b"1" else b"2") + line[i + 1 :]
+                self.out += line + b"\n"
+        data, self.out = self.out[:n], self.out[n:]
+        return data
+
+    def __getattr__(self, name: str):
+        return getattr(self.port, name)
+
+
+def _bench_through(port: str, prefix: bytes, count: int) -> Measurement:
+    model, tflite = prepare(exported(MODEL))
+    link = Link.open(port, timeout=1.0, retries=2)
+    link.port = _CorruptLines(link.port, prefix, count)
+    try:
+        return bench(link, model, tflite, load_board(BOARD), emulated=True, runs=1, warmup=0, check_sets=1)[0]
+    finally:
+        link.close()
+
+
+@pytest.fixture(scope="module")
+def clean_numbers(board) -> list[float]:
+    model, tflite = prepare(exported(MODEL))
+    with FaultProxy(board.port, seed=0, budget=0) as clean:
+        return numbers(session(clean.port, model, tflite, seed=0))
+
+
+@pytest.mark.parametrize("prefix", [b"m-lap-us-", b"m-ep-laps-[", b"m-ep-layer-[3,", b"m-ep-raw-[", b"m-ep-timer-["])
+def test_one_corrupted_field_is_caught_and_asked_again(board, clean_numbers: list[float], prefix: bytes) -> None:
+    assert same(numbers(_bench_through(board.port, prefix, 1)), clean_numbers)
+
+
+@pytest.mark.parametrize("prefix", [b"m-lap-us-", b"m-ep-raw-["])
+def test_a_field_corrupted_every_time_is_a_link_error_never_a_number_or_a_kernel_bug(board, prefix: bytes) -> None:
+    with pytest.raises(LinkError) as err:
+        _bench_through(board.port, prefix, 1000)
+    assert "OutputMismatch" not in type(err.value).__name__ and err.value.fix
+
+
+class _SlowLines:
+    """A correct but slow board: each reply line arrives ``delay`` seconds after the previous one."""
+
+    def __init__(self, port, delay: float) -> None:
+        self.port, self.delay, self.buf = port, delay, b""
+
+    def read(self, n: int) -> bytes:
+        while b"\n" not in self.buf:
+            chunk = self.port.read(max(n, 1))
+            if not chunk:
+                return b""
+            self.buf += chunk
+        time.sleep(self.delay)
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line + b"\n"
+
+    def __getattr__(self, name: str):
+        return getattr(self.port, name)
+
+
+def test_a_slow_but_steady_board_is_not_cut_off(board) -> None:
+    link = Link.open(board.port)  # the default 5 s: the 8 lines of ep-info take 5.6 s in all
+    link.drain()
+    link.port = _SlowLines(link.port, 0.7)
+    try:
+        t0 = time.monotonic()
+        info = Dut(link).info()
+        assert time.monotonic() - t0 > link.timeout and info.layers > 0 and info.tick_hz == 25_000_000
+    finally:
+        link.close()
