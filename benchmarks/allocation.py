@@ -24,9 +24,12 @@ from rich.console import Console
 from rich.table import Table
 
 from edgeprune.boards import load_board
+from edgeprune.boards.runner import CostModelRunner
 from edgeprune.control.pretrained import calibration_samples, planner_return, pretrained_tdmpc
+from edgeprune.deploy.mcu.runners import EmulatedBoardRunner
 from edgeprune.io import write_atomic
-from edgeprune.pipeline import CostModelTarget, EmulatedBoardTarget, Goals, optimize
+from edgeprune.measure.runner import Subject
+from edgeprune.pipeline import Goals, OptimizeOptions, allocation, optimize
 
 COLUMNS = ("goal", "strategy", "met", "latency ms", "return", "drop", "measurements", "evaluations", "seconds")
 
@@ -45,10 +48,9 @@ def run(strategy: str, goal_fraction: float, target, baseline_ms: float, episode
     goals = Goals(latency_ms=goal_fraction * baseline_ms, max_drop=15.0)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
-        result = optimize(
-            model, inputs, target, evaluate, goals, Path(work) / "run", protect=["encoder"], round_to=8,
-            strategy=strategy, step=0.25, max_iterations=12,
-        )  # fmt: skip
+        options = OptimizeOptions(protect=("encoder",), round_to=8, strategy=allocation.strategy(strategy), step=0.25,
+                                  max_iterations=12)  # fmt: skip
+        result = optimize(model, inputs, target, evaluate, goals, Path(work) / "run", options)
     seconds = time.perf_counter() - start
     chosen = result.chosen
     return {
@@ -78,10 +80,10 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)  # a 116k-parameter model: more threads only add contention on a shared machine
     board = load_board(args.board)
     emulated = args.target == "emulated"
-    target = EmulatedBoardTarget(board, calibration_samples()) if emulated else CostModelTarget(board)
+    target = EmulatedBoardRunner(board, calibration_samples()) if emulated else CostModelRunner(board)
     model = pretrained_tdmpc()
     with tempfile.TemporaryDirectory() as work:
-        baseline_ms = target.measure(model, model.example_inputs(1), Path(work)).latency_ms
+        baseline_ms = target.measure(Subject("baseline", model, model.example_inputs(1), Path(work))).latency_ms
     rows = []
     for goal in (float(g) for g in args.goals.split(",")):
         for strategy in ("greedy", "knapsack"):

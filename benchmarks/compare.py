@@ -18,7 +18,7 @@ from rich.console import Console
 
 from edgeprune.boards import load_board
 from edgeprune.models import create_model
-from edgeprune.profiling.compare import compare
+from edgeprune.pipeline.compare import compare
 from edgeprune.prune import Budget, prune
 
 

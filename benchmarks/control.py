@@ -1,402 +1,411 @@
-"""The paper's Figure 2 on this machine: closed-loop return of a pruned TD-MPC-style model on Pendulum-v1.
+"""Closed-loop return of pruned TD-MPC-style models on Pendulum-v1: plain Torch-Pruning vs edgeprune's modes.
 
-Run: PYTHONPATH=. .venv/bin/python benchmarks/control.py [--out benchmarks/results/control] [--episodes 10]
+Three steps (each command is recorded in the JSON it writes):
 
-Loads the trained model shipped in ``edgeprune/control/pretrained/`` (with ``--retrain`` trains a new one into
-``--out`` first, a few CPU minutes; copy it there to ship it),
-prunes 5 … 80 % of its parameters with
+    # 1. train more models (the bundled one is seed 0): seed s -> <models>/tdmpc_pendulum_seed<s>.pt
+    PYTHONPATH=. python benchmarks/control.py train --seed 1 --models benchmarks/results/control/models
+    # 2. one trained model -> <out>/runs_<name>.json (prune, fine-tune, evaluate every method and fraction)
+    PYTHONPATH=. python benchmarks/control.py run --model bundled
+    PYTHONPATH=. python benchmarks/control.py run --model benchmarks/results/control/models/tdmpc_pendulum_seed1.pt
+    # 3. every runs_*.json in <out> -> control.md (tables, paired CIs) and control.png
+    PYTHONPATH=. python benchmarks/control.py render
 
-- ``vanilla``:        plain DepGraph groups,  ``Budget(total=f)``, ``mode="vanilla"``
-- ``component``:      component-aware groups, ``Budget(total=f)``, ``mode="component"``
-- ``component+enc``:  component-aware groups, ``Budget(total=f, weights={"encoder": W})`` (encoder protected by
-  importance weighting, as the paper does; W = ``--encoder-weight``)
+Methods, at 20/40/60/80 % of parameters removed, each without and with a short fine-tune:
 
-each with and without a short fine-tune (``--finetune-steps`` TD-MPC gradient steps on the training replay
-buffer), and evaluates the latent MPPI planner closed-loop on ``--episodes`` seeded episodes. Writes
-``control.json`` (every run), ``control.md`` (table: mean ± 95 % CI) and ``control.png`` to ``--out``.
-Models with bit-identical weights are evaluated once (evaluation is deterministic) and marked as such.
+- ``torch-pruning``: Torch-Pruning's own ``MetaPruner`` as its users run it — global ranking,
+  ``GroupMagnitudeImportance(p=2)``, ``round_to=8`` (SimNorm), the output heads in ``ignored_layers``, a
+  ``forward_fn`` that unrolls the latent twice so ``z`` and ``next_z`` couple; its channel ratio bisected until
+  the parameters removed match the fraction.
+- ``vanilla``: ``prune(..., Budget(total=f), mode="vanilla")`` (whole-model groups, latent prunable).
+- ``component``: ``Budget(total=f)``, ``mode="component"`` (one ranking across components, interfaces kept).
+- ``component+sens``: ``Budget(total=f, allocate="sensitivity")`` with a sensitivity report measured on the
+  output-fidelity proxy over 256 replay-buffer samples (training episodes: disjoint from the evaluation seeds).
+
+Evaluation: the latent MPPI planner on ``--episodes`` seeded episodes (seeds 2000…); every model of a trained
+network sees the same seeds, so differences are paired. Models with bit-identical weights are evaluated once.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import shlex
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch_pruning as tp
 from torch import nn
 
 from edgeprune.control import Planner, PlannerConfig, Replay, TrainConfig, finetune, load_model, rollout
 from edgeprune.control.env import random_act_fn
-from edgeprune.control.planner import policy_act_fn
 from edgeprune.control.pretrained import EVAL_SEED0, PLANNER_SEED, STEM, pretrained_dir
 from edgeprune.control.train import train_and_save
 from edgeprune.io import write_atomic
-from edgeprune.prune import Budget, prune
+from edgeprune.prune import Budget, prune, sensitivity
 
-FRACTIONS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
-# two-sided 95 % Student-t quantiles by degrees of freedom
+FRACTIONS = (0.2, 0.4, 0.6, 0.8)
+METHODS = ("torch-pruning", "vanilla", "component", "component+sens")
+OUT = Path("benchmarks/results/control")
+# two-sided 95 % Student-t quantiles by degrees of freedom (>= 120: normal)
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-       11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
-       20: 2.086, 25: 2.060, 30: 2.042}  # fmt: skip
+       15: 2.131, 20: 2.086, 25: 2.060, 29: 2.045, 30: 2.042, 40: 2.021, 60: 2.000, 89: 1.987, 120: 1.980}  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Method:
-    name: str
-    mode: str
-    encoder_weight: float | None = None
-
-    def budget(self, fraction: float) -> Budget:
-        weights = {"encoder": self.encoder_weight} if self.encoder_weight else {}
-        return Budget(total=fraction, weights=weights)
-
-
-def methods(encoder_weight: float) -> list[Method]:
-    return [Method("vanilla", "vanilla"), Method("component", "component"), Method("component+enc", "component",
-            encoder_weight)]  # fmt: skip
-
-
-def prune_model(model: nn.Module, method: Method, fraction: float, inputs: tuple[torch.Tensor, ...]):
-    """The benchmark's pruning call for one method and fraction (L2 group-magnitude importance)."""
-    return prune(model, inputs, method.budget(fraction), mode=method.mode, importance="l2")
-
-
-def ci95(values: list[float] | np.ndarray) -> tuple[float, float]:
-    """Mean and the half-width of its two-sided 95 % Student-t confidence interval."""
+def ci95(values) -> tuple[float, float]:
+    """Mean and the half-width of its two-sided 95 % Student-t confidence interval (conservative df lookup)."""
     v = np.asarray(values, dtype=float)
     if len(v) < 2:
         return float(v.mean()), float("nan")
     df = len(v) - 1
-    t = T95.get(df) or T95[max(k for k in T95 if k <= df)] if df <= 30 else 1.96
+    t = T95[max(k for k in T95 if k <= df)] if df < 120 else 1.96
     return float(v.mean()), float(t * v.std(ddof=1) / np.sqrt(len(v)))
-
-
-def weights_digest(model: nn.Module) -> str:
-    h = hashlib.sha256()
-    for name, t in model.state_dict().items():
-        h.update(name.encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.detach().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def param_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def evaluate(model: nn.Module, seeds: list[int], cfg: PlannerConfig) -> list[float]:
-    planner = Planner(model, cfg, action_high=TrainConfig().action_high)
-    return [float(r) for r in rollout(planner.act_fn(PLANNER_SEED), seeds)]
+def weights_digest(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode() + str(tuple(t.shape)).encode() + t.detach().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="benchmarks/results/control")
-    parser.add_argument("--episodes", type=int, default=10, help="seeded evaluation episodes per model")
-    parser.add_argument("--fractions", default=",".join(str(f) for f in FRACTIONS))
-    parser.add_argument("--encoder-weight", type=float, default=10.0)
-    parser.add_argument("--finetune-steps", type=int, default=300, help="0 skips the fine-tuned variants")
-    parser.add_argument("--finetune-lr", type=float, default=3e-4)
-    parser.add_argument("--horizon", type=int, default=PlannerConfig.horizon)
-    parser.add_argument("--iterations", type=int, default=PlannerConfig.iterations)
-    parser.add_argument("--samples", type=int, default=PlannerConfig.num_samples)
-    parser.add_argument("--retrain", action="store_true", help="train the model even if the weights exist")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the machine is shared)")
-    parser.add_argument("--render-only", action="store_true", help="rewrite control.md/.png from control.json")
-    args = parser.parse_args(argv)
-    if args.render_only:
-        render(Path(args.out))
-        return
+# ---------------------------------------------------------------------------------------------------- methods
+
+
+def torch_pruning(model: nn.Module, fraction: float, inputs: tuple[torch.Tensor, ...]) -> tuple[nn.Module, float]:
+    """Plain Torch-Pruning at ``fraction`` of parameters; returns the model and the channel ratio used."""
+
+    def forward_fn(m: nn.Module, args: tuple[torch.Tensor, ...]):
+        obs, action = args
+        z = m.encode(obs)
+        return m.next(m.next(z, action), action), m.reward_of(z, action), m.q_values(z, action), m.pi(z)
+
+    def run(ratio: float) -> nn.Module:
+        work = copy.deepcopy(model)
+        heads = [work.reward[-1], work.policy[-2], *(q[-1] for q in work.qs)]
+        pruner = tp.pruner.MetaPruner(
+            work, inputs, importance=tp.importance.GroupMagnitudeImportance(p=2), global_pruning=True,
+            pruning_ratio=ratio, round_to=8, ignored_layers=heads, forward_fn=forward_fn,
+        )  # fmt: skip
+        pruner.step()
+        return work
+
+    n0 = param_count(model)
+    lo, hi = 0.0, 0.99
+    best = (float("inf"), 0.0, model)
+    for _ in range(16):  # removed fraction is monotone (in steps) in the channel ratio
+        mid = (lo + hi) / 2
+        pruned = run(mid)
+        got = 1 - param_count(pruned) / n0
+        if abs(got - fraction) < best[0]:
+            best = (abs(got - fraction), mid, pruned)
+        lo, hi = (mid, hi) if got < fraction else (lo, mid)
+    return best[2], best[1]
+
+
+def calibration(replay: Replay, n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    obs = np.concatenate([o[:-1] for o in replay.obs])
+    action = np.concatenate(replay.action)
+    idx = np.random.default_rng(seed).choice(len(obs), size=n, replace=False)
+    return torch.tensor(obs[idx]).float(), torch.tensor(action[idx]).float()
+
+
+def pruner_for(method: str, model: nn.Module, inputs, report) -> Callable[[float], tuple[nn.Module, dict]]:
+    def run(f: float) -> tuple[nn.Module, dict]:
+        if method == "torch-pruning":
+            pruned, ratio = torch_pruning(model, f, inputs)
+            return pruned, {"channel_ratio": round(ratio, 4)}
+        if method == "vanilla":
+            r = prune(model, inputs, Budget(total=f), mode="vanilla")
+        elif method == "component":
+            r = prune(model, inputs, Budget(total=f), mode="component")
+        else:
+            r = prune(model, inputs, Budget(total=f, allocate="sensitivity"), mode="component", sensitivity=report)
+        return r.model, {"components_removed": {c.name: c.achieved for c in r.report.components}}
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------------------- commands
+
+
+def cmd_train(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    command = " ".join(["PYTHONPATH=. python benchmarks/control.py", *(shlex.quote(a) for a in (argv or sys.argv[1:]))])
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    train_and_save(Path(args.models), TrainConfig(seed=args.seed), log=print, stem=f"{STEM}_seed{args.seed}")
+
+
+def cmd_run(args: argparse.Namespace, command: str) -> None:
+    torch.set_num_threads(args.threads)
     start = time.perf_counter()
-
-    def log(line: str) -> None:
-        print(f"[{time.perf_counter() - start:6.0f} s] {line}", flush=True)
-
-    weights_dir = pretrained_dir()
-    if args.retrain:
-        log("training the TD-MPC-style model on Pendulum-v1 …")
-        train_and_save(out, TrainConfig(), log=log, stem=STEM)
-        weights_dir = out
-    model = load_model(weights_dir / f"{STEM}.pt")
-    replay = Replay.load(weights_dir / f"{STEM}_replay.npz")
-    train_cfg = TrainConfig()
-    planner_cfg = PlannerConfig(horizon=args.horizon, iterations=args.iterations, num_samples=args.samples)
+    weights = pretrained_dir() / f"{STEM}.pt" if args.model == "bundled" else Path(args.model)
+    name = "seed0" if args.model == "bundled" else weights.stem.rsplit("_", 1)[-1]
+    model = load_model(weights)
+    replay = Replay.load(weights.with_name(weights.stem + "_replay.npz"))
+    cfg, planner_cfg = TrainConfig(), PlannerConfig()
     seeds = list(range(EVAL_SEED0, EVAL_SEED0 + args.episodes))
     fractions = [float(f) for f in args.fractions.split(",")]
+    methods = args.methods.split(",")
     torch.manual_seed(0)
     inputs = model.example_inputs()
     n0 = param_count(model)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
 
-    log(f"model: {n0} parameters; {len(seeds)} episodes per model, planner {planner_cfg.to_dict()}")
-    baseline = {
-        "random": rollout(random_act_fn(0), seeds).tolist(),
-        "policy": rollout(policy_act_fn(model), seeds).tolist(),
+    def log(line: str) -> None:
+        print(f"[{name} {time.perf_counter() - start:6.0f} s] {line}", flush=True)
+
+    def evaluate(m: nn.Module) -> list[float]:
+        return [float(r) for r in rollout(Planner(m, planner_cfg).act_fn(PLANNER_SEED), seeds)]
+
+    def tune(m: nn.Module) -> nn.Module:
+        return finetune(m, replay, args.finetune_steps, cfg, seed=0, lr=args.finetune_lr)[0]
+
+    path = out / f"runs_{name}.json"
+    variants = [False, True] if args.finetune == "both" else [args.finetune == "only"]
+    info = json.loads(path.read_text()) if path.exists() else {}  # resume: points already there are kept
+    if info and (info["eval_seeds"] != seeds or info["planner"] != planner_cfg.to_dict()):
+        raise SystemExit(f"{path} was made with other seeds or planner settings: move it away first")
+    baseline = info.get("baseline") or {
+        "random": [float(r) for r in rollout(random_act_fn(0), seeds)],
+        "planner": evaluate(model),
     }
-    t = time.perf_counter()
-    baseline["planner"] = evaluate(model, seeds, planner_cfg)
-    eval_seconds = time.perf_counter() - t
-    if args.finetune_steps > 0:  # the reference for fine-tuned pruned models: the same steps on the unpruned one
-        tuned, _ = finetune(model, replay, args.finetune_steps, train_cfg, seed=0, lr=args.finetune_lr)
-        baseline["planner_finetuned"] = evaluate(tuned, seeds, planner_cfg)
-    for k, v in baseline.items():
-        m, h = ci95(v)
-        log(f"unpruned {k:8s} return {m:8.1f} ± {h:.1f}")
-    log(f"one evaluation ({len(seeds)} episodes × 200 steps) took {eval_seconds:.0f} s")
-
-    evaluated: dict[str, list[float]] = {weights_digest(model): baseline["planner"]}
-    tuned_cache: dict[str, tuple[nn.Module, dict]] = {}
-    runs: list[dict] = []
-    variants = [False, True] if args.finetune_steps > 0 else [False]
+    if True in variants and "planner_finetuned" not in baseline:
+        baseline["planner_finetuned"] = evaluate(tune(model))
+    log(f"unpruned {ci95(baseline['planner'])[0]:.1f}, random {ci95(baseline['random'])[0]:.1f}")
+    report, sens_s = None, info.get("sensitivity_seconds", 0.0)
+    if "component+sens" in methods:
+        t = time.perf_counter()
+        report = sensitivity(model, calibration(replay))
+        sens_s = round(time.perf_counter() - t, 1)
+        log(f"sensitivity ({sens_s:.0f} s):\n{report}")
+        report.plot(out / f"sensitivity_{name}.png")
+    runs: list[dict] = info.get("runs", [])
+    evaluated = {r["weights_digest"]: r["returns"] for r in runs}
+    commands = [*info.get("commands", []), command]
+    info = {"commands": commands, "model": name, "weights": str(weights), "params": n0, "eval_seeds": seeds,
+            "planner": planner_cfg.to_dict(), "finetune_steps": args.finetune_steps, "finetune_lr": args.finetune_lr,
+            "torch_threads": torch.get_num_threads(), "baseline": baseline,
+            "sensitivity": report.to_dict() if report else info.get("sensitivity"), "sensitivity_seconds": sens_s,
+            "runs": runs, "seconds": info.get("seconds", 0.0)}  # fmt: skip
+    seconds0 = info["seconds"]
+    done = {(r["method"], r["finetune"], r["fraction"]) for r in runs}
     for f in fractions:
-        for method in methods(args.encoder_weight):
+        for method in methods:
+            todo = [ft for ft in variants if (method, ft, f) not in done]
+            if not todo:
+                continue
             t = time.perf_counter()
-            result = prune_model(model, method, f, inputs)
-            pruned = result.model
+            pruned, extra = pruner_for(method, model, inputs, report)(f)
             prune_s = time.perf_counter() - t
-            comp = {r.name: r.achieved for r in result.report.components}
-            for ft in variants:
+            for ft in todo:
                 t = time.perf_counter()
-                digest = weights_digest(pruned)
-                ft_losses = None
-                if ft:
-                    if digest not in tuned_cache:
-                        tuned_cache[digest] = finetune(
-                            pruned, replay, args.finetune_steps, train_cfg, seed=0, lr=args.finetune_lr
-                        )
-                    evaluated_model, ft_losses = tuned_cache[digest]
-                    digest = weights_digest(evaluated_model)
-                else:
-                    evaluated_model = pruned
+                evaluated_model = tune(pruned) if ft else pruned
+                digest = weights_digest(evaluated_model)
                 reused = digest in evaluated
                 if not reused:
-                    evaluated[digest] = evaluate(evaluated_model, seeds, planner_cfg)
+                    evaluated[digest] = evaluate(evaluated_model)
                 returns = evaluated[digest]
-                m, h = ci95(returns)
                 run = {
-                    "method": method.name,
-                    "mode": method.mode,
-                    "encoder_weight": method.encoder_weight,
+                    "method": method,
                     "finetune": ft,
                     "fraction": f,
                     "achieved": round(1 - param_count(pruned) / n0, 4),
-                    "params": param_count(pruned),
-                    "components_removed": comp,
+                    "latent": pruned.encoder[-3].out_features,
                     "weights_digest": digest,
                     "reused_identical_weights": reused,
                     "returns": returns,
-                    "mean": m,
-                    "ci95": h,
-                    "finetune_losses": ft_losses,
-                    "seconds": round(time.perf_counter() - t + (0 if ft else prune_s), 1),
+                    "prune_seconds": round(prune_s, 1),
+                    "seconds": round(time.perf_counter() - t, 1),
+                    **extra,
                 }
                 runs.append(run)
-                log(
-                    f"{f:4.0%} {method.name:14s} {'+ft' if ft else '   '} achieved {run['achieved']:.1%}  "
-                    f"return {m:8.1f} ± {h:6.1f}{'  (same weights as an earlier run)' if reused else ''}"
-                )
-        write_outputs(out, args, command, n0, baseline, runs, planner_cfg, fractions, seeds, start, partial=True)
-    write_outputs(out, args, command, n0, baseline, runs, planner_cfg, fractions, seeds, start, partial=False)
-    log(f"done: {out / 'control.json'}, {out / 'control.md'}, {out / 'control.png'}")
+                same = "  (same weights as before)" if reused else ""
+                log(f"{f:4.0%} {method:15s}{' +ft' if ft else '    '} achieved {run['achieved']:.1%} latent "
+                    f"{run['latent']:2d} return {np.mean(returns):8.1f}{same}")  # fmt: skip
+            info["seconds"] = round(seconds0 + time.perf_counter() - start, 1)
+            write_atomic(path, json.dumps(info, indent=1) + "\n")
+    log(f"done: {path}")
 
 
-def write_outputs(out, args, command, n0, baseline, runs, planner_cfg, fractions, seeds, start, partial) -> None:
-    seconds = round(time.perf_counter() - start, 1)
-    info = {
-        "command": command,
-        "partial": partial,
-        "seconds": seconds,
-        "env": TrainConfig().env_id,
-        "eval_seeds": seeds,
-        "planner_seed": PLANNER_SEED,
-        "planner": planner_cfg.to_dict(),
-        "importance": "l2",
-        "encoder_weight": args.encoder_weight,
-        "finetune_steps": args.finetune_steps,
-        "finetune_lr": args.finetune_lr,
-        "params": n0,
-        "torch_threads": torch.get_num_threads(),
-        "baseline": {k: {"returns": v, "mean": ci95(v)[0], "ci95": ci95(v)[1]} for k, v in baseline.items()},
-        "runs": runs,
-    }
-    write_atomic(out / "control.json", json.dumps(info, indent=1) + "\n")
-    write_atomic(out / "control.md", markdown(info, fractions))
-    plot(info, fractions, out / "control.png")
+# ---------------------------------------------------------------------------------------------------- render
 
 
-def render(out: Path) -> None:
-    """Markdown and plot again from a finished ``control.json`` (no pruning, no evaluation)."""
-    info = json.loads((out / "control.json").read_text())
-    fractions = sorted({r["fraction"] for r in info["runs"]})
-    write_atomic(out / "control.md", markdown(info, fractions))
-    plot(info, fractions, out / "control.png")
+def normalized(returns, base: dict) -> np.ndarray:
+    """(R − R_random) / (R_unpruned − R_random), with the model's own mean random and unpruned returns."""
+    rand, ref = np.mean(base["random"]), np.mean(base["planner"])
+    return (np.asarray(returns) - rand) / (ref - rand)
 
 
-def _reference(base: dict, finetuned: bool) -> dict:
-    """The unpruned model's statistics matching a run: fine-tuned the same way when the run was."""
-    return base["planner_finetuned"] if finetuned and "planner_finetuned" in base else base["planner"]
+def cmd_render(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    infos = [json.loads(p.read_text()) for p in sorted(out.glob("runs_*.json"))]
+    if not infos:
+        raise SystemExit(f"no runs_*.json in {out}")
+    write_atomic(out / "control.md", markdown(infos))
+    plot(infos, out / "control.png")
+    print(f"wrote {out / 'control.md'}, {out / 'control.png'}")
 
 
-def _label(method: str, ft: bool) -> str:
-    return f"{method}{' + fine-tune' if ft else ''}"
+def _cells(infos: list[dict], method: str, ft: bool, f: float):
+    """Per (model, episode): raw return, normalized return, and the matching torch-pruning returns."""
+    raw, norm, tp_raw, tp_norm = [], [], [], []
+    for info in infos:
+        runs = {(r["method"], r["finetune"], r["fraction"]): r for r in info["runs"]}
+        r, ref = runs.get((method, ft, f)), runs.get(("torch-pruning", ft, f))
+        if r is None or ref is None:
+            return None
+        raw += r["returns"]
+        norm += normalized(r["returns"], info["baseline"]).tolist()
+        tp_raw += ref["returns"]
+        tp_norm += normalized(ref["returns"], info["baseline"]).tolist()
+    return np.array(raw), np.array(norm), np.array(tp_raw), np.array(tp_norm)
 
 
-def markdown(info: dict, fractions: list[float]) -> str:
-    runs = info["runs"]
-    columns = sorted({(r["method"], r["finetune"]) for r in runs}, key=lambda c: (c[1], _order(c[0])))
-    base = info["baseline"]
+def markdown(infos: list[dict]) -> str:
+    fractions = sorted({r["fraction"] for i in infos for r in i["runs"]})
+    methods = [m for m in METHODS if any(r["method"] == m for i in infos for r in i["runs"])]
+    n_ep = len(infos[0]["eval_seeds"])
     lines = [
-        "# Control benchmark: closed-loop return of the pruned TD-MPC-style model on Pendulum-v1",
+        "# Control benchmark: pruned TD-MPC-style models on Pendulum-v1 (latent MPPI planner)",
         "",
-        f"Command: `{info['command']}` ({info['seconds'] / 60:.1f} min, {info['torch_threads']} torch thread"
-        f"{'s' if info['torch_threads'] > 1 else ''}){' — PARTIAL' if info['partial'] else ''}",
+        f"{len(infos)} independently trained model(s) ({', '.join(i['model'] for i in infos)}) × {n_ep} episodes "
+        f"(env seeds {infos[0]['eval_seeds'][0]}–{infos[0]['eval_seeds'][-1]}) per point; cells pool the "
+        f"{len(infos) * n_ep} (model, episode) pairs. Commands:",
         "",
-        f"Return over {len(info['eval_seeds'])} episodes (env seeds {info['eval_seeds'][0]}–{info['eval_seeds'][-1]},"
-        f" 200 steps each), mean ± 95 % CI (Student t). Higher is better; Pendulum returns are ≤ 0.",
-        f"Unpruned model ({info['params']} parameters): planner {_fmt(base['planner'])}, policy alone "
-        f"{_fmt(base['policy'])}; uniform random actions {_fmt(base['random'])}."
-        + (
-            f" Unpruned after the same fine-tune: planner {_fmt(base['planner_finetuned'])}."
-            if "planner_finetuned" in base
-            else ""
-        ),
+        *[f"    {c}" for i in infos for c in i["commands"]],
         "",
-        "| removed | " + " | ".join(_label(m, ft) for m, ft in columns) + " |",
-        "|---:|" + "---:|" * len(columns),
+        "CPU time is not comparable across lines: the machine was shared; "
+        + ", ".join(f"{i['model']} {i['seconds'] / 60:.0f} min wall" for i in infos)
+        + ".",
+        "",
+        "Per model: unpruned planner / random actions / unpruned after the same fine-tune (mean return):",
+        "",
+        *[
+            f"- {i['model']}: {np.mean(i['baseline']['planner']):.1f} / {np.mean(i['baseline']['random']):.1f} / "
+            f"{np.mean(i['baseline'].get('planner_finetuned', [np.nan])):.1f}"
+            for i in infos
+        ],
+        "",
     ]
-    for f in fractions:
-        cells = []
-        for m, ft in columns:
-            r = next((r for r in runs if r["method"] == m and r["finetune"] == ft and r["fraction"] == f), None)
-            cells.append("" if r is None else f"{r['mean']:.0f} ± {r['ci95']:.0f}")
-        lines.append(f"| {f:.0%} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "The CIs above are wide because Pendulum's random start angle dominates the return. Every model is run on",
-        "the same seeds, so the paired difference to the unpruned model (pruned − unpruned, per seed; mean ± 95 %",
-        "CI) isolates the effect of pruning. Fine-tuned columns are compared with the unpruned model fine-tuned",
-        "the same way" + (f" ({_fmt(base['planner_finetuned'])})" if "planner_finetuned" in base else "") + ":",
-        "",
-        "| removed | " + " | ".join(_label(m, ft) for m, ft in columns) + " |",
-        "|---:|" + "---:|" * len(columns),
-    ]
-    for f in fractions:
-        cells = []
-        for m, ft in columns:
-            r = next((r for r in runs if r["method"] == m and r["finetune"] == ft and r["fraction"] == f), None)
-            if r is None:
-                cells.append("")
-                continue
-            d, h = ci95(np.asarray(r["returns"]) - np.asarray(_reference(base, ft)["returns"]))
-            cells.append(f"{d:+.1f} ± {h:.1f}")
-        lines.append(f"| {f:.0%} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        'Methods: `vanilla` = `prune(..., Budget(total=f), mode="vanilla")`; `component` = the same with '
-        f'`mode="component"`; `component+enc` = `Budget(total=f, weights={{"encoder": {info["encoder_weight"]:g}}})`'
-        ', `mode="component"`. Importance: L2 group magnitude. '
-        + (
-            f"Fine-tune: {info['finetune_steps']} TD-MPC gradient steps (lr {info['finetune_lr']:g}) on the training "
-            "replay buffer."
-            if info["finetune_steps"]
-            else "No fine-tuning."
-        ),
-        "",
-        "Parameters actually removed (fraction of the whole model), per method:",
-        "",
-        "| requested | " + " | ".join(sorted({r["method"] for r in runs}, key=_order)) + " |",
-        "|---:|" + "---:|" * len({r["method"] for r in runs}),
-    ]
-    for f in fractions:
-        cells = []
-        for m in sorted({r["method"] for r in runs}, key=_order):
-            r = next((r for r in runs if r["method"] == m and r["fraction"] == f), None)
-            cells.append("" if r is None else f"{r['achieved']:.1%} (enc {r['components_removed']['encoder']:.0%})")
-        lines.append(f"| {f:.0%} | " + " | ".join(cells) + " |")
-    same = _identical_note(runs)
-    if same:
-        lines += ["", same]
+    for ft in (False, True):
+        lines += [
+            f"## {'With' if ft else 'Without'} fine-tune",
+            "",
+            "Normalized return (R − R_random)/(R_unpruned − R_random), mean ± 95 % CI; raw return in brackets; "
+            "then the paired difference to torch-pruning in normalized units (same model, same episode).",
+            "",
+            "| removed | " + " | ".join(methods) + " | " + " | ".join(f"{m} − TP" for m in methods[1:]) + " |",
+            "|---:|" + "---:|" * (2 * len(methods) - 1),
+        ]
+        for f in fractions:
+            cells, diffs = [], []
+            for m in methods:
+                c = _cells(infos, m, ft, f)
+                if c is None:
+                    cells.append("")
+                    if m != methods[0]:
+                        diffs.append("")
+                    continue
+                raw, norm, _, tp_norm = c
+                nm, nh = ci95(norm)
+                cells.append(f"{nm:.2f} ± {nh:.2f} ({np.mean(raw):.0f})")
+                if m != methods[0]:
+                    d, dh = ci95(norm - tp_norm)
+                    mark = " *" if abs(d) > dh else ""
+                    diffs.append(f"{d:+.3f} ± {dh:.3f}{mark}")
+            lines.append(f"| {f:.0%} | " + " | ".join(cells + diffs) + " |")
+        lines.append("")
+    lines += ["`*`: the paired 95 % CI excludes 0.", "", "Latent width and parameters removed per model:", ""]
+    for info in infos:
+        lines.append(f"- {info['model']}: " + "; ".join(
+            f"{r['fraction']:.0%} {r['method']} {r['achieved']:.1%} z={r['latent']}"
+            for r in info["runs"] if not r["finetune"]))  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
-def _identical_note(runs: list[dict]) -> str:
-    pairs = {}
-    for r in runs:
-        pairs.setdefault((r["fraction"], r["finetune"]), {})[r["method"]] = r["weights_digest"]
-    same = [k for k, v in pairs.items() if "vanilla" in v and v.get("vanilla") == v.get("component")]
-    if not same:
-        return ""
-    if len(same) == len(pairs):
-        return (
-            "`vanilla` and `component` produced bit-identical pruned (and fine-tuned) weights at every fraction, "
-            "so their rows are the same evaluation."
-        )
-    return f"`vanilla` and `component` gave bit-identical weights at {len(same)} of {len(pairs)} points."
-
-
-def _order(method: str) -> int:
-    return ["vanilla", "component", "component+enc"].index(method) if method in ("vanilla", "component",
-            "component+enc") else 9  # fmt: skip
-
-
-def _fmt(stat: dict) -> str:
-    return f"{stat['mean']:.0f} ± {stat['ci95']:.0f}"
-
-
-def plot(info: dict, fractions: list[float], path: Path) -> None:
-    """Top: return vs fraction removed (mean ± 95 % CI) per method; bottom: paired difference to the unpruned model."""
+def plot(infos: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs, base = info["runs"], info["baseline"]
-    variants = sorted({r["finetune"] for r in runs})
-    fig, axes = plt.subplots(2, len(variants), figsize=(6 * len(variants), 7.6), sharex=True, squeeze=False)
-    style = {"vanilla": ("C3", "o", "-"), "component": ("C0", "s", "--"), "component+enc": ("C2", "^", "-")}
-    for col, ft in enumerate(variants):
+    fractions = sorted({r["fraction"] for i in infos for r in i["runs"]})
+    methods = [m for m in METHODS if any(r["method"] == m for i in infos for r in i["runs"])]
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True, squeeze=False)
+    for col, ft in enumerate((False, True)):
         top, bottom = axes[0][col], axes[1][col]
-        ref = _reference(base, ft)
-        for method in sorted({r["method"] for r in runs}, key=_order):
-            rows = sorted(
-                (r for r in runs if r["method"] == method and r["finetune"] == ft), key=lambda r: r["fraction"]
-            )
-            x = np.array([0.0] + [r["fraction"] for r in rows]) * 100
-            y = np.array([ref["mean"]] + [r["mean"] for r in rows])
-            h = np.array([ref["ci95"]] + [r["ci95"] for r in rows])
-            paired = [(0.0, 0.0)] + [ci95(np.asarray(r["returns"]) - np.asarray(ref["returns"])) for r in rows]
-            d, dh = np.array(paired).T
-            color, marker, ls = style.get(method, ("C7", "x", "-"))
-            for ax, yy, hh in ((top, y, h), (bottom, d, dh)):
-                ax.plot(x, yy, color=color, marker=marker, ls=ls, label=method, alpha=0.9)
-                ax.fill_between(x, yy - hh, yy + hh, color=color, alpha=0.12)
-        top.axhline(base["random"]["mean"], color="k", ls=":", lw=1, label="random actions")
+        for k, m in enumerate(methods):
+            xs, ys, hs, ds, dhs = [], [], [], [], []
+            for f in fractions:
+                c = _cells(infos, m, ft, f)
+                if c is None:
+                    continue
+                _, norm, _, tp_norm = c
+                xs.append(100 * f)
+                y, h = ci95(norm)
+                d, dh = ci95(norm - tp_norm)
+                ys.append(y), hs.append(h), ds.append(d), dhs.append(dh)
+            x = np.array(xs) + (k - 1.5) * 0.8
+            top.errorbar(x, ys, yerr=hs, marker="o", capsize=3, label=m)
+            if m != "torch-pruning":
+                bottom.errorbar(x, ds, yerr=dhs, marker="o", capsize=3, label=f"{m} − torch-pruning", color=f"C{k}")
+        top.axhline(1, color="k", ls=":", lw=1)
         bottom.axhline(0, color="k", lw=0.8)
-        top.set_title(
-            "pruned, then fine-tuned (0 % = unpruned, fine-tuned the same way)" if ft else "pruned, no fine-tune",
-            fontsize=10,
-        )
+        top.set_title(("pruned, then fine-tuned" if ft else "pruned, no fine-tune"), fontsize=10)
         bottom.set_xlabel("parameters removed (%)")
         for ax in (top, bottom):
             ax.grid(alpha=0.3)
-    n = len(info["eval_seeds"])
-    axes[0][0].set_ylabel(f"closed-loop return\n(mean ± 95 % CI, {n} episodes)")
-    axes[1][0].set_ylabel("return − unpruned, same seeds\n(paired mean ± 95 % CI)")
-    axes[0][0].legend(fontsize=8, loc="center left")
-    fig.suptitle("Pruned TD-MPC-style model on Pendulum-v1, latent MPPI planner")
+    axes[0][0].set_ylabel("normalized return (1 = unpruned, 0 = random)\nmean ± 95 % CI")
+    axes[1][0].set_ylabel("paired difference to torch-pruning\n(normalized, mean ± 95 % CI)")
+    axes[0][0].legend(fontsize=8)
+    axes[1][0].legend(fontsize=8)
+    n = sum(len(i["eval_seeds"]) for i in infos)
+    fig.suptitle(
+        f"Pruned TD-MPC-style models on Pendulum-v1: {len(infos)} trained model(s), {n} (model, episode) pairs"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("train", help="train one more model")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--models", default=str(OUT / "models"))
+    p.add_argument("--threads", type=int, default=1)
+    p = sub.add_parser("run", help="prune, fine-tune and evaluate one trained model")
+    p.add_argument("--model", default="bundled", help="'bundled' or a .pt next to its _replay.npz")
+    p.add_argument("--out", default=str(OUT))
+    p.add_argument("--episodes", type=int, default=30)
+    p.add_argument("--fractions", default=",".join(map(str, FRACTIONS)))
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--finetune", choices=("both", "none", "only"), default="both",
+                   help="evaluate without and with the fine-tune (both), or one of them")  # fmt: skip
+    p.add_argument("--finetune-steps", type=int, default=300)
+    p.add_argument("--finetune-lr", type=float, default=3e-4)
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the machine is shared)")
+    p = sub.add_parser("render", help="control.md and control.png from every runs_*.json")
+    p.add_argument("--out", default=str(OUT))
+    args = parser.parse_args(argv)
+    command = " ".join(["PYTHONPATH=. python benchmarks/control.py", *map(shlex.quote, argv)])
+    if args.cmd == "train":
+        cmd_train(args)
+    elif args.cmd == "run":
+        cmd_run(args, command)
+    else:
+        cmd_render(args)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,7 @@ from deploy_exports import exported
 from fault_proxy import FaultProxy
 from test_deploy_faults import BOARD, MODEL, SESSION_DEADLINE_S, numbers, same, session
 
-from edgeprune.deploy import emulate
-from edgeprune.deploy.api import prepare
+from edgeprune.deploy.mcu import emulate, prepare
 from edgeprune.errors import EdgepruneError
 from edgeprune.io import write_atomic
 

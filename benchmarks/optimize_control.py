@@ -28,25 +28,29 @@ import torch
 
 from edgeprune.boards import load_board
 from edgeprune.control.pretrained import calibration_samples, planner_return, pretrained_tdmpc
+from edgeprune.deploy.mcu.runners import EmulatedBoardRunner
+from edgeprune.deploy.ssh.runner import SshBoardRunner
 from edgeprune.io import write_atomic
-from edgeprune.pipeline import EmulatedBoardTarget, Goals, LocalEngineTarget, SshBoardTarget, optimize
+from edgeprune.measure.runner import Subject
+from edgeprune.pipeline import Goals, OptimizeOptions, allocation, optimize
 from edgeprune.pipeline.outputs import points_table, write_outputs
+from edgeprune.profiling.engines import HostRunner
 
 KEEP = ("report.md", "pareto.json", "config.json")  # and the report's plots
 
 
 def mcu_target(args: argparse.Namespace):
-    return EmulatedBoardTarget(load_board(args.mcu_board), calibration_samples()), None
+    return EmulatedBoardRunner(load_board(args.mcu_board), calibration_samples()), None
 
 
 def jetson_target(args: argparse.Namespace):
     board = load_board("jetson-orin-nano-8gb")
     if args.jetson_host:
-        from edgeprune.deploy.ssh import SSHTarget
+        from edgeprune.deploy.ssh.transport import SSHTarget
 
-        return SshBoardTarget(SSHTarget(args.jetson_host, board=board)), None
+        return SshBoardRunner(SSHTarget(args.jetson_host, board=board)), None
     note = f"no Jetson here: ONNX Runtime on this machine stands in for {board.display_name}"
-    return LocalEngineTarget("onnxruntime", runs=200, warmup=20), note
+    return HostRunner("onnxruntime", runs=200, warmup=20), note
 
 
 def run(name: str, args: argparse.Namespace, out: Path) -> None:
@@ -54,18 +58,18 @@ def run(name: str, args: argparse.Namespace, out: Path) -> None:
     model = pretrained_tdmpc()
     inputs = model.example_inputs(1)
     with tempfile.TemporaryDirectory() as work:
-        base = target.measure(model, inputs, Path(work) / "probe")
+        base = target.measure(Subject("probe", model, inputs, Path(work) / "probe"))
         if name == "mcu":
             goals = Goals(latency_ms=args.mcu_latency_ms, max_drop=args.max_drop)
         else:
-            assert base.flash_bytes is not None
-            goals = Goals(latency_ms=0.7 * base.latency_ms, flash_bytes=int(0.6 * base.flash_bytes),
+            assert base.memory.flash_bytes is not None
+            goals = Goals(latency_ms=0.7 * base.latency_ms, flash_bytes=int(0.6 * base.memory.flash_bytes),
                           max_drop=args.max_drop)  # fmt: skip
         start = time.perf_counter()
-        result = optimize(
-            model, inputs, target, planner_return(args.episodes), goals, Path(work) / "run", protect=["encoder"],
-            round_to=8, strategy=args.strategy, step=0.25, max_iterations=8, progress=lambda m: print(m, flush=True),
-        )  # fmt: skip
+        options = OptimizeOptions(protect=("encoder",), round_to=8, strategy=allocation.strategy(args.strategy),
+                                  step=0.25, max_iterations=8)  # fmt: skip
+        result = optimize(model, inputs, target, planner_return(args.episodes), goals, Path(work) / "run", options,
+                          progress=lambda m: print(m, flush=True))  # fmt: skip
         seconds = time.perf_counter() - start
         title = f"optimize the trained TD-MPC model: {target.name}" + (f" ({stand_in})" if stand_in else "")
         write_outputs(result, title=title)

@@ -58,12 +58,14 @@ def run_demo(out: str | Path, settings: DemoSettings | None = None, progress: Ca
 
 def _optimize(out: str | Path, s: DemoSettings, progress: Callable[[str], None] | None):
     from edgeprune.control.pretrained import calibration_samples, planner_return, pretrained_tdmpc
-    from edgeprune.pipeline import EmulatedBoardTarget, Goals, optimize
+    from edgeprune.deploy.mcu.runners import EmulatedBoardRunner
+    from edgeprune.pipeline import Goals, OptimizeOptions, optimize
+    from edgeprune.pipeline.allocation import strategy
     from edgeprune.pipeline.outputs import write_outputs
 
     model = pretrained_tdmpc()
     inputs = model.example_inputs(1)
-    target = EmulatedBoardTarget(load_board(s.board), calibration_samples())
+    target = EmulatedBoardRunner(load_board(s.board), calibration_samples())
     goals = Goals(latency_ms=s.latency_ms, max_drop=s.max_drop)
     result = optimize(
         model,
@@ -72,11 +74,13 @@ def _optimize(out: str | Path, s: DemoSettings, progress: Callable[[str], None] 
         planner_return(s.episodes),
         goals,
         out,
-        protect=s.protect,
-        round_to=s.round_to,
-        strategy=s.strategy,
-        step=s.step,
-        max_iterations=s.max_iterations,
+        OptimizeOptions(
+            protect=s.protect,
+            round_to=s.round_to,
+            strategy=strategy(s.strategy),
+            step=s.step,
+            max_iterations=s.max_iterations,
+        ),
         progress=progress,
     )
     write_outputs(result, title=f"edgeprune demo: trained TD-MPC (Pendulum-v1) on {target.name}")

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from deploy_exports import exported, random_inputs
 
-from edgeprune.deploy.aot import UnsupportedOpError, generate, run_on_host
-from edgeprune.deploy.aot.codegen import check_supported, plan_arena
-from edgeprune.deploy.aot.graph import Graph, Op, Tensor, read_graph
-from edgeprune.deploy.aot.quant import quantize_multiplier, tflite_round
+from edgeprune.deploy.mcu.aot import UnsupportedOpError, generate, run_on_host
+from edgeprune.deploy.mcu.aot.codegen import check_supported, plan_arena
+from edgeprune.deploy.mcu.aot.graph import Graph, Op, Tensor, read_graph
+from edgeprune.deploy.mcu.aot.quant import quantize_multiplier, tflite_round
 from edgeprune.export.tflm import run_tflm
 
 # Whole exported models (single ops and their variants: test_deploy_kernels.py). Together these use

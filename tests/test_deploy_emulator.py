@@ -13,13 +13,13 @@ from deploy_exports import exported, random_inputs
 from rich.console import Console
 
 from edgeprune.boards import load_board
+from edgeprune.boards.insn_cost import CALIBRATION_INSNS, core_cost
 from edgeprune.boards.schema import Core
-from edgeprune.deploy import FirmwareBuildError, Link, LinkError, bench_export, build, emulate
-from edgeprune.deploy.api import prepare
-from edgeprune.deploy.bench import OutputMismatchError, check_outputs
-from edgeprune.deploy.costs import CALIBRATION_INSNS, core_cost
-from edgeprune.deploy.protocol import Dut
-from edgeprune.deploy.report import component_table, layer_table
+from edgeprune.deploy.mcu import FirmwareBuildError, Link, LinkError, bench_export, build, emulate
+from edgeprune.deploy.mcu.bench import OutputMismatchError, check_outputs
+from edgeprune.deploy.mcu.model import prepare
+from edgeprune.deploy.mcu.protocol import Dut
+from edgeprune.deploy.mcu.report import component_table, layer_table
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")),
@@ -39,34 +39,35 @@ def kws_m4(tmp_path_factory: pytest.TempPathFactory):
 def test_bench_is_bit_exact_and_reproduces_the_calibration_counts(tmp_path: Path, core: str, model: str) -> None:
     board = load_board(BOARDS[core])
     with emulate(board, exported(model), tmp_path) as emu:
-        m, layers = bench_export(exported(model), board, emu.port, emulated=True, runs=2, firmware=emu.firmware)
+        m = bench_export(exported(model), board, emu.port, emulated=True, runs=2, firmware=emu.firmware)
     assert m.provenance.kind == "estimated" and "fit error" in m.provenance.how
     assert m.notes[0].startswith("outputs bit-identical to the TFLM host interpreter")
-    insns = float(m.notes[1].split()[0].replace(",", ""))
-    refit = "kernels or firmware changed: python -m edgeprune.deploy.calibrate"
+    insns = m.instructions
+    assert insns is not None
+    refit = "kernels or firmware changed: python -m edgeprune.deploy.mcu.calibrate"
     assert insns == pytest.approx(CALIBRATION_INSNS[board.core][model], rel=0.01), refit
     expected_ms = 1e3 * insns * core_cost(board.core).cycles_per_insn / board.clock_hz
     assert m.latency is not None and m.latency.mean_ms == pytest.approx(expected_ms, rel=1e-3)
     want = {"kws_dscnn": {"stem", "blocks", "head"}, "ad_autoencoder": {"encoder", "decoder"}}[model]
     assert set(m.components) == want
     assert sum(c.share for c in m.components.values()) == pytest.approx(1.0)
-    assert all(lay.cycles > 0 for lay in layers if lay.op != "RESHAPE")
-    assert m.peak_memory["arena_bytes"] > 0 and 0 < m.peak_memory["stack_bytes"] < 8192
-    assert m.peak_memory["ram_bytes"] > m.peak_memory["arena_bytes"] and m.artifact_bytes == emu.firmware.flash_bytes
+    assert all(lay.cycles > 0 for lay in m.layers if lay.op != "RESHAPE")
+    assert m.memory.arena_bytes > 0 and 0 < m.memory.stack_bytes < 8192
+    assert m.memory.ram_bytes > m.memory.arena_bytes and m.memory.flash_bytes == emu.firmware.flash_bytes
     console = Console(width=200, record=True)
-    console.print(component_table(m), layer_table(m, layers))
+    console.print(component_table(m), layer_table(m))
     text = console.export_text()
     assert "ms per inference" in text and "estimate: QEMU instruction count" in text
-    assert all(c in text for c in want) and layers[-1].op in text
+    assert all(c in text for c in want) and m.layers[-1].op in text
 
 
 def test_cortex_m0plus_runs_bit_exact_without_a_latency_estimate(tmp_path: Path) -> None:
     with emulate("raspberry-pi-pico", exported("ad_autoencoder"), tmp_path) as emu:
         # not told it is emulated: bench reads it from the firmware (m-ep-board-[mps2-qemu])
-        m, layers = bench_export(exported("ad_autoencoder"), "raspberry-pi-pico", emu.port, runs=1)
+        m = bench_export(exported("ad_autoencoder"), "raspberry-pi-pico", emu.port, runs=1)
     assert m.notes[0].startswith("outputs bit-identical") and m.latency is None
     assert "no cycles/insn factor for cortex-m0plus" in m.provenance.how
-    assert all(lay.insns and lay.insns > 0 for lay in layers)
+    assert all(lay.instructions and lay.instructions > 0 for lay in m.layers)
     assert sum(c.share for c in m.components.values()) == pytest.approx(1.0)
 
 

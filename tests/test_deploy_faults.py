@@ -15,11 +15,8 @@ from deploy_exports import exported
 from fault_proxy import FaultProxy
 
 from edgeprune.boards import load_board
-from edgeprune.deploy import Link, LinkError, emulate
-from edgeprune.deploy.api import prepare
-from edgeprune.deploy.bench import bench
-from edgeprune.deploy.protocol import Dut
-from edgeprune.profiling.measurement import Measurement
+from edgeprune.deploy.mcu import Dut, Link, LinkError, bench, emulate, prepare
+from edgeprune.measure.record import Measurement
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")),
@@ -32,11 +29,11 @@ SESSION_DEADLINE_S = 45.0  # link timeout 1 s, 2 retries, bounded re-runs: far b
 
 
 def numbers(m: Measurement) -> list[float]:
-    """Every number a session reports: instructions, per-layer cycles, latency, memory, component shares."""
-    found = (re.findall(r"([\d,]+) (?:instructions|cycles)", note) for note in m.notes)
-    notes = [float(x.replace(",", "")) for xs in found for x in xs]
-    shares = [v.share for _, v in sorted(m.components.items())]
-    return [*notes, m.latency.mean_ms if m.latency else 0.0, *dict(sorted(m.peak_memory.items())).values(), *shares]
+    """Every number a session reports: instructions, per-layer cycles and instructions, latency, memory, shares."""
+    layers = [x for lay in m.layers for x in (lay.cycles, lay.instructions or 0.0)]
+    memory = [m.memory.arena_bytes or 0, m.memory.stack_bytes or 0]
+    shares = [v.share or 0.0 for _, v in sorted(m.components.items())]
+    return [m.instructions or 0.0, *layers, m.latency.mean_ms if m.latency else 0.0, *memory, *shares]
 
 
 def same(got: list[float], want: list[float]) -> bool:
@@ -50,8 +47,7 @@ def same(got: list[float], want: list[float]) -> bool:
 def session(port: str, model, tflite: bytes, seed: int) -> Measurement:
     link = Link.open(port, timeout=1.0, retries=2)
     try:
-        m, _ = bench(link, model, tflite, load_board(BOARD), emulated=True, runs=1, warmup=0, check_sets=1, seed=seed)
-        return m
+        return bench(link, model, tflite, load_board(BOARD), emulated=True, runs=1, warmup=0, check_sets=1, seed=seed)
     finally:
         link.close()
 
@@ -115,7 +111,7 @@ def _bench_through(port: str, prefix: bytes, count: int) -> Measurement:
     link = Link.open(port, timeout=1.0, retries=2)
     link.port = _CorruptLines(link.port, prefix, count)
     try:
-        return bench(link, model, tflite, load_board(BOARD), emulated=True, runs=1, warmup=0, check_sets=1)[0]
+        return bench(link, model, tflite, load_board(BOARD), emulated=True, runs=1, warmup=0, check_sets=1)
     finally:
         link.close()
 
@@ -132,7 +128,7 @@ def test_one_corrupted_field_is_caught_and_asked_again(board, clean_numbers: lis
     assert same(numbers(_bench_through(board.port, prefix, 1)), clean_numbers)
 
 
-@pytest.mark.parametrize("prefix", [b"m-lap-us-", b"m-ep-raw-["])
+@pytest.mark.parametrize("prefix", [b"m-ep-laps-[", b"m-ep-raw-["])
 def test_a_field_corrupted_every_time_is_a_link_error_never_a_number_or_a_kernel_bug(board, prefix: bytes) -> None:
     with pytest.raises(LinkError) as err:
         _bench_through(board.port, prefix, 1000)

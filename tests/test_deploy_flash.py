@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 from edgeprune.boards import load_board
-from edgeprune.deploy.flash import FlashError, flash, flash_command
+from edgeprune.deploy.mcu.flash import FlashError, flash, flash_command
 
 
 def test_openocd_for_the_nucleo() -> None:
@@ -55,3 +56,25 @@ def test_a_failing_tool_reports_its_output(tmp_path: Path, monkeypatch) -> None:
         flash(load_board("nucleo-l4r5zi"), fw)
     assert "open failed" in str(err.value)
 
+
+
+def test_a_users_board_is_flashed_and_built_from_its_profile_alone(tmp_path: Path, monkeypatch) -> None:
+    """Hardware as data: a profile on EDGEPRUNE_BOARD_PATH brings its flash targets and PlatformIO target."""
+    from edgeprune.boards import BOARD_PATH_ENV
+    from edgeprune.boards.registry import builtin_profile_dir
+    from edgeprune.deploy.mcu.platformio import pio_board, pio_boards
+
+    text = (builtin_profile_dir() / "nucleo-l4r5zi.toml").read_text()
+    text = re.sub(r"(?m)^aliases = .*$", "aliases = []", text.replace('name = "nucleo-l4r5zi"', 'name = "my-l4-board"'))
+    text = text.replace('"target/stm32l4x.cfg"', '"target/my_chip.cfg"')
+    text = text.replace('board = "nucleo_l4r5zi"', 'board = "my_pio_board"')
+    (tmp_path / "my.toml").write_text(text)
+    monkeypatch.setenv(BOARD_PATH_ENV, str(tmp_path))
+    mine = load_board("my-l4-board")
+    assert flash_command(mine, Path("fw.elf"))[4] == "target/my_chip.cfg"
+    target = pio_board(mine)
+    assert target is not None and target.board == "my_pio_board" and "my-l4-board" in pio_boards()
+    blank = (tmp_path / "my.toml").read_text().replace('openocd = "target/my_chip.cfg"\n', "")
+    (tmp_path / "my.toml").write_text(blank)
+    with pytest.raises(FlashError, match=r"\[flash_target\] openocd"):
+        flash_command(load_board("my-l4-board"), Path("fw.elf"))

@@ -12,8 +12,8 @@ from deploy_exports import random_inputs
 from tflite_builder import act, bias, const_i32, model, weights
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as tfl
 
-from edgeprune.deploy.aot import generate, run_on_host
-from edgeprune.deploy.bench import OutputMismatchError, check_outputs
+from edgeprune.deploy.mcu.aot import generate, run_on_host
+from edgeprune.deploy.mcu.bench import OutputMismatchError, check_outputs
 from edgeprune.export.tflm import run_tflm
 
 OP, OPT = tfl.BuiltinOperator, tfl.BuiltinOptions

@@ -17,8 +17,8 @@ from deploy_exports import exported
 
 from edgeprune.boards import load_board
 from edgeprune.cli import main
-from edgeprune.deploy.build import FIRMWARE
-from edgeprune.deploy.platformio import PIO_BOARDS, TflmLibrary, platformio_project
+from edgeprune.deploy.mcu.build import FIRMWARE
+from edgeprune.deploy.mcu.platformio import TflmLibrary, pio_boards, platformio_project
 from edgeprune.errors import EdgepruneError
 
 ARDUINO_STUB = """#pragma once
@@ -191,9 +191,9 @@ def test_every_project_is_a_valid_platformio_config(tmp_path: Path, monkeypatch:
     from platformio.project.config import ProjectConfig
 
     monkeypatch.setenv("PLATFORMIO_CORE_DIR", str(tmp_path / "core"))
-    arduino = [name for name, b in PIO_BOARDS.items() if b.arduino is None]
+    arduino = [name for name, b in pio_boards().items() if b.arduino is None]
     projects = [(name, "aot") for name in arduino] + [
-        (name, "tflm") for name in arduino if isinstance(PIO_BOARDS[name].tflm, TflmLibrary)
+        (name, "tflm") for name in arduino if isinstance(pio_boards()[name].tflm, TflmLibrary)
     ]
     assert len(projects) == 8
     for name, runtime in projects:
@@ -203,7 +203,7 @@ def test_every_project_is_a_valid_platformio_config(tmp_path: Path, monkeypatch:
         assert config.validate(silent=True) and config.warnings == [], (name, runtime, config.warnings)
         env = f"env:{name}"
         assert config.get(env, "framework") == ["arduino"] and config.get(env, "monitor_speed") == 115200
-        assert config.get(env, "lib_deps") == ([PIO_BOARDS[name].tflm.lib_dep] if runtime == "tflm" else [])
+        assert config.get(env, "lib_deps") == ([pio_boards()[name].tflm.lib_dep] if runtime == "tflm" else [])
 
 
 def test_cli_writes_the_project_and_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -217,7 +217,7 @@ def test_cli_writes_the_project_and_refuses_to_overwrite(tmp_path: Path, capsys:
 
 
 def test_flash_uploads_a_generated_project_with_platformio(tmp_path: Path, capsys, monkeypatch) -> None:
-    from edgeprune.deploy.flash import FlashError, flash, flash_command
+    from edgeprune.deploy.mcu.flash import FlashError, flash, flash_command
 
     project = tmp_path / "nano"
     platformio_project(exported("kws_dscnn"), load_board(NANO), project, runtime="tflm")

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from edgeprune.boards import load_board
-from edgeprune.deploy.ports import PortNotFoundError, find_port
+from edgeprune.deploy.mcu.ports import PortNotFoundError, find_port
 
 
 def _ports(monkeypatch: pytest.MonkeyPatch, *ports: tuple[str, int | None, int | None]) -> None:

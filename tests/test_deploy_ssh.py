@@ -9,8 +9,7 @@ import pytest
 from loopback_sshd import Loopback, free_port
 
 from edgeprune.boards import load_board
-from edgeprune.deploy.ssh import SSHTarget
-from edgeprune.deploy.ssh_errors import (
+from edgeprune.deploy.ssh.errors import (
     AuthError,
     HostKeyError,
     HostUnreachableError,
@@ -19,7 +18,8 @@ from edgeprune.deploy.ssh_errors import (
     SSHError,
     SSHTimeoutError,
 )
-from edgeprune.deploy.sync import sync_dir
+from edgeprune.deploy.ssh.sync import sync_dir
+from edgeprune.deploy.ssh.transport import SSHTarget
 
 
 def target(lo: Loopback, **kw: object) -> SSHTarget:

@@ -15,9 +15,12 @@ import pytest
 import torch
 
 from edgeprune.boards import load_board
+from edgeprune.boards.runner import CostModelRunner
 from edgeprune.errors import EdgepruneError
+from edgeprune.measure.runner import Subject
 from edgeprune.models import create_model
-from edgeprune.pipeline import CostModelTarget, Goals, fidelity_metric, optimize
+from edgeprune.pipeline import Goals, OptimizeOptions, allocation, fidelity_metric, optimize
+from edgeprune.pipeline.allocation import greedy, knapsack
 from edgeprune.pipeline.outputs import pareto, points_table, write_outputs
 
 
@@ -29,19 +32,21 @@ def _setup(name: str = "simple"):
 
 
 def _baseline_ms(model, inputs, board: str = "nucleo-l4r5zi") -> float:
-    return CostModelTarget(load_board(board)).measure(model, inputs, Path("/nonexistent")).latency_ms
+    return CostModelRunner(load_board(board)).measure(Subject("m", model, inputs, Path("/nonexistent"))).latency_ms
 
 
 def test_meets_a_latency_goal_and_arena_goal_with_real_bundles(tmp_path: Path) -> None:
     model, inputs, evaluate = _setup()
     calibration = [tuple(t.numpy() for t in model.example_inputs(1)) for _ in range(64)]
-    target = CostModelTarget(load_board("nucleo-l4r5zi"), calibration)
-    base = target.measure(model, inputs, tmp_path / "probe")
-    goals = Goals(latency_ms=0.7 * base.latency_ms, arena_bytes=base.arena_bytes - 1, max_drop=1.0)
-    result = optimize(model, inputs, target, evaluate, goals, tmp_path / "run", step=0.2, max_iterations=6)
+    target = CostModelRunner(load_board("nucleo-l4r5zi"), calibration)
+    base = target.measure(Subject("m", model, inputs, tmp_path / "probe"))
+    goals = Goals(latency_ms=0.7 * base.latency_ms, arena_bytes=base.memory.arena_bytes - 1, max_drop=1.0)
+    result = optimize(
+        model, inputs, target, evaluate, goals, tmp_path / "run", OptimizeOptions(step=0.2, max_iterations=6)
+    )
     assert result.met, result.explanation
     chosen = result.chosen.result
-    assert chosen.latency_ms <= goals.latency_ms and chosen.arena_bytes <= goals.arena_bytes
+    assert chosen.latency_ms <= goals.latency_ms and chosen.memory.arena_bytes <= goals.arena_bytes
     assert chosen.provenance.kind == "estimated"  # cost-model latency is an estimate, and says so
     assert (tmp_path / "run" / "points" / f"{result.chosen.iteration:03d}" / "tflm" / "model.tflite").exists()
     write_outputs(result)
@@ -60,9 +65,9 @@ def test_meets_a_latency_goal_and_arena_goal_with_real_bundles(tmp_path: Path) -
 
 def test_budgets_grow_where_latency_is_and_protected_components_stay(tmp_path: Path) -> None:
     model, inputs, evaluate = _setup("tdmpc")
-    target = CostModelTarget(load_board("nucleo-l4r5zi"))
+    target = CostModelRunner(load_board("nucleo-l4r5zi"))
     goals = Goals(latency_ms=0.8 * _baseline_ms(model, inputs), max_drop=10.0)
-    result = optimize(model, inputs, target, evaluate, goals, tmp_path, protect=["encoder"], step=0.2)
+    result = optimize(model, inputs, target, evaluate, goals, tmp_path, OptimizeOptions(protect=["encoder"], step=0.2))
     assert result.met
     assert all(p.budgets["encoder"] == 0 for p in result.points)
     history = [p for p in result.points if p.accepted]
@@ -91,11 +96,11 @@ def test_finetune_runs_on_every_candidate_and_its_weights_are_what_is_measured_a
             torch.nn.functional.mse_loss(pruned.eval()(*batch), reference).backward()
             opt.step()
 
-    target = CostModelTarget(load_board("nucleo-l4r5zi"))
+    target = CostModelRunner(load_board("nucleo-l4r5zi"))
     goals = Goals(latency_ms=0.7 * _baseline_ms(model, inputs), max_drop=1.0)
-    kw = {"strategy": "greedy", "step": 0.2, "max_iterations": 3}
-    tuned = optimize(model, inputs, target, evaluate, goals, tmp_path / "ft", finetune=distill, **kw)
-    plain = optimize(model, inputs, target, evaluate, goals, tmp_path / "plain", **kw)
+    kw = {"strategy": greedy, "step": 0.2, "max_iterations": 3}
+    tuned = optimize(model, inputs, target, evaluate, goals, tmp_path / "ft", OptimizeOptions(finetune=distill, **kw))
+    plain = optimize(model, inputs, target, evaluate, goals, tmp_path / "plain", OptimizeOptions(**kw))
     assert len(calls) == len(tuned.points) - 1  # once per candidate, never on the baseline
     assert tuned.points[1].budgets == plain.points[1].budgets  # the same first cut ...
     assert tuned.points[1].metric > plain.points[1].metric  # ... recovers fidelity when fine-tuned
@@ -111,9 +116,17 @@ def test_a_step_below_one_round_to_quantum_is_extended_not_measured_again(tmp_pa
     """round_to=16 with 5 % steps: most single steps remove no channel; each measured point must still be a new
     (smaller) model, and the loop must get there."""
     model, inputs, evaluate = _setup()
-    target = CostModelTarget(load_board("nucleo-l4r5zi"))
+    target = CostModelRunner(load_board("nucleo-l4r5zi"))
     goals = Goals(latency_ms=0.5 * _baseline_ms(model, inputs), max_drop=10.0)
-    result = optimize(model, inputs, target, evaluate, goals, tmp_path, strategy=strategy, round_to=16, step=0.05)
+    result = optimize(
+        model,
+        inputs,
+        target,
+        evaluate,
+        goals,
+        tmp_path,
+        OptimizeOptions(strategy=allocation.strategy(strategy), round_to=16, step=0.05),
+    )
     assert result.met, result.explanation
     latencies = [p.result.latency_ms for p in result.points]
     assert all(a > b for a, b in itertools.pairwise(latencies)), latencies  # cost model: fewer MACs, less latency
@@ -121,9 +134,9 @@ def test_a_step_below_one_round_to_quantum_is_extended_not_measured_again(tmp_pa
 
 def test_unreachable_goal_is_explained_with_the_closest_point(tmp_path: Path) -> None:
     model, inputs, evaluate = _setup()
-    target = CostModelTarget(load_board("nucleo-l4r5zi"))
+    target = CostModelRunner(load_board("nucleo-l4r5zi"))
     goals = Goals(latency_ms=0.01 * _baseline_ms(model, inputs), max_drop=10.0)
-    result = optimize(model, inputs, target, evaluate, goals, tmp_path, step=0.3, max_fraction=0.6)
+    result = optimize(model, inputs, target, evaluate, goals, tmp_path, OptimizeOptions(step=0.3, max_fraction=0.6))
     assert not result.met
     assert "max_fraction=0.6" in result.explanation and "latency_ms" in result.explanation
     assert result.chosen.result.latency_ms == min(p.result.latency_ms for p in result.points if p.accepted)
@@ -131,14 +144,14 @@ def test_unreachable_goal_is_explained_with_the_closest_point(tmp_path: Path) ->
 
 def test_max_drop_stops_the_loop_and_says_why(tmp_path: Path) -> None:
     model, inputs, evaluate = _setup()
-    target = CostModelTarget(load_board("nucleo-l4r5zi"))
+    target = CostModelRunner(load_board("nucleo-l4r5zi"))
     goals = Goals(latency_ms=0.2 * _baseline_ms(model, inputs), max_drop=1e-6)
-    result = optimize(model, inputs, target, evaluate, goals, tmp_path, step=0.2, min_step=0.1)
+    result = optimize(model, inputs, target, evaluate, goals, tmp_path, OptimizeOptions(step=0.2, min_step=0.1))
     assert not result.met and "max_drop" in result.explanation
     assert result.chosen.iteration == 0  # nothing cheap enough: the baseline stays the answer
 
 
-class _CrashesAfter(CostModelTarget):
+class _CrashesAfter(CostModelRunner):
     """The cost-model target, crashing (like a killed process) after ``_left`` measurements; the private
     counter is not part of the run's settings, so the same target object resumes the run."""
 
@@ -146,11 +159,11 @@ class _CrashesAfter(CostModelTarget):
         super().__init__(board)
         self._left = left
 
-    def measure(self, model, inputs, workdir):
+    def measure(self, subject):
         self._left -= 1
         if self._left < 0:
             raise KeyboardInterrupt
-        return super().measure(model, inputs, workdir)
+        return super().measure(subject)
 
 
 def test_resume_continues_where_it_stopped_and_refuses_other_settings(tmp_path: Path) -> None:
@@ -158,15 +171,19 @@ def test_resume_continues_where_it_stopped_and_refuses_other_settings(tmp_path: 
     target = _CrashesAfter(load_board("nucleo-l4r5zi"), 2)
     goals = Goals(latency_ms=0.6 * _baseline_ms(model, inputs), max_drop=10.0)
     with pytest.raises(KeyboardInterrupt):
-        optimize(model, inputs, target, evaluate, goals, tmp_path, strategy="greedy", step=0.1)
+        optimize(model, inputs, target, evaluate, goals, tmp_path, OptimizeOptions(strategy=greedy, step=0.1))
     first = (tmp_path / "iterations.jsonl").read_text().splitlines()
     assert len(first) == 2
     with pytest.raises(EdgepruneError, match="already holds a run"):
-        optimize(model, inputs, target, evaluate, goals, tmp_path, strategy="greedy", step=0.1)
+        optimize(model, inputs, target, evaluate, goals, tmp_path, OptimizeOptions(strategy=greedy, step=0.1))
     with pytest.raises(EdgepruneError, match="different settings"):
-        optimize(model, inputs, target, evaluate, goals, tmp_path, strategy="greedy", step=0.2, resume=True)
+        optimize(
+            model, inputs, target, evaluate, goals, tmp_path, OptimizeOptions(strategy=greedy, step=0.2), resume=True
+        )
     target._left = 100
-    resumed = optimize(model, inputs, target, evaluate, goals, tmp_path, strategy="greedy", step=0.1, resume=True)
+    resumed = optimize(
+        model, inputs, target, evaluate, goals, tmp_path, OptimizeOptions(strategy=greedy, step=0.1), resume=True
+    )
     assert resumed.met
     assert [json.dumps(p.to_dict()) for p in resumed.points[:2]] == first
 
@@ -178,7 +195,7 @@ def test_a_run_that_failed_before_its_first_point_is_still_recognised_as_a_run(t
     class Unplugged:
         name = "a board that is not there"
 
-        def measure(self, model, inputs, workdir):
+        def measure(self, subject):
             raise EdgepruneError("no board")
 
     model, inputs, evaluate = _setup()
@@ -208,34 +225,46 @@ def test_cli_optimize_with_a_user_metric(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_meets_latency_and_arena_goals_on_the_emulated_board(tmp_path: Path) -> None:
     """The loop's target is the firmware in QEMU: latency from instruction counts (an estimate), arena real."""
-    from edgeprune.pipeline import EmulatedBoardTarget
+    from edgeprune.deploy.mcu.runners import EmulatedBoardRunner
 
     model, inputs, evaluate = _setup()
     calibration = [tuple(t.numpy() for t in model.example_inputs(1)) for _ in range(32)]
-    target = EmulatedBoardTarget(load_board("nucleo-l4r5zi"), calibration)
-    base = target.measure(model, inputs, tmp_path / "probe")
-    assert base.fits and base.provenance.kind == "estimated" and base.arena_bytes > 0
+    target = EmulatedBoardRunner(load_board("nucleo-l4r5zi"), calibration)
+    base = target.measure(Subject("m", model, inputs, tmp_path / "probe"))
+    assert base.fits and base.provenance.kind == "estimated" and base.memory.arena_bytes > 0
     assert set(base.components_ms) >= {"encoder", "core", "head"}
-    goals = Goals(latency_ms=0.75 * base.latency_ms, arena_bytes=base.arena_bytes - 1, max_drop=1.0)
-    result = optimize(model, inputs, target, evaluate, goals, tmp_path / "run", step=0.25, max_iterations=4)
+    goals = Goals(latency_ms=0.75 * base.latency_ms, arena_bytes=base.memory.arena_bytes - 1, max_drop=1.0)
+    result = optimize(
+        model, inputs, target, evaluate, goals, tmp_path / "run", OptimizeOptions(step=0.25, max_iterations=4)
+    )
     assert result.met, result.explanation
     assert result.chosen.result.latency_ms <= goals.latency_ms
-    assert result.chosen.result.arena_bytes <= goals.arena_bytes
+    assert result.chosen.result.memory.arena_bytes <= goals.arena_bytes
 
 
 def test_knapsack_changes_several_components_per_measurement_and_meets_the_goal(tmp_path: Path) -> None:
     model, inputs, evaluate = _setup("tdmpc")
-    target = CostModelTarget(load_board("nucleo-l4r5zi"))
+    target = CostModelRunner(load_board("nucleo-l4r5zi"))
     goals = Goals(latency_ms=0.6 * _baseline_ms(model, inputs), max_drop=10.0)
     kw = {"protect": ["encoder"], "step": 0.2}
-    knap = optimize(model, inputs, target, evaluate, goals, tmp_path / "k", strategy="knapsack", **kw)
-    greedy = optimize(model, inputs, target, evaluate, goals, tmp_path / "g", strategy="greedy", **kw)
-    assert knap.met and greedy.met
+    knap = optimize(model, inputs, target, evaluate, goals, tmp_path / "k", OptimizeOptions(strategy=knapsack, **kw))
+    one_by_one = optimize(
+        model, inputs, target, evaluate, goals, tmp_path / "g", OptimizeOptions(strategy=greedy, **kw)
+    )
+    assert knap.met and one_by_one.met
     assert any("," in (p.changed or "") for p in knap.points)  # one measurement, several components cut
-    assert len(knap.points) < len(greedy.points)  # fewer target measurements for the same goal
+    assert len(knap.points) < len(one_by_one.points)  # fewer target measurements for the same goal
     assert knap.chosen.budgets["encoder"] == 0
     with pytest.raises(EdgepruneError, match="unknown strategy"):
-        optimize(model, inputs, target, evaluate, goals, tmp_path / "x", strategy="annealing")
+        optimize(
+            model,
+            inputs,
+            target,
+            evaluate,
+            goals,
+            tmp_path / "x",
+            OptimizeOptions(strategy=allocation.strategy("annealing")),
+        )
 
 
 def test_resume_after_the_run_is_killed(tmp_path: Path) -> None:

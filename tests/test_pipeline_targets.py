@@ -17,7 +17,7 @@ import torch
 from loopback_sshd import Loopback, free_port
 
 from edgeprune.boards import load_board
-from edgeprune.deploy import (
+from edgeprune.deploy.mcu import (
     FirmwareBuildError,
     LinkError,
     build,
@@ -26,12 +26,16 @@ from edgeprune.deploy import (
     flash_command,
     wait_ready,
 )
-from edgeprune.deploy.emulator import qemu_command
-from edgeprune.deploy.flash import FlashError
-from edgeprune.deploy.ssh import SSHTarget
+from edgeprune.deploy.mcu.emulator import qemu_command
+from edgeprune.deploy.mcu.flash import FlashError
+from edgeprune.deploy.mcu.runners import SerialBoardRunner
+from edgeprune.deploy.ssh.runner import SshBoardRunner
+from edgeprune.deploy.ssh.transport import SSHTarget
 from edgeprune.errors import EdgepruneError
+from edgeprune.measure.runner import Subject
 from edgeprune.models import create_model
-from edgeprune.pipeline import Goals, LocalEngineTarget, SerialBoardTarget, SshBoardTarget, fidelity_metric, optimize
+from edgeprune.pipeline import Goals, OptimizeOptions, fidelity_metric, optimize
+from edgeprune.profiling.engines import HostRunner
 
 needs_qemu = pytest.mark.skipif(
     not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")),
@@ -56,46 +60,55 @@ def test_optimize_over_ssh_meets_latency_and_size_goals(loopback_sshd: Loopback,
     machine is noisy, so the latency goal is generous (3x the baseline) and the loop is driven by the model file's
     size (deterministic); the measured numbers must come from the board and be split per component."""
     model, inputs, evaluate = _setup("complex_cnn")
-    target = SshBoardTarget(_loopback_board(loopback_sshd, tmp_path), runs=30, warmup=5, threads=1)
-    base = target.measure(model, inputs, tmp_path / "probe")
-    goals = Goals(latency_ms=3 * base.latency_ms, flash_bytes=int(0.85 * base.flash_bytes), max_drop=10.0)
+    target = SshBoardRunner(_loopback_board(loopback_sshd, tmp_path), runs=30, warmup=5, threads=1)
+    base = target.measure(Subject("m", model, inputs, tmp_path / "probe"))
+    goals = Goals(latency_ms=3 * base.latency_ms, flash_bytes=int(0.85 * base.memory.flash_bytes), max_drop=10.0)
     protect = ["stem", "dsconv", "pool", "classifier", "aux_head"]  # fewer candidates to rank: a shorter test
-    result = optimize(model, inputs, target, evaluate, goals, tmp_path / "run", protect=protect, step=0.3,
-                      max_iterations=3)  # fmt: skip
+    result = optimize(
+        model,
+        inputs,
+        target,
+        evaluate,
+        goals,
+        tmp_path / "run",
+        OptimizeOptions(protect=protect, step=0.3, max_iterations=3),
+    )
     assert result.met, result.explanation
     chosen = result.chosen.result
-    assert chosen.latency_ms <= goals.latency_ms and chosen.flash_bytes <= goals.flash_bytes
+    assert chosen.latency_ms <= goals.latency_ms and chosen.memory.flash_bytes <= goals.flash_bytes
     names = {n for n, _ in model.named_children()}
     for point in result.points:
         r = point.result
         assert r.provenance.kind == "measured" and f"{loopback_sshd.host} (" in r.provenance.where
-        assert "ONNX Runtime" in r.provenance.how and r.arena_bytes is None
+        assert "ONNX Runtime" in r.provenance.how and r.memory.arena_bytes is None
         assert set(r.components_ms) - {"(unattributed)"} <= names  # ORT node profile -> components
         assert sum(r.components_ms.get(c, 0.0) for c in names) >= 0.8 * sum(r.components_ms.values())
         assert any(n.startswith("flash_bytes = size of the ONNX file") for n in r.notes)
-    assert len(result.points) >= 2 and chosen.flash_bytes < result.points[0].result.flash_bytes
+    assert len(result.points) >= 2 and chosen.memory.flash_bytes < result.points[0].result.memory.flash_bytes
     assert (tmp_path / "board-home" / "deploy" / "bundles" / "candidate" / "model.onnx").is_file()
     with capsys.disabled():
         for p in (result.points[0], result.chosen):
             per = ", ".join(f"{c} {ms:.4f}" for c, ms in sorted(p.result.components_ms.items()))
             print(f"\n[ssh optimize] point {p.iteration}: median {p.result.latency_ms:.4f} ms, "
-                  f"{p.result.flash_bytes:,} B ONNX; per component ms: {per}")  # fmt: skip
+                  f"{p.result.memory.flash_bytes:,} B ONNX; per component ms: {per}")  # fmt: skip
 
 
 def test_optimize_on_the_local_engine(tmp_path: Path) -> None:
     model, inputs, evaluate = _setup("simple")
-    target = LocalEngineTarget(runs=20, warmup=5)
-    base = target.measure(model, inputs, tmp_path / "probe")
+    target = HostRunner(runs=20, warmup=5)
+    base = target.measure(Subject("m", model, inputs, tmp_path / "probe"))
     assert base.provenance.kind == "measured" and base.provenance.where.startswith("host ")
     assert set(base.components_ms) >= {"encoder", "core", "head"}
-    goals = Goals(latency_ms=10 * base.latency_ms, flash_bytes=int(0.7 * base.flash_bytes), max_drop=10.0)
-    result = optimize(model, inputs, target, evaluate, goals, tmp_path / "run", step=0.3, max_iterations=4)
+    goals = Goals(latency_ms=10 * base.latency_ms, flash_bytes=int(0.7 * base.memory.flash_bytes), max_drop=10.0)
+    result = optimize(
+        model, inputs, target, evaluate, goals, tmp_path / "run", OptimizeOptions(step=0.3, max_iterations=4)
+    )
     assert result.met, result.explanation
-    assert result.chosen.result.flash_bytes <= goals.flash_bytes
-    eager = LocalEngineTarget("pytorch-eager", runs=5, warmup=1).measure(model, inputs, tmp_path / "eager")
+    assert result.chosen.result.memory.flash_bytes <= goals.flash_bytes
+    eager = HostRunner("pytorch-eager", runs=5, warmup=1).measure(Subject("m", model, inputs, tmp_path / "eager"))
     assert "eager" in eager.provenance.how and set(eager.components_ms) == {"encoder", "core", "head"}
     with pytest.raises(EdgepruneError, match="unknown engine"):
-        LocalEngineTarget("tflm")
+        HostRunner("tflm")
 
 
 FAKE_OPENOCD = '''#!{python}
@@ -143,24 +156,26 @@ def qemu_nucleo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 @needs_qemu
 def test_serial_board_target_flashes_waits_and_benches_each_point(qemu_nucleo, tmp_path: Path) -> None:
-    """SerialBoardTarget end to end with a test double only for the hardware: the export, the firmware build,
+    """SerialBoardRunner end to end with a test double only for the hardware: the export, the firmware build,
     flash() with the board's openocd command, waiting for the firmware, the serial protocol and bench are the
     real code. The "board" is QEMU's MPS2-AN386 (a Cortex-M4 like the NUCLEO's), so the firmware is built for it
-    (``edgeprune.deploy.build``; a real board gets the PlatformIO build) and reports itself as emulated, which
+    (``edgeprune.deploy.mcu.build``; a real board gets the PlatformIO build) and reports itself as emulated, which
     makes bench label the latency an estimate: on real silicon it is measured (see the ``board`` test)."""
     board, port, calls = qemu_nucleo
     model, inputs, evaluate = _setup("simple")
     calibration = [tuple(t.numpy() for t in model.example_inputs(1)) for _ in range(32)]
-    target = SerialBoardTarget(board, calibration, port, build=build, ready_timeout=20)
-    base = target.measure(model, inputs, tmp_path / "probe")
-    assert base.fits and base.arena_bytes > 0 and base.flash_bytes > 0
+    target = SerialBoardRunner(board, calibration, port, build=build, ready_timeout=20)
+    base = target.measure(Subject("m", model, inputs, tmp_path / "probe"))
+    assert base.fits and base.memory.arena_bytes > 0 and base.memory.flash_bytes > 0
     assert base.provenance.kind == "estimated" and base.provenance.where.startswith("emulated nucleo-l4r5zi")
     assert set(base.components_ms) >= {"encoder", "core", "head"}
     elf = tmp_path / "probe" / "firmware" / "firmware.elf"
     assert [json.loads(line) for line in calls.read_text().splitlines()] == [flash_command(board, elf)[1:]]
     assert any(n.startswith("flashed with: openocd -f interface/stlink.cfg") for n in base.notes)
     goals = Goals(latency_ms=0.75 * base.latency_ms, max_drop=1.0)
-    result = optimize(model, inputs, target, evaluate, goals, tmp_path / "run", step=0.4, max_iterations=2)
+    result = optimize(
+        model, inputs, target, evaluate, goals, tmp_path / "run", OptimizeOptions(step=0.4, max_iterations=2)
+    )
     assert result.met, result.explanation
     assert len(calls.read_text().splitlines()) == 1 + len(result.points)  # flashed once per measured point
 
@@ -185,9 +200,9 @@ def test_real_board_build_needs_platformio_and_images_per_flash_method(tmp_path:
     (tmp_path / "firmware.bin").write_bytes(b"bin")
     assert firmware_image(load_board("esp32-s3-devkitc-1"), elf).name == "firmware.bin"
     with pytest.raises(EdgepruneError, match="not an MCU board"):
-        SerialBoardTarget(load_board("raspberry-pi-5"), [], "/dev/ttyACM0")
+        SerialBoardRunner(load_board("raspberry-pi-5"), [], "/dev/ttyACM0")
     with pytest.raises(EdgepruneError, match="calibration samples"):
-        SerialBoardTarget(load_board("nucleo-l4r5zi"), None)
+        SerialBoardRunner(load_board("nucleo-l4r5zi"), None)
 
 
 @pytest.mark.board
@@ -200,10 +215,10 @@ def test_serial_board_target_on_a_real_board(tmp_path: Path) -> None:
     name, _, port = spec.partition(":")
     model, inputs, _ = _setup("simple")
     calibration = [tuple(t.numpy() for t in model.example_inputs(1)) for _ in range(32)]
-    target = SerialBoardTarget(load_board(name), calibration, None if port in ("", "auto") else port)
-    r = target.measure(model, inputs, tmp_path)
+    target = SerialBoardRunner(load_board(name), calibration, None if port in ("", "auto") else port)
+    r = target.measure(Subject("m", model, inputs, tmp_path))
     assert r.provenance.kind == "measured" and r.latency_ms > 0 and r.fits
-    assert set(r.components_ms) >= {"encoder", "core", "head"} and r.arena_bytes > 0 and r.flash_bytes > 0
+    assert set(r.components_ms) >= {"encoder", "core", "head"} and r.memory.arena_bytes > 0 and r.memory.flash_bytes > 0
 
 
 def test_cli_optimize_over_ssh_and_on_the_local_engine(loopback_sshd: Loopback, tmp_path: Path) -> None:

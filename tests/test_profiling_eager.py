@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
+from edgeprune.measure.record import Measurement
+from edgeprune.measure.runner import time_calls
 from edgeprune.models import create_model
-from edgeprune.profiling.base import time_calls
 from edgeprune.profiling.eager import EagerProfiler
-from edgeprune.profiling.measurement import Measurement
 from edgeprune.prune import Budget, Components, prune
 
 

@@ -12,10 +12,10 @@ import torch
 from edgeprune.boards import load_board
 from edgeprune.cli import main
 from edgeprune.export import export
+from edgeprune.measure.record import Measurement
 from edgeprune.models import create_model
-from edgeprune.profiling.compare import compare
+from edgeprune.pipeline.compare import compare
 from edgeprune.profiling.litert import LiteRTProfiler
-from edgeprune.profiling.measurement import Measurement
 from edgeprune.profiling.ort import OnnxRuntimeProfiler
 from edgeprune.profiling.tflm_host import TFLMHostProfiler
 from edgeprune.prune import Budget, prune
@@ -40,7 +40,7 @@ def test_onnxruntime_profiler_attributes_time_to_components(tdmpc_export) -> Non
     model, inputs, out, _ = tdmpc_export
     m = OnnxRuntimeProfiler(out / "model.onnx", threads=1, profile_runs=5).measure("tdmpc", inputs, runs=5)
     assert m.runtime == "onnxruntime" and m.provenance.kind == "measured"
-    assert m.latency.median_ms > 0 and m.artifact_bytes == (out / "model.onnx").stat().st_size
+    assert m.latency.median_ms > 0 and m.memory.flash_bytes == (out / "model.onnx").stat().st_size
     names = {n for n, _ in model.named_children()}
     attributed = {c for c in m.components if c in names}
     assert attributed == names, m.components  # every component got kernel time from ORT's node profile
@@ -92,7 +92,7 @@ def test_litert_profiler_runs_and_matches_eager(tdmpc_export, variant: str) -> N
 def test_tflm_host_profiler_reports_arena_and_host_time(tdmpc_export) -> None:
     _, inputs, out, result = tdmpc_export
     m = TFLMHostProfiler(out / "tflm" / "model.tflite").measure("tdmpc", inputs, runs=5, warmup=1)
-    assert m.peak_memory["arena_bytes"] == result.tflm.arena.minimum  # bisection finds the exporter's arena
+    assert m.memory.arena_bytes == result.tflm.arena.minimum  # bisection finds the exporter's arena
     assert "host CPU time, not board time" in m.provenance.how
     assert m.latency.runs == 5 and m.latency.min_ms > 0
 

@@ -18,15 +18,15 @@ from loopback_sshd import Loopback
 from rich.console import Console
 
 from edgeprune.boards import load_board
-from edgeprune.deploy.ssh import SSHTarget
-from edgeprune.deploy.ssh_errors import RemoteEnvironmentError
+from edgeprune.deploy.ssh import remote
+from edgeprune.deploy.ssh.bench import bench_remote
+from edgeprune.deploy.ssh.bundle import prepare_bundle
+from edgeprune.deploy.ssh.errors import RemoteEnvironmentError
+from edgeprune.deploy.ssh.transport import SSHTarget
 from edgeprune.errors import EdgepruneError
+from edgeprune.measure.record import Measurement
 from edgeprune.models import create_model
-from edgeprune.profiling import remote
-from edgeprune.profiling.bundle import prepare_bundle
-from edgeprune.profiling.measurement import Measurement
 from edgeprune.profiling.ort import OnnxRuntimeProfiler
-from edgeprune.profiling.ssh_bench import bench_remote
 from edgeprune.prune import Budget, prune
 
 COMPONENTS = {"encoder", "dynamics", "reward", "policy", "qs"}

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeprune.profiling.measurement import Measurement, Provenance
-from edgeprune.profiling.trtexec import (
+from edgeprune.deploy.ssh.trtexec import (
     UNATTRIBUTED,
     NodeMap,
     component_times,
@@ -17,6 +16,7 @@ from edgeprune.profiling.trtexec import (
     parse_times_json,
     to_measurement,
 )
+from edgeprune.measure.record import Measurement, Provenance
 
 DATA = Path(__file__).parent / "data" / "trtexec"
 PROV = Provenance("measured", "test board", "trtexec")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -113,11 +114,12 @@ def test_output_heads_keep_their_width(make_model, mode: str, fraction: float) -
     result = prune(model, inputs, Budget(default=fraction, **extra), mode=mode)
     pruned = result.model
     assert pruned.policy[-2].out_features == 4  # the action dims (Tanh is the last module)
-    assert pruned.dynamics[6].out_features == 32
+    latent = pruned.encoder[3].out_features  # next_z is declared state: it follows the latent (tied)
+    assert pruned.dynamics[6].out_features == latent
     assert pruned.reward[-1].out_features == 1
     assert [q[-1].out_features for q in pruned.qs] == [1, 1]
     next_z, reward, q, pi = _flat(pruned(*inputs))
-    assert (next_z.shape, reward.shape, q.shape, pi.shape) == ((2, 32), (2, 1), (2, 2), (2, 4))
+    assert (next_z.shape, reward.shape, q.shape, pi.shape) == ((2, latent), (2, 1), (2, 2), (2, 4))
     assert pruned.policy[-5].out_features < 128  # the policy itself was pruned
 
 
@@ -293,11 +295,12 @@ def test_untied_dims_differ() -> None:
 
 @pytest.mark.parametrize("mode", ["component", "vanilla"])
 def test_tie_to_a_frozen_dimension_freezes_the_other(make_model, mode: str) -> None:
-    """tdmpc ties the encoder latent to the dynamics output, a model output: the latent stays 32."""
+    """Without declaring next_z a state output, the dynamics output is an external output: the tied latent stays 32."""
     model = make_model("tdmpc")
     inputs = model.example_inputs()
     extra = {"interfaces": True, "interface_ratio": 0.5} if mode == "component" else {}
-    result = prune(model, inputs, Budget(default=0.8, **extra), mode=mode)
+    external = dataclasses.replace(model.pruning_constraints(), state_outputs=())
+    result = prune(model, inputs, Budget(default=0.8, **extra), mode=mode, constraints=external)
     assert result.model.encoder[3].out_features == 32
     assert result.model.dynamics[6].out_features == 32
     (latent,) = [g for g in result.groups if "encoder.3" in g.roots]

@@ -80,6 +80,9 @@ Bytes = Annotated[int, Field(gt=0, description="a size in bytes, > 0")]
 CostModelName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+/[a-z0-9.-]+$")]
 
 
+TflmLibraryName = Annotated[str, StringConstraints(pattern=r"^(arduino-tflite|chirale)$")]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
 
@@ -101,6 +104,34 @@ class SerialSettings(_Strict):
         default_factory=list,
         description="USB VID:PID (4 + 4 hex digits, e.g. '0483:374b') of the serial port, for auto-detection",
     )
+
+
+class PlatformIOTarget(_Strict):
+    """The board as PlatformIO knows it (its board manifest: docs.platformio.org/en/latest/boards/)."""
+
+    platform: str = Field(description="PlatformIO platform, e.g. 'ststm32'")
+    board: str = Field(description="PlatformIO board id, e.g. 'nucleo_l4r5zi'")
+    upload_protocol: str | None = Field(None, description="upload_protocol (none: the board's default)")
+    no_arduino: str | None = Field(
+        None, description="why PlatformIO has no Arduino framework for this board (none: it has one)"
+    )
+    tflm_library: TflmLibraryName | None = Field(
+        None, description="the TFLite Micro Arduino library for the board's core: arduino-tflite or chirale"
+    )
+    no_tflm: str | None = Field(None, description="why there is no TFLite Micro library (when tflm_library is not set)")
+
+    @model_validator(mode="after")
+    def _tflm_or_why(self) -> PlatformIOTarget:
+        if (self.tflm_library is None) == (self.no_tflm is None):
+            raise ValueError("give exactly one of tflm_library and no_tflm")
+        return self
+
+
+class FlashTargets(_Strict):
+    """The chip as the debug-probe flash tools name it."""
+
+    openocd: str | None = Field(None, description="OpenOCD target script, e.g. 'target/stm32l4x.cfg'")
+    pyocd: str | None = Field(None, description="pyOCD target, e.g. 'stm32l4r5zitx'")
 
 
 class GpuInfo(_Strict):
@@ -145,6 +176,10 @@ class BoardProfile(_Strict):
     )
     serial: SerialSettings = Field(default_factory=SerialSettings, description="[serial] table: baud, usb_ids")
     flash_method: FlashMethod = Field(description="one of " + ", ".join(m.value for m in FlashMethod))
+    platformio: PlatformIOTarget | None = Field(
+        None, description="[platformio] table: platform, board, upload_protocol, TFLM library (MCUs built with pio)"
+    )
+    flash_target: FlashTargets | None = Field(None, description="[flash_target] table: openocd, pyocd target names")
     qemu_machine: QemuMachine | None = Field(
         None, description="QEMU machine emulating the core (must match the core; none for Xtensa and arm64)"
     )

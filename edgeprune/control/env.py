@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeprune.extras import require
+
 ENV_ID = "Pendulum-v1"
 
 ActFn = Callable[[np.ndarray], np.ndarray]  # (E, obs_dim) observations -> (E, action_dim) env actions
@@ -14,10 +16,7 @@ ActFn = Callable[[np.ndarray], np.ndarray]  # (E, obs_dim) observations -> (E, a
 
 def make_env(env_id: str = ENV_ID, **kwargs: Any) -> Any:
     """A gymnasium environment (gymnasium is imported here, so the rest of edgeprune does not need it)."""
-    try:
-        import gymnasium as gym
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError("the control benchmark needs gymnasium: pip install 'edgeprune[control]'") from exc
+    gym = require("gymnasium", "control", "the control benchmark (closed-loop return on Pendulum-v1)")
     return gym.make(env_id, **kwargs)
 
 

@@ -16,15 +16,20 @@ import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
 import torch
 from torch import nn
 
 from edgeprune.export.errors import ExportError
 from edgeprune.export.fdcapture import capture_fds
 from edgeprune.export.parity import ParityReport, Tolerance, compare
+from edgeprune.export.recurrent import unrolled
+from edgeprune.extras import require
+
+if TYPE_CHECKING:
+    import onnx
 
 DEFAULT_OPSET = 17
 TOP_LEVEL = "(top-level)"
@@ -122,7 +127,7 @@ def annotate(model: onnx.ModelProto, children: set[str], plan_hash: str | None) 
 
 def run_onnx(model: onnx.ModelProto | bytes, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Run the model once in ONNX Runtime (CPU) and return all outputs."""
-    import onnxruntime as ort
+    ort = require("onnxruntime", "onnx", "checking an ONNX model in ONNX Runtime")
 
     data = model if isinstance(model, bytes) else model.SerializeToString()
     opts = ort.SessionOptions()
@@ -179,9 +184,10 @@ def _trace(
     opset: int,
     dynamic_batch: bool,
 ) -> tuple[onnx.ModelProto, list[str]]:
+    onnx = require("onnx", "onnx", "ONNX export")
     buf = io.BytesIO()
     dynamic_axes = {n: {0: "batch"} for n in [*input_names, *output_names]} if dynamic_batch else None
-    with warnings.catch_warnings(record=True) as caught, capture_fds((1, 2)) as printed:
+    with warnings.catch_warnings(record=True) as caught, capture_fds((1, 2)) as printed, unrolled(model):
         warnings.simplefilter("always")
         try:
             torch.onnx.export(
@@ -230,6 +236,8 @@ def onnx_from_torch(
     beyond ``tolerance`` on the example inputs or on ``n_random`` random inputs. With ``simplify``
     the graph is passed through onnxslim and the result kept only if it still passes parity.
     """
+    onnx = require("onnx", "onnx", "ONNX export")
+    require("onnxruntime", "onnx", "ONNX export (its parity check)")
     tolerance = tolerance or Tolerance()
     model = model.eval()
     example = _as_tuple(example_inputs)
@@ -298,6 +306,7 @@ def onnx_from_torch(
 
 
 def _simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto | None, str]:
+    onnx = require("onnx", "onnx", "ONNX export")
     try:
         import onnxslim
     except ImportError:

@@ -12,12 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnx
 
 from edgeprune.export.errors import ExportError
+
+if TYPE_CHECKING:
+    import onnx
 
 PRECISIONS = ("fp32", "fp16", "int8")
 

@@ -26,7 +26,9 @@ from edgeprune.export.errors import ExportError
 from edgeprune.export.onnx import OnnxExport, eager_outputs, parity_input_sets
 from edgeprune.export.opmap import OnnxNode, candidates, describe, onnx_nodes
 from edgeprune.export.parity import ParityReport, Tolerance, compare
+from edgeprune.export.recurrent import RECURRENT_ONNX_OPS
 from edgeprune.export.samples import CalibrationSource, load_calibration, require_calibration
+from edgeprune.extras import MissingExtraError, require_installed
 
 FLOAT_TOLERANCE = Tolerance(atol=1e-4, rtol=1e-3)
 INT8_TOLERANCE = Tolerance(atol=0.0, rtol=0.1, min_top1=0.9)
@@ -99,10 +101,7 @@ def make_interpreter(data: bytes):
         try:
             from tflite_runtime.interpreter import Interpreter, OpResolverType
         except ImportError as exc:
-            raise ExportError(
-                "no TFLite interpreter is installed.",
-                do="pip install ai-edge-litert (or tflite-runtime on older Jetson / Raspberry Pi images).",
-            ) from exc
+            raise MissingExtraError("ai_edge_litert", "export", "running a TFLite model (LiteRT)") from exc
     it = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     it.allocate_tensors()
     return it
@@ -246,6 +245,8 @@ def int8_parity_sets(
 def _onnx2tf(
     onnx_export: OnnxExport, workdir: Path, calib: dict[str, np.ndarray] | None, timeout: float
 ) -> tuple[Path, str]:
+    # onnx2tf runs in a child process: a missing stack would otherwise surface as an onnx2tf failure
+    require_installed("onnx2tf", "tensorflow", "tf_keras", extra="export", purpose="TFLite conversion (onnx2tf)")
     workdir = workdir.resolve()  # onnx2tf runs in workdir: every path it is given must not be relative
     workdir.mkdir(parents=True, exist_ok=True)
     src = workdir / "model.onnx"
@@ -301,6 +302,18 @@ def _onnx2tf_error(log: str, returncode: int, onnx_export: OnnxExport) -> Export
     )
 
 
+def _refuse_recurrent_ops(onnx_export: OnnxExport) -> None:
+    """ONNX GRU/LSTM/RNN/Loop/Scan nodes: onnx2tf gives no full-integer model TFLite Micro can run."""
+    nodes = [n for n in onnx_nodes(onnx_export.model, onnx_export.components) if n.op_type in RECURRENT_ONNX_OPS]
+    if nodes:
+        raise ExportError(
+            f"the ONNX model has recurrent op(s) {describe(nodes)}: onnx2tf makes no full-integer TFLite of them.",
+            expected="recurrent layers unrolled over a fixed number of steps (per-gate MatMul, Sigmoid, Tanh, Mul)",
+            do="export with onnx_from_torch (it unrolls nn.GRU/nn.LSTM/nn.RNN and their cells), or unroll the loop "
+            "in forward() yourself.",
+        )
+
+
 def tflite_from_onnx(
     onnx_export: OnnxExport,
     model: nn.Module,
@@ -325,6 +338,7 @@ def tflite_from_onnx(
     calib = None
     if int8:
         calib = load_calibration(require_calibration(calibration, "full-integer int8 TFLite"), onnx_export.input_shapes)
+    _refuse_recurrent_ops(onnx_export)
     t0 = time.perf_counter()
     out, log = _onnx2tf(onnx_export, workdir, calib, timeout)
     seconds = time.perf_counter() - t0

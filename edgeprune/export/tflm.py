@@ -34,6 +34,7 @@ import numpy as np
 from edgeprune.export.artifacts import sha256_bytes
 from edgeprune.export.errors import ExportError
 from edgeprune.export.opmap import OnnxNode, candidates, describe
+from edgeprune.extras import require, require_installed
 
 _PROBE = Path(__file__).with_name("_tflm_probe.py")
 ARENA_MARGIN = 0.10
@@ -86,9 +87,7 @@ class TFLMBundle:
 
 
 def _schema():
-    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
-
-    return schema
+    return require("tflite_micro.tensorflow.lite.micro.python.schema_py_generated", "export", "the TFLite Micro bundle")
 
 
 def _names(enum_cls: type) -> dict[int, str]:
@@ -153,6 +152,7 @@ def _cmsis_scratch(sub, ops: Sequence[_Op]) -> int:
 
 def _child(mode: str, data: bytes, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run the ``_tflm_probe.py`` script (numpy + tflite_micro only) on ``data`` in a child process."""
+    require_installed("tflite_micro", extra="export", purpose="sizing the TFLite Micro arena")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.tflite"
         path.write_bytes(data)

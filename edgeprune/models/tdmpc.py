@@ -84,12 +84,18 @@ class TDMPCStyle(nn.Module):
         return obs, action
 
     def pruning_constraints(self) -> Constraints:
-        """SimNorm groups on both latents, encoder/dynamics latents tied, Q heads kept equal."""
+        """SimNorm groups on both latents, Q heads kept equal, and the latent recurrence.
+
+        ``next_z`` (output 0) is internal state — the planner feeds it back as ``z`` — so it is a state
+        output, not an external one, and the tie ``dynamics → encoder`` couples latent in and latent out:
+        the latent may be pruned, with the same indices on both sides. Reward, Q and action keep their shapes.
+        """
         enc, dyn = self._latent_linear("encoder"), self._latent_linear("dynamics")
         return Constraints(
             blocks={enc: self.simnorm_group, dyn: self.simnorm_group},
             ties=[(dyn, enc)],
             ensembles=[[f"qs.{i}" for i in range(len(self.qs))]],
+            state_outputs=(0,),
         )
 
     def _latent_linear(self, component: str) -> str:

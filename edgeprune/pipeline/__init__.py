@@ -1,29 +1,7 @@
-"""The measure → budget → prune → export → measure loop (``optimize``) and the targets it measures on."""
+"""The measure → budget → prune → export → measure loop (``optimize``) and ``compare`` (original vs pruned on
+every engine). Both measure through runners (:mod:`edgeprune.measure.runner`)."""
 
-from edgeprune.pipeline.optimize import Goals, OptimizeResult, fidelity_metric, optimize
+from edgeprune.pipeline.optimize import Goals, OptimizeOptions, OptimizeResult, fidelity_metric, optimize
 from edgeprune.pipeline.runlog import Point, RunLog
-from edgeprune.pipeline.targets import (
-    CostModelTarget,
-    EmulatedBoardTarget,
-    LocalEngineTarget,
-    SerialBoardTarget,
-    SshBoardTarget,
-    Target,
-    TargetResult,
-)
 
-__all__ = [
-    "CostModelTarget",
-    "EmulatedBoardTarget",
-    "Goals",
-    "LocalEngineTarget",
-    "OptimizeResult",
-    "Point",
-    "RunLog",
-    "SerialBoardTarget",
-    "SshBoardTarget",
-    "Target",
-    "TargetResult",
-    "fidelity_metric",
-    "optimize",
-]
+__all__ = ["Goals", "OptimizeOptions", "OptimizeResult", "Point", "RunLog", "fidelity_metric", "optimize"]

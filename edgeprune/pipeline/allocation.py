@@ -19,20 +19,19 @@ quantum of a component is extended until it does, so no target measurement is sp
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from edgeprune.pipeline.targets import TargetResult
+from edgeprune.errors import EdgepruneError
+from edgeprune.measure.record import Measurement
 from edgeprune.prune import Budget, Components, PruneResult, prune
+from edgeprune.prune.importance import ImportanceSpec
+from edgeprune.prune.knapsack import cheapest_cover, max_levels
 
-STRATEGIES = ("greedy", "knapsack")
 ATTRIBUTABLE = ("latency_ms", "flash_bytes")  # goals whose gain per component can be estimated before measuring
-MAX_COMBINATIONS = 50_000
 
 
 @dataclass
@@ -57,17 +56,18 @@ class StepContext:
     round_to: int
     evaluate: Callable[[nn.Module], float]
     budgets: dict[str, float]  # the current point's
-    measured: TargetResult  # the current point's
+    measured: Measurement  # the current point's
     macs: dict[str, int]  # per component, of the current point's model
     params: dict[str, int]
     excess: dict[str, float]  # unmet goals
     base_metric: float
     max_drop: float | None  # None: the metric is only final after fine-tuning, do not filter on it
     say: Callable[[str], None]
+    importance: ImportanceSpec = "l2"
 
     def prune(self, budgets: dict[str, float]) -> PruneResult:
         budget = Budget(per_component=budgets, protect=frozenset(self.protect), round_to=self.round_to)
-        return prune(self.model, self.inputs, budget, components=self.components)
+        return prune(self.model, self.inputs, budget, components=self.components, importance=self.importance)
 
     def propose(self, budgets: dict[str, float], changed: tuple[str, ...]) -> Proposal | None:
         """Prune to ``budgets``, estimate the gains of the ``changed`` components and evaluate the metric.
@@ -123,10 +123,10 @@ def knapsack(
     ctx: StepContext, candidates: list[str], step: float, max_fraction: float, levels: int = 4
 ) -> Proposal | None:
     """The cheapest combination of per-component cuts that covers every attributable unmet goal (see module)."""
-    levels = max(1, min(levels, math.floor(MAX_COMBINATIONS ** (1 / max(len(candidates), 1))) - 1))
-    menus: list[list[Proposal | None]] = []
+    levels = max_levels(len(candidates), levels)
+    menus: list[list[Proposal]] = []
     for c in candidates:
-        menu: list[Proposal | None] = [None]
+        menu: list[Proposal] = []
         fraction = ctx.budgets[c]
         for _ in range(levels):
             option = ctx.cut(c, fraction, step, max_fraction)
@@ -135,29 +135,25 @@ def knapsack(
             menu.append(option)
             fraction = option.budgets[c]
         menus.append(menu)
-    goals = [g for g in ctx.excess if g in ATTRIBUTABLE]
-    best: tuple[tuple[float, ...], tuple[Proposal, ...]] | None = None
-    for combo in itertools.product(*menus):
-        chosen = tuple(p for p in combo if p is not None)
-        if not chosen:
-            continue
-        drop = sum(ctx.drop(p) for p in chosen)
-        if ctx.max_drop is not None and drop > ctx.max_drop:
-            continue
-        coverage = [sum(p.gains[g] for p in chosen) / ctx.excess[g] for g in goals]
-        covered = min(coverage, default=0.0)
-        if not goals:  # only non-attributable goals (arena, board fit): the single best-scoring cut
-            key = (1.0, -max(ctx.score(p) for p in chosen), float(len(chosen)))
-        elif covered >= 1.0:  # feasible: least drop, then the least over-cut (many cuts cost ~0 of the metric)
-            key = (0.0, drop, covered)
-        else:  # nothing covers the goals within max_drop: the most coverage
-            key = (1.0, -covered, drop)
-        if best is None or key < best[0]:
-            best = (key, chosen)
-    if best is None:
+    options = [p for menu in menus for p in menu]
+    goals = {g: ctx.excess[g] for g in ctx.excess if g in ATTRIBUTABLE}
+    if not goals:  # only non-attributable goals (arena, board fit): the single best-scoring cut
+        return max(options, key=ctx.score, default=None)
+    chosen = cheapest_cover(menus, goals, cost=ctx.drop, gains=lambda p: p.gains, max_cost=ctx.max_drop)
+    if chosen is None:
         return None
-    chosen = best[1]
     if len(chosen) == 1:
         return chosen[0]
     budgets = {**ctx.budgets, **{p.changed[0]: p.budgets[p.changed[0]] for p in chosen}}
     return ctx.propose(budgets, tuple(p.changed[0] for p in chosen))
+
+
+Strategy = Callable[[StepContext, list[str], float, float], "Proposal | None"]
+STRATEGIES: dict[str, Strategy] = {"greedy": greedy, "knapsack": knapsack}
+
+
+def strategy(name: str) -> Strategy:
+    """The strategy called ``name`` (``greedy`` or ``knapsack``)."""
+    if name not in STRATEGIES:
+        raise EdgepruneError(f"unknown strategy {name!r}", expected=f"one of {', '.join(STRATEGIES)}")
+    return STRATEGIES[name]

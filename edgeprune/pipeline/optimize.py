@@ -21,12 +21,14 @@ from torch import nn
 
 from edgeprune.errors import EdgepruneError
 from edgeprune.io import write_atomic
+from edgeprune.measure.record import Measurement
+from edgeprune.measure.runner import Runner, Subject
 from edgeprune.pipeline import allocation
 from edgeprune.pipeline.fingerprint import run_fingerprint
 from edgeprune.pipeline.runlog import POINTS_NAME, Point, RunLog, point_dir
-from edgeprune.pipeline.targets import Target, TargetResult
 from edgeprune.prune import Budget, Components, PruneResult, prune, save_weights
 from edgeprune.prune.counting import macs_per_component, params_per_component
+from edgeprune.prune.importance import ImportanceSpec, importance_name
 
 Evaluate = Callable[[nn.Module], float]
 Finetune = Callable[[nn.Module], None]
@@ -44,13 +46,13 @@ class Goals:
     flash_bytes: int | None = None
     max_drop: float = 0.05
 
-    def excess(self, r: TargetResult) -> dict[str, float]:
+    def excess(self, r: Measurement) -> dict[str, float]:
         """Each unmet goal and by how much its measured value exceeds it (in the goal's unit)."""
         out: dict[str, float] = {}
         for name, limit, value in (
-            ("latency_ms", self.latency_ms, r.latency_ms),
-            ("arena_bytes", self.arena_bytes, r.arena_bytes),
-            ("flash_bytes", self.flash_bytes, r.flash_bytes),
+            ("latency_ms", self.latency_ms, r.latency_ms if self.latency_ms is not None else None),
+            ("arena_bytes", self.arena_bytes, r.memory.arena_bytes),
+            ("flash_bytes", self.flash_bytes, r.memory.flash_bytes),
         ):
             if limit is not None and value is not None and value > limit:
                 out[name] = value - limit
@@ -70,37 +72,48 @@ class OptimizeResult:
     run_dir: Path
 
 
+@dataclass(frozen=True)
+class OptimizeOptions:
+    """How ``optimize`` searches (everything but the model, runner, metric, goals and run directory).
+
+    ``strategy``: :func:`~edgeprune.pipeline.allocation.greedy` (one component per step) or
+    :func:`~edgeprune.pipeline.allocation.knapsack` (a combination per step), or any function of that shape;
+    ``importance``: how channels are ranked (a name or an object, as :func:`edgeprune.prune.prune` takes it).
+    """
+
+    components: Components | None = None
+    protect: tuple[str, ...] = ()
+    round_to: int = 1
+    strategy: allocation.Strategy = allocation.knapsack
+    importance: ImportanceSpec = "l2"
+    step: float = 0.1
+    min_step: float = 0.025
+    max_fraction: float = 0.9
+    max_iterations: int = 20
+    finetune: Finetune | None = None
+
+
 def optimize(
     model: nn.Module,
     example_inputs: Sequence[torch.Tensor],
-    target: Target,
+    target: Runner,
     evaluate: Evaluate,
     goals: Goals,
     run_dir: str | Path,
+    options: OptimizeOptions = OptimizeOptions(),
     *,
-    components: Components | None = None,
-    protect: Sequence[str] = (),
-    round_to: int = 1,
-    strategy: str = "knapsack",
-    step: float = 0.1,
-    min_step: float = 0.025,
-    max_fraction: float = 0.9,
-    max_iterations: int = 20,
-    finetune: Finetune | None = None,
     resume: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> OptimizeResult:
-    """Prune ``model`` component by component until ``goals`` hold on ``target`` (see the module docstring).
-
-    ``strategy``: ``greedy`` (one component per step) or ``knapsack`` (a combination per step); see
-    :mod:`edgeprune.pipeline.allocation`.
-    """
-    if strategy not in allocation.STRATEGIES:
-        raise EdgepruneError(f"unknown strategy {strategy!r}", expected=f"one of {', '.join(allocation.STRATEGIES)}")
-    propose = {"greedy": allocation.greedy, "knapsack": allocation.knapsack}[strategy]
+    """Prune ``model`` component by component until ``goals`` hold on ``target``, any
+    :class:`~edgeprune.measure.runner.Runner` (see the module docstring and :class:`OptimizeOptions`);
+    ``resume`` continues the run in ``run_dir`` when its configuration is the same."""
+    o = options
+    protect, round_to, step, min_step = tuple(o.protect), o.round_to, o.step, o.min_step
+    max_fraction, max_iterations, finetune = o.max_fraction, o.max_iterations, o.finetune
     say = progress or (lambda _m: None)
     inputs = tuple(example_inputs)
-    comps = components or Components.from_children(model)
+    comps = o.components or Components.from_children(model)
     comps.check_names(protect, "protected component")
     names = [c for c in comps.names if c not in protect]
     config = {
@@ -108,7 +121,8 @@ def optimize(
         "goals": asdict(goals),
         "protect": sorted(protect),
         "round_to": round_to,
-        "strategy": strategy,
+        "strategy": getattr(o.strategy, "__name__", repr(o.strategy)),
+        "importance": importance_name(o.importance),
         "step": step,
         "min_step": min_step,
         "max_fraction": max_fraction,
@@ -122,14 +136,14 @@ def optimize(
 
     if not log.points:
         say("baseline: measuring on the target")
-        result = target.measure(model, inputs, point_dir(run, 0))
+        result = target.measure(Subject("baseline", model, inputs, point_dir(run, 0)))
         say("baseline: evaluating the metric")
         log.append(
             Point(0, dict.fromkeys(comps.names, 0.0), result, float(evaluate(model)), True, step, None, "baseline")
         )
     base_metric = log.points[0].metric
     current = next(p for p in reversed(log.points) if p.accepted)
-    macs, params = _component_costs(model, inputs, comps, current.budgets, protect, round_to)
+    macs, params = _component_costs(model, inputs, comps, current.budgets, protect, round_to, o.importance)
     last = log.points[-1]
     step = last.step if last.accepted else last.step / 2
 
@@ -156,9 +170,9 @@ def optimize(
         ctx = allocation.StepContext(
             model, inputs, comps, protect, round_to, evaluate, current.budgets, current.result, macs, params,
             excess, base_metric, None if finetune is not None else goals.max_drop,
-            lambda m, where=f"iteration {iteration} (step {step:.3f})": say(f"{where}: {m}"),
+            lambda m, where=f"iteration {iteration} (step {step:.3f})": say(f"{where}: {m}"), o.importance,
         )  # fmt: skip
-        proposal = propose(ctx, candidates, step, max_fraction)
+        proposal = o.strategy(ctx, candidates, step, max_fraction)
         if proposal is None:  # every cut costs more than max_drop (known before fine-tuning)
             step /= 2
             continue
@@ -171,7 +185,7 @@ def optimize(
         folder = point_dir(run, iteration)
         changed = ", ".join(f"{c} {proposal.budgets[c]:.0%}" for c in proposal.changed)
         ctx.say(f"{changed}: measuring on the target")
-        result = target.measure(pruned, inputs, folder)
+        result = target.measure(Subject(f"point-{iteration:03d}", pruned, inputs, folder))
         accepted = base_metric - metric <= goals.max_drop
         why = "" if accepted else f"metric drop {base_metric - metric:.4g} > max_drop {goals.max_drop}"
         point = Point(iteration, proposal.budgets, result, metric, accepted, step, ",".join(proposal.changed), why)
@@ -196,11 +210,12 @@ def _component_costs(
     budgets: dict[str, float],
     protect: Sequence[str],
     round_to: int,
+    importance: ImportanceSpec,
 ) -> tuple[dict[str, int], dict[str, int]]:
     """MACs and parameters per component of the model pruned to ``budgets``."""
     if any(budgets.values()):
         budget = Budget(per_component=budgets, protect=frozenset(protect), round_to=round_to)
-        return _report_costs(prune(model, inputs, budget, components=comps))
+        return _report_costs(prune(model, inputs, budget, components=comps, importance=importance))
     return macs_per_component(model, inputs, comps), params_per_component(model, comps)
 
 

@@ -10,11 +10,13 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
+from edgeprune.extras import require
 from edgeprune.io import write_atomic
+from edgeprune.measure.record import Measurement
 from edgeprune.pipeline.optimize import OptimizeResult
+from edgeprune.pipeline.plots import grouped_bars
+from edgeprune.pipeline.report import Section, load_sections, write_report
 from edgeprune.pipeline.runlog import CONFIG_NAME, Point, point_dir
-from edgeprune.profiling.plots import grouped_bars
-from edgeprune.profiling.report import Section, load_sections, write_report
 
 
 def pareto(points: Sequence[Point]) -> list[Point]:
@@ -22,7 +24,7 @@ def pareto(points: Sequence[Point]) -> list[Point]:
     pool = [p for p in points if p.accepted]
 
     def key(p: Point) -> tuple[float, float, float]:
-        return (-p.metric, p.result.latency_ms, float(p.result.arena_bytes or 0))
+        return (-p.metric, p.result.latency_ms, float(p.result.memory.arena_bytes or 0))
 
     return [p for p in pool if not any(_dominates(key(q), key(p)) for q in pool if q is not p)]
 
@@ -115,12 +117,17 @@ def report_sections(result: OptimizeResult, goals: dict, pareto_png: bytes, budg
 def _goal_rows(goals: dict, base: Point, chosen: Point) -> list[list[str]]:
     rows = []
     for name, unit, scale in (("latency_ms", "ms", 1), ("arena_bytes", "KiB", 1024), ("flash_bytes", "KiB", 1024)):
-        limit, b, a = goals[name], getattr(base.result, name), getattr(chosen.result, name)
+        limit, b, a = goals[name], _figure(base.result, name), _figure(chosen.result, name)
         met = "-" if limit is None or a is None else ("yes" if a <= limit else "no")
         rows.append([f"{name.split('_')[0]} ({unit})", *(_scaled(v, scale) for v in (limit, b, a)), met])
     drop_ok = base.metric - chosen.metric <= goals["max_drop"]
     metric = ["metric (higher is better)", f"drop <= {goals['max_drop']:g}", f"{base.metric:.4g}"]
     return [*rows, [*metric, f"{chosen.metric:.4g}", "yes" if drop_ok else "no"]]
+
+
+def _figure(m: Measurement, name: str) -> float | None:
+    """A goal's figure of a measurement: latency, or a memory field."""
+    return m.latency_ms if name == "latency_ms" else getattr(m.memory, name)
 
 
 def _scaled(value: float | None, scale: float) -> str:
@@ -134,21 +141,19 @@ def _point_row(p: Point) -> list[str]:
         p.changed or "baseline",
         ", ".join(f"{c}={v:.0%}" for c, v in p.budgets.items() if v) or "-",
         f"{r.latency_ms:.3f}" + ("*" if r.provenance.kind == "estimated" else ""),
-        "-" if r.arena_bytes is None else f"{r.arena_bytes:,}",
-        "-" if r.flash_bytes is None else f"{r.flash_bytes:,}",
+        "-" if r.memory.arena_bytes is None else f"{r.memory.arena_bytes:,}",
+        "-" if r.memory.flash_bytes is None else f"{r.memory.flash_bytes:,}",
         f"{p.metric:.4g}",
         "yes" if p.accepted else f"no: {p.why}",
     ]
 
 
 def _pareto_png(points: Sequence[Point], front: Sequence[Point], goals: dict) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    require("matplotlib", "plot", "the optimize report plots").use("Agg")
+    plt = require("matplotlib.pyplot", "plot", "the optimize report plots")
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    arena = [p.result.arena_bytes for p in points]
+    arena = [p.result.memory.arena_bytes for p in points]
     colour = {"c": [a or 0 for a in arena], "cmap": "viridis"} if any(arena) else {"color": "tab:blue"}
     sc = ax.scatter([p.result.latency_ms for p in points], [p.metric for p in points], marker="o",
                     edgecolors=["none" if p.accepted else "red" for p in points], **colour)  # fmt: skip
@@ -171,10 +176,8 @@ def _pareto_png(points: Sequence[Point], front: Sequence[Point], goals: dict) ->
 
 
 def _budgets_png(points: Sequence[Point]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    require("matplotlib", "plot", "the optimize report plots").use("Agg")
+    plt = require("matplotlib.pyplot", "plot", "the optimize report plots")
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     kept = [p for p in points if p.accepted]
@@ -188,7 +191,7 @@ def _budgets_png(points: Sequence[Point]) -> bytes:
 
 
 def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot", "plot", "the optimize report plots")
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)

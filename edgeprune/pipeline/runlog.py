@@ -9,7 +9,7 @@ from typing import Any
 
 from edgeprune.errors import EdgepruneError
 from edgeprune.io import write_atomic
-from edgeprune.pipeline.targets import TargetResult
+from edgeprune.measure.record import Measurement
 
 LOG_NAME = "iterations.jsonl"
 CONFIG_NAME = "config.json"
@@ -22,7 +22,7 @@ class Point:
 
     iteration: int
     budgets: dict[str, float]
-    result: TargetResult
+    result: Measurement
     metric: float
     accepted: bool
     step: float
@@ -36,7 +36,7 @@ class Point:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Point:
-        return cls(**{**data, "result": TargetResult.from_dict(data["result"])})
+        return cls(**{**data, "result": Measurement.from_dict(data["result"])})
 
 
 def point_dir(run_dir: str | Path, iteration: int) -> Path:

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeprune.profiling.base import Profiler
-from edgeprune.profiling.measurement import ComponentShare, Measurement, Provenance
-from edgeprune.profiling.remote import hook_component_times
+from edgeprune.measure.record import ComponentShare, Measurement, Provenance
+from edgeprune.measure.runner import Profiler
+from edgeprune.measure.timing import hook_component_times
 from edgeprune.prune import Components
 from edgeprune.prune.counting import macs_per_component, params_per_component
 from edgeprune.prune.tracing import flatten_tensors
@@ -69,7 +69,7 @@ class EagerProfiler(Profiler):
         args = tuple(torch.as_tensor(x).to(self.device) for x in inputs)
         measurement.params = sum(p.numel() for p in self.model.parameters())
         if self.device.type == "cuda":
-            measurement.peak_memory["cuda_max_allocated_bytes"] = torch.cuda.max_memory_allocated(self.device)
+            measurement.memory.gpu_bytes = torch.cuda.max_memory_allocated(self.device)
         if self.components is None:
             return
         macs = macs_per_component(self.model, args, self.components)

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from edgeprune.errors import EdgepruneError
-from edgeprune.profiling.base import Profiler
-from edgeprune.profiling.measurement import Measurement, Provenance
+from edgeprune.measure.record import Measurement, Provenance
+from edgeprune.measure.runner import Profiler
 
 
 class LiteRTProfiler(Profiler):
@@ -54,4 +54,4 @@ class LiteRTProfiler(Profiler):
         return Provenance.host(f"LiteRT interpreter ({module}), {self.path.name}")
 
     def extras(self, measurement: Measurement, inputs: Sequence[Any]) -> None:
-        measurement.artifact_bytes = self.path.stat().st_size
+        measurement.memory.flash_bytes = self.path.stat().st_size

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 
 from edgeprune.errors import EdgepruneError
-from edgeprune.profiling.base import Profiler
-from edgeprune.profiling.measurement import ComponentShare, Measurement, Provenance
-from edgeprune.profiling.remote import ort_node_times
+from edgeprune.extras import require
+from edgeprune.measure.record import ComponentShare, Measurement, Provenance
+from edgeprune.measure.runner import Profiler
+from edgeprune.measure.timing import ort_node_times
 
 COMPONENTS_KEY = "edgeprune.components"  # model metadata written by edgeprune.export.onnx: node name -> component
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64,
@@ -47,7 +48,7 @@ class OnnxRuntimeProfiler(Profiler):
         self._session: Any = None
 
     def _new_session(self, profile_prefix: str | None = None) -> Any:
-        import onnxruntime as ort
+        ort = require("onnxruntime", "onnx", "profiling in ONNX Runtime")
 
         available = ort.get_available_providers()
         missing = [p for p in self.providers if p not in available]
@@ -75,13 +76,13 @@ class OnnxRuntimeProfiler(Profiler):
         return self._session.run(None, self._feeds(self._session, inputs))
 
     def provenance(self) -> Provenance:
-        import onnxruntime as ort
+        ort = require("onnxruntime", "onnx", "profiling in ONNX Runtime")
 
         threads = f", {self.threads} threads" if self.threads else ""
         return Provenance.host(f"ONNX Runtime {ort.__version__}, {'/'.join(self.providers)}{threads}")
 
     def extras(self, measurement: Measurement, inputs: Sequence[Any]) -> None:
-        measurement.artifact_bytes = self.path.stat().st_size
+        measurement.memory.flash_bytes = self.path.stat().st_size
         node_components = self._node_components()
         if not node_components:
             measurement.notes.append("no component map in the ONNX metadata: no per-component times")
@@ -118,8 +119,7 @@ class OnnxRuntimeProfiler(Profiler):
 
 def node_components(onnx_path: str | os.PathLike) -> dict[str, str]:
     """The node name -> component map edgeprune's exporter stores in the model metadata (empty if absent)."""
-    import onnx
-
+    onnx = require("onnx", "onnx", "reading an ONNX model's component map")
     model = onnx.load(str(onnx_path), load_external_data=False)
     props = {p.key: p.value for p in model.metadata_props}
     return json.loads(props[COMPONENTS_KEY]) if COMPONENTS_KEY in props else {}

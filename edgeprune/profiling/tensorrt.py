@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from edgeprune.errors import EdgepruneError
-from edgeprune.profiling.base import Profiler
-from edgeprune.profiling.measurement import ComponentShare, Measurement, Provenance
+from edgeprune.measure.record import ComponentShare, Measurement, Provenance
+from edgeprune.measure.runner import Profiler
 
 
 def _require_tensorrt() -> Any:
@@ -108,8 +108,8 @@ class TensorRTProfiler(Profiler):
     def extras(self, measurement: Measurement, inputs: Sequence[Any]) -> None:
         import torch
 
-        measurement.artifact_bytes = self.path.stat().st_size
-        measurement.peak_memory["cuda_max_allocated_bytes"] = torch.cuda.max_memory_allocated()
+        measurement.memory.flash_bytes = self.path.stat().st_size
+        measurement.memory.gpu_bytes = torch.cuda.max_memory_allocated()
         layers = self.layer_times(inputs)
         per_component: dict[str, float] = defaultdict(float)
         for layer, ms in layers.items():

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from edgeprune.errors import EdgepruneError
-from edgeprune.profiling.base import Profiler
-from edgeprune.profiling.measurement import LatencyStats, Measurement, Provenance
+from edgeprune.measure.record import Measurement, Memory, Provenance
+from edgeprune.measure.runner import Profiler
 
 
 class TFLMHostProfiler(Profiler):
@@ -30,6 +30,7 @@ class TFLMHostProfiler(Profiler):
             raise EdgepruneError(f"TFLite file {self.path} does not exist", fix="export with --to tflm first")
         self.data = self.path.read_bytes()
         self.arena_bytes = arena_bytes
+        self._arena: int | None = None
 
     def infer(self, inputs: Sequence[Any]) -> list[np.ndarray]:
         raise EdgepruneError(
@@ -37,20 +38,18 @@ class TFLMHostProfiler(Profiler):
             fix="compare outputs with edgeprune.export.tflm.run_tflm",
         )
 
+    def samples(self, inputs: Sequence[Any], runs: int, warmup: int) -> list[float]:
+        from edgeprune.export.tflm import MAX_ARENA, minimal_arena, time_tflm
+
+        if self._arena is None:
+            self._arena = self.arena_bytes or minimal_arena(self.data, len(inputs), MAX_ARENA)
+        return time_tflm(self.data, self._arena, len(inputs), runs, warmup)
+
     def provenance(self) -> Provenance:
         return Provenance.host("TFLite Micro host interpreter: host CPU time, not board time")
 
-    def measure(self, model_name: str, inputs: Sequence[Any], runs: int = 50, warmup: int = 10) -> Measurement:
-        from edgeprune.export.tflm import MAX_ARENA, minimal_arena, time_tflm
-
-        arena = self.arena_bytes or minimal_arena(self.data, len(inputs), MAX_ARENA)
-        samples = time_tflm(self.data, arena, len(inputs), runs, warmup)
-        return Measurement(
-            model_name,
-            self.runtime,
-            self.provenance(),
-            latency=LatencyStats.from_samples(samples, warmup),
-            peak_memory={"arena_bytes": arena},
-            artifact_bytes=len(self.data),
-            notes=["host time of the TFLM reference kernels on this CPU; board time needs a board or the emulator"],
+    def extras(self, measurement: Measurement, inputs: Sequence[Any]) -> None:
+        measurement.memory = Memory(flash_bytes=len(self.data), arena_bytes=self._arena)
+        measurement.notes.append(
+            "host time of the TFLM reference kernels on this CPU; board time needs a board or the emulator"
         )

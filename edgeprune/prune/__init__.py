@@ -9,16 +9,18 @@ result.model, result.plan, result.report
 ```
 """
 
+from edgeprune.prune.api import prune
 from edgeprune.prune.budget import Budget
 from edgeprune.prune.component_graph import ComponentGraph, Flow, trace_components
 from edgeprune.prune.components import Components
-from edgeprune.prune.constraints import Constraints
+from edgeprune.prune.constraints import Constraints, model_constraints
 from edgeprune.prune.errors import PruneError
 from edgeprune.prune.groups import GroupSet, PruneGroup, build_groups
 from edgeprune.prune.importance import Taylor
 from edgeprune.prune.plan import PrunePlan, architecture_hash, load_pruned, save_weights
-from edgeprune.prune.pruner import PruneResult, model_constraints, prune
+from edgeprune.prune.pruner import PruneResult
 from edgeprune.prune.report import PruneReport
+from edgeprune.prune.sensitivity import SensitivityReport, output_fidelity, sensitivity
 
 __all__ = [
     "Budget",
@@ -32,12 +34,15 @@ __all__ = [
     "PrunePlan",
     "PruneReport",
     "PruneResult",
+    "SensitivityReport",
     "Taylor",
     "architecture_hash",
     "build_groups",
     "load_pruned",
     "model_constraints",
+    "output_fidelity",
     "prune",
     "save_weights",
+    "sensitivity",
     "trace_components",
 ]

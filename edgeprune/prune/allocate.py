@@ -43,8 +43,8 @@ class ParamAccount:
             found: dict[tuple[int, int], float] = {}
             for tg in g.tp_groups:
                 for item in tg:
-                    for pid, dim in _shrunk_dims(item.dep.target.module, item.dep.handler):
-                        found[(pid, dim)] = max(found.get((pid, dim), 0.0), len(item.idxs) / g.channels)
+                    for pid, dim, step in _shrunk_dims(item.dep.target.module, item.dep.handler):
+                        found[(pid, dim)] = max(found.get((pid, dim), 0.0), step * len(item.idxs) / g.channels)
             self.effects[g.id] = [(pid, dim, f) for (pid, dim), f in found.items()]
 
     def removed(self, k: Mapping[int, int], params: set[int] | None = None) -> float:
@@ -64,8 +64,11 @@ class ParamAccount:
         return total
 
 
-def _shrunk_dims(target: object, handler: object) -> list[tuple[int, int]]:
-    """(parameter id, dim) pairs that ``handler`` shrinks on ``target``, found by pruning a copy."""
+def _shrunk_dims(target: object, handler: object) -> list[tuple[int, int, int]]:
+    """(parameter id, dim, size lost per channel) that ``handler`` shrinks on ``target``, found by pruning a copy.
+
+    A channel can take several entries of a dim (a recurrent hidden unit: one row in every gate).
+    """
     if not isinstance(target, (nn.Module, nn.Parameter)) or isinstance(target, tp.ops.DummyMHA):
         return []
     params = [target] if isinstance(target, nn.Parameter) else list(target.parameters(recurse=False))
@@ -82,7 +85,7 @@ def _shrunk_dims(target: object, handler: object) -> list[tuple[int, int]]:
         after = list(clone.parameters(recurse=False))
     out = []
     for p, q in zip(params, after, strict=False):
-        out.extend((id(p), d) for d, (a, b) in enumerate(zip(p.shape, q.shape, strict=False)) if b < a)
+        out.extend((id(p), d, a - b) for d, (a, b) in enumerate(zip(p.shape, q.shape, strict=False)) if b < a)
     return out
 
 
@@ -112,7 +115,9 @@ def allocate(model: nn.Module, groups: GroupSet, scores: Mapping[int, torch.Tens
         for comp in groups.components.names:
             pids = set(comp_params[comp])
             target = budget.fraction(comp) * sum(math.prod(account.shape[p]) for p in pids)
-            scopes.append((comp, [g for g in candidates if g.components == (comp,)], target, pids))
+            scopes.append((comp, [g for g in candidates if (g.owner or _only(g.components)) == comp], target, pids))
+        # owners of cross-component groups (recurrent states) first: their cuts count toward the readers
+        scopes.sort(key=lambda s: not any(len(g.components) > 1 for g in s[1]))
 
     for name, scope, target, pids in scopes:
         weights = {g.id: _weight(g, budget) for g in scope}
@@ -157,6 +162,10 @@ def _skip_reason(g: PruneGroup, budget: Budget, mode: str, scored: bool) -> str 
 def prunable(groups: GroupSet, budget: Budget) -> list[PruneGroup]:
     """The groups ``budget`` may cut: only these need (and get) importance scores."""
     return [g for g in groups if _skip_reason(g, budget, groups.mode, scored=True) is None]
+
+
+def _only(components: tuple[str, ...]) -> str | None:
+    return components[0] if len(components) == 1 else None
 
 
 def _weight(g: PruneGroup, budget: Budget) -> float:

@@ -8,6 +8,8 @@ from typing import Any
 
 from edgeprune.prune.errors import PruneError
 
+ALLOCATIONS = ("rank", "sensitivity")
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -27,6 +29,9 @@ class Budget:
       are ranked across components (``total``, or ``vanilla`` mode); ``prune`` refuses them otherwise.
     - ``interface_ratio`` is a fraction of each interface's *channels* (interfaces have no parameters
       of their own to count); all other fractions are of parameters.
+    - ``allocate``: how a model-wide ``total`` is split. ``"rank"`` (default): one importance ranking
+      across components. ``"sensitivity"`` (component mode): per-component fractions chosen from measured
+      sensitivities to minimise the predicted metric drop (see :mod:`edgeprune.prune.sensitivity`).
     """
 
     default: float = 0.0
@@ -37,6 +42,7 @@ class Budget:
     interface_ratio: float = 0.0
     round_to: int = 1
     weights: Mapping[str, float] = field(default_factory=dict)
+    allocate: str = "rank"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "protect", frozenset(self.protect))
@@ -61,6 +67,13 @@ class Budget:
             raise PruneError(
                 "budget has both total and per_component fractions",
                 expected="either per-component fractions (with default) or one model-wide total",
+            )
+        if self.allocate not in ALLOCATIONS:
+            raise PruneError(f"allocate = {self.allocate!r}", expected=f"one of {', '.join(ALLOCATIONS)}")
+        if self.allocate == "sensitivity" and (self.total is None or self.weights):
+            raise PruneError(
+                "allocate='sensitivity' splits a model-wide total by measured sensitivity",
+                expected="Budget(total=f, allocate='sensitivity') without importance weights",
             )
         if self.interface_ratio and not self.interfaces:
             raise PruneError(

@@ -8,6 +8,7 @@ from collections import defaultdict
 import torch
 from torch import nn
 
+from edgeprune.prune import recurrent
 from edgeprune.prune.components import Components
 from edgeprune.prune.tracing import ExampleInputs, as_tuple, eval_mode, run_forward
 
@@ -23,8 +24,8 @@ def params_per_component(model: nn.Module, components: Components) -> dict[str, 
 def macs_per_component(model: nn.Module, example_inputs: ExampleInputs, components: Components) -> dict[str, int]:
     """Multiply-accumulates per example (one forward on the inputs, divided by their batch size).
 
-    Counts Linear, ConvNd and ConvTranspose layers on every call (a component called three times in a
-    rollout counts three times); element-wise ops and norms are not MACs and are not counted.
+    Counts Linear, ConvNd, ConvTranspose and recurrent layers (every time step) on every call (a component
+    called three times in a rollout counts three times); element-wise ops and norms are not MACs.
     """
     args = as_tuple(example_inputs)
     batch = args[0].shape[0] if args and isinstance(args[0], torch.Tensor) and args[0].dim() > 0 else 1
@@ -44,10 +45,12 @@ def macs_per_component(model: nn.Module, example_inputs: ExampleInputs, componen
     return {k: round(v / batch) for k, v in totals.items()}
 
 
-_COUNTED = (nn.Linear, nn.modules.conv._ConvNd)
+_COUNTED = (nn.Linear, nn.modules.conv._ConvNd, *recurrent.RECURRENT_TYPES)
 
 
 def _macs(module: nn.Module, inputs: tuple, output: torch.Tensor) -> float:
+    if recurrent.is_recurrent(module):
+        return recurrent.macs(module, inputs, output)
     if isinstance(module, nn.Linear):
         return output.numel() * module.in_features
     if isinstance(module, nn.modules.conv._ConvTransposeNd):

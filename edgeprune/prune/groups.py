@@ -19,15 +19,16 @@ import torch_pruning as tp
 from rich.table import Table
 from torch import nn
 
+from edgeprune.prune import recurrent
 from edgeprune.prune.component_graph import ComponentGraph, trace_components
 from edgeprune.prune.components import Components
-from edgeprune.prune.constraints import Constraints
+from edgeprune.prune.constraints import Constraints, model_constraints
 from edgeprune.prune.errors import PruneError
 from edgeprune.prune.tracing import ExampleInputs, as_tuple, output_layers, tracing_mode
 
 Mode = Literal["component", "vanilla"]
 MODES = ("component", "vanilla")
-ROOT_TYPES = (nn.modules.conv._ConvNd, nn.Linear)
+ROOT_TYPES = (nn.modules.conv._ConvNd, nn.Linear, *recurrent.RECURRENT_TYPES)
 MODEL_GRAPH = "<model>"  # graph key of the whole-model dependency graph
 
 
@@ -38,6 +39,19 @@ class Member:
     target: str  # module or parameter path; ``op:<name>`` for parameter-free ops (cat, add, reshape ...)
     side: Literal["out", "in", "op"]
     count: int  # indices touched when the whole group is pruned
+
+
+@dataclass(frozen=True)
+class Piece:
+    """The part of a group inside one component; pieces of one group (same ``group``) are cut together."""
+
+    group: int
+    component: str
+    members: tuple[Member, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
 
 
 @dataclass
@@ -59,12 +73,28 @@ class PruneGroup:
     block: int = 1
     ensemble: int | None = None
     frozen: str | None = None
+    owner: str | None = None  # component whose budget pays for a cross-component group (a recurrent state)
     tp_groups: list[tp.Group] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def size(self) -> int:
         """Number of coupled operations (the paper's group size)."""
         return len(self.members)
+
+    def pieces(self, components: Components) -> list[Piece]:
+        """The group split at component boundaries (paper §4.6): one piece per component it touches.
+
+        The pieces stay coupled (they are cut with the same indices); parameter-free ops (cat, add,
+        reshape) belong to no component and are in no piece. A group inside one component is one piece.
+        """
+        by_comp: dict[str, list[Member]] = {}
+        for m in self.members:
+            owner = components.owner(m.target) if m.side != "op" else None
+            if owner is not None:
+                by_comp.setdefault(owner, []).append(m)
+        if len(by_comp) <= 1:
+            return [Piece(self.id, self.components[0] if self.components else "", self.members)]
+        return [Piece(self.id, c, tuple(ms)) for c, ms in sorted(by_comp.items())]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +132,7 @@ class GroupSet:
     def summary(self) -> dict[str, Any]:
         """Counts the paper's Table 1 reports: groups, average group size, cross-component groups."""
         sizes = [g.size for g in self.groups]
+        pieces = [p.size for g in self.groups for p in g.pieces(self.components)]
         # what the pruner cuts by default: in component mode the intra groups (interfaces need a ratio)
         prunable = [g.size for g in self.groups if not g.frozen and (self.mode == "vanilla" or g.kind == "intra")]
         return {
@@ -111,6 +142,8 @@ class GroupSet:
             "avg_group_size": round(sum(sizes) / len(sizes), 2) if sizes else 0.0,
             "max_group_size": max(sizes, default=0),
             "cross_component_groups": sum(1 for g in self.groups if len(g.components) > 1),
+            "pieces": len(pieces),
+            "avg_piece_size": round(sum(pieces) / len(pieces), 2) if pieces else 0.0,
             "interface_groups": sum(1 for g in self.groups if g.kind == "interface"),
             "frozen_groups": sum(1 for g in self.groups if g.frozen),
             "prunable_groups": len(prunable),
@@ -119,11 +152,22 @@ class GroupSet:
         }
 
     def table(self) -> Table:
-        """Every group as a rich table (what ``edgeprune groups`` prints)."""
+        """Every group as a rich table (what ``edgeprune groups`` prints).
+
+        In component mode a cross-component group is shown as its per-component pieces (ids ``3a``,
+        ``3b`` … are cut together); in vanilla mode as one row.
+        """
         table = Table(title=f"Pruning groups ({self.mode} mode)")
         for col in ("id", "kind", "components", "roots", "channels", "size", "block", "frozen"):
             table.add_column(col)
         for g in self.groups:
+            pieces = g.pieces(self.components) if self.mode == "component" else []
+            if len(pieces) > 1:
+                for letter, p in zip("abcdefghijklmnopqrstuvwxyz", pieces, strict=False):
+                    roots = [r for r in g.roots if self.components.owner(r) == p.component]
+                    table.add_row(f"{g.id}{letter}", f"{g.kind} piece", p.component, ",".join(roots) or "-",
+                                  str(g.channels), str(p.size), str(g.block), g.frozen or "")  # fmt: skip
+                continue
             table.add_row(str(g.id), g.kind, ",".join(g.components), ",".join(g.roots), str(g.channels),
                           str(g.size), str(g.block), g.frozen or "")  # fmt: skip
         return table
@@ -133,8 +177,12 @@ class GroupSet:
             "summary": self.summary(),
             "components": self.components.to_dict(),
             "graph": self.graph.to_dict(),
-            "groups": [g.to_dict() for g in self.groups],
-        }
+            "groups": [
+                {**g.to_dict(), "pieces": [{"component": p.component, "size": p.size,
+                 "members": [f"{m.target}:{m.side}" for m in p.members]} for p in g.pieces(self.components)]}
+                for g in self.groups
+            ],
+        }  # fmt: skip
 
 
 def build_groups(
@@ -144,20 +192,24 @@ def build_groups(
     mode: Mode = "component",
     constraints: Constraints | None = None,
 ) -> GroupSet:
-    """Trace ``model`` once and return its pruning groups in ``mode``; the model is not modified."""
+    """Trace ``model`` once and return its pruning groups in ``mode``; the model is not modified.
+
+    ``constraints`` default to what the model declares (``model.pruning_constraints()``), as in ``prune()``.
+    """
     if mode not in MODES:
         raise PruneError(f"unknown mode {mode!r}", expected=f"one of {', '.join(MODES)}")
     components = components or Components.from_children(model)
-    constraints = constraints or Constraints()
+    constraints = constraints if constraints is not None else model_constraints(model)
     args = as_tuple(example_inputs)
     names = {id(m): n for n, m in model.named_modules()}
     names.update({id(p): n for n, p in model.named_parameters()})
+    names.update({id(recurrent.input_side(m)): n for n, m in model.named_modules() if recurrent.is_recurrent(m)})
     _check_constraint_paths(model, constraints)
 
     graph, calls = trace_components(model, args, components)
     model_dg, free, input_coupled, stubs = _stubbed_groups(model, args, {})
     names.update({id(stub): f"input:{i}" for i, stub in enumerate(stubs)})
-    model_outputs = {names[id(m)] for m in output_layers(model, args)}
+    model_outputs = {names[id(m)] for m in output_layers(model, args, skip=set(constraints.state_outputs))}
     model_groups = [_describe(g, model_dg, names, components, MODEL_GRAPH) for g in free]
     input_groups = [_describe(g, model_dg, names, components, MODEL_GRAPH) for g in input_coupled]
     for g in input_groups:
@@ -171,6 +223,7 @@ def build_groups(
     else:
         boundary: set[str] = set(model_outputs)
         named = dict(model.named_modules())
+        rnn_paths = {n for n, m in named.items() if recurrent.is_recurrent(m)}
         for comp in components.names:
             for root in components.roots(comp):
                 call = calls.get(root)
@@ -189,6 +242,9 @@ def build_groups(
             crosses = len(g.components) > 1 or any(m.side == "out" and m.target in boundary for m in g.members)
             if crosses:
                 g.kind = "interface"
+                state = recurrent.owned_state([(m.target, m.side) for m in g.members], rnn_paths)
+                if state is not None:  # a recurrent state is its layer's own dimension; readers lose inputs
+                    g.kind, g.owner = "intra", components.owner(state)
                 groups.append(g)
     groups.extend(input_groups)
     for g in groups:
@@ -206,13 +262,14 @@ def build_groups(
 
 def dependency_graph(module: nn.Module, args: tuple, kwargs: dict) -> tp.DependencyGraph:
     """A Torch-Pruning dependency graph of ``module`` called with ``args``/``kwargs`` (flags restored after)."""
-    with tracing_mode(module):
+    with tracing_mode(module), recurrent.traceable(module) as (traced, pruners):
         try:
             return tp.DependencyGraph().build_dependency(
-                module,
+                traced,
                 example_inputs=(args, kwargs),
                 forward_fn=lambda m, inputs: m(*inputs[0], **inputs[1]),
                 verbose=False,
+                customized_pruners=pruners,
             )
         except Exception as exc:
             raise PruneError(
@@ -303,11 +360,10 @@ def unsupported_layers(model: nn.Module, near: Iterable[str] | None = None) -> l
     Torch-Pruning treats such a layer as element-wise and its parameters as "unwrapped", guessing which
     dimension to cut. ``near``: only layers at or above these module/parameter paths (a group's members).
     """
-    dg = tp.DependencyGraph()
     targets = None if near is None else list(near)
     found = []
     for path, module in model.named_modules():
-        if not any(True for _ in module.parameters(recurse=False)) or type(module) in dg.CUSTOMIZED_PRUNERS:
+        if not any(True for _ in module.parameters(recurse=False)) or type(module) in recurrent.PRUNERS:
             continue
         if tp.ops.module2type(module) != tp.ops.OPTYPE.ELEMENTWISE:
             continue

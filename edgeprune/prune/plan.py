@@ -138,7 +138,7 @@ class PrunePlan:
 
 
 def _out_channels(module: nn.Module) -> int:
-    for attr in ("out_features", "out_channels", "embedding_dim"):
+    for attr in ("out_features", "out_channels", "embedding_dim", "hidden_size"):
         if hasattr(module, attr):
             return int(getattr(module, attr))
     raise PruneError(f"{type(module).__name__} is not a layer a plan can root a group at")

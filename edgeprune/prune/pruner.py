@@ -1,4 +1,6 @@
-"""prune(): groups → importance → allocation → plan → a dense, smaller copy of the model, verified."""
+"""prune_to_budget(): groups → importance → allocation → plan → a dense, smaller copy of the model, verified.
+
+The public :func:`edgeprune.prune.prune` (``api.py``) resolves a sensitivity-allocated budget first, then calls this."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from torch import nn
 from edgeprune.prune.allocate import Allocation, allocate, prunable
 from edgeprune.prune.budget import Budget
 from edgeprune.prune.components import Components
-from edgeprune.prune.constraints import Constraints
+from edgeprune.prune.constraints import Constraints, model_constraints
 from edgeprune.prune.counting import macs_per_component, params_per_component
 from edgeprune.prune.errors import PruneError
 from edgeprune.prune.groups import GroupSet, Mode, build_groups, unsupported_layers
@@ -34,13 +36,7 @@ class PruneResult:
     groups: GroupSet
 
 
-def model_constraints(model: nn.Module) -> Constraints:
-    """Constraints a model declares about itself through a ``pruning_constraints()`` method (else none)."""
-    declare = getattr(model, "pruning_constraints", None)
-    return declare() if callable(declare) else Constraints()
-
-
-def prune(
+def prune_to_budget(
     model: nn.Module,
     example_inputs: ExampleInputs,
     budget: Budget,
@@ -51,10 +47,10 @@ def prune(
     seed: int = 0,
     on_step: Callable[[str], None] | None = None,
 ) -> PruneResult:
-    """Prune a copy of ``model`` to ``budget``; see :class:`Budget` for what the fractions mean.
-
-    ``constraints`` default to what the model declares (``model.pruning_constraints()``).
-    ``on_step`` is called with each step's name in :data:`STEPS` (for progress displays).
+    """Prune a copy of ``model`` to ``budget`` as given (a sensitivity-allocated budget is resolved by
+    :func:`edgeprune.prune.prune`, which most callers want); see :class:`Budget` for what the fractions mean.
+    ``constraints`` default to what the model declares (``model.pruning_constraints()``); ``on_step`` is called
+    with each step's name in :data:`STEPS` (for progress displays).
     """
     step = on_step or (lambda _name: None)
     args = as_tuple(example_inputs)
@@ -73,6 +69,11 @@ def prune(
             fix="drop weights, or give a model-wide total instead of per-component fractions",
         )
     constraints = constraints if constraints is not None else model_constraints(model)
+    if budget.allocate == "sensitivity":
+        raise PruneError(
+            "prune_to_budget() takes a budget whose fractions are given",
+            fix="call edgeprune.prune.prune(), which splits a sensitivity-allocated total first",
+        )
     with eval_mode(model), torch.no_grad():
         reference = [tuple(t.shape) for t in flatten_tensors(run_forward(model, args))]
 
@@ -98,7 +99,7 @@ def prune(
     step(STEPS[3])
     pruned = plan.apply(copy.deepcopy(model), args)
     step(STEPS[4])
-    _verify(model, pruned, args, reference, components, budget)
+    _verify(model, pruned, args, reference, components, budget, set(constraints.state_outputs))
     report = _report(model, pruned, args, components, groups, allocation, budget, plan)
     return PruneResult(pruned, plan, report, groups)
 
@@ -110,6 +111,7 @@ def _verify(
     reference: list[tuple[int, ...]],
     components: Components,
     budget: Budget,
+    state_outputs: set[int],
 ) -> None:
     try:
         with eval_mode(pruned), torch.no_grad():
@@ -123,7 +125,8 @@ def _verify(
             fix="protect the component holding such a layer (Budget(protect={...})); if a reshape/view broke, "
             "declare its block size (Constraints(blocks={layer: size}))",
         ) from exc
-    if outputs != reference:
+    external = [i for i in range(len(reference)) if i not in state_outputs]
+    if len(outputs) != len(reference) or any(outputs[i] != reference[i] for i in external):
         raise PruneError(f"pruning changed the output shapes {reference} -> {outputs}; please report this model")
     before = original.state_dict()
     for name, tensor in pruned.state_dict().items():

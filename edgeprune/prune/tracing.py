@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,7 @@ ExampleInputs = torch.Tensor | tuple[torch.Tensor, ...]
 
 # Layers that map channels to new channels: pruning their outputs changes the width downstream.
 # Everything else (norms, activations, depthwise convs, reshapes) passes channels through unchanged.
-CHANNEL_MIXERS = (nn.Linear, nn.modules.conv._ConvNd, nn.Embedding, nn.RNNBase, nn.MultiheadAttention)
+CHANNEL_MIXERS = (nn.Linear, nn.modules.conv._ConvNd, nn.Embedding, nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention)
 
 
 def as_tuple(example_inputs: ExampleInputs) -> tuple[Any, ...]:
@@ -101,11 +101,17 @@ def detach(value: Any) -> Any:
     return value
 
 
-def output_layers(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> set[nn.Module]:
+def output_layers(
+    module: nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any] | None = None,
+    skip: Collection[int] = (),
+) -> set[nn.Module]:
     """Layers whose output channels reach ``module``'s outputs unchanged (pruning them changes output shape).
 
     Walks the autograd graph back from each output through channel-preserving ops (norms, activations,
     reshapes, depthwise convs, element-wise ops) and stops at the first channel-mixing layer on each path.
+    ``skip``: positions of flattened outputs left out (a model's declared state outputs).
     """
     produced_by: dict[Any, nn.Module] = {}
 
@@ -121,7 +127,13 @@ def output_layers(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, An
             outputs = run_forward(module, args, kwargs)
             found: set[nn.Module] = set()
             seen: set[Any] = set()
-            stack = [t.grad_fn for t in flatten_tensors(outputs) if t.grad_fn is not None]
+            flat = flatten_tensors(outputs)
+            if any(i >= len(flat) for i in skip):
+                raise PruneError(
+                    f"state outputs {sorted(skip)} declared, but {type(module).__name__} returns {len(flat)} tensors",
+                    expected="positions in the flattened forward output (Constraints(state_outputs=...))",
+                )
+            stack = [t.grad_fn for i, t in enumerate(flat) if t.grad_fn is not None and i not in skip]
             while stack:
                 fn = stack.pop()
                 if fn in seen:

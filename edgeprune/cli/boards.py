@@ -1,0 +1,53 @@
+"""`boards list|show|fit`."""
+
+from __future__ import annotations
+
+import argparse
+
+from edgeprune.boards import board_details, boards_table, check_fit, fit_artifact, load_board
+from edgeprune.cli.common import (
+    console,
+)
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    """Register this module's commands."""
+    boards = sub.add_parser("boards", help="board profiles: list, show, fit check").add_subparsers(
+        required=True, metavar="action"
+    )
+    p = boards.add_parser("list", help="list known boards (shipped and on $EDGEPRUNE_BOARD_PATH)")
+    p.add_argument("pattern", nargs="?", help="fnmatch pattern over board names")
+    p.set_defaults(run=_cmd_boards_list)
+    p = boards.add_parser("show", help="a board's profile with its data-sheet sources")
+    p.add_argument("board", help="board name, alias or profile file")
+    p.set_defaults(run=_cmd_boards_show)
+    p = boards.add_parser("fit", help="does a model fit this board (flash and SRAM, with margins)?")
+    p.add_argument("board", help="board name, alias or profile file")
+    size = p.add_mutually_exclusive_group(required=True)
+    size.add_argument("--artifact", help="model file (e.g. model.tflite): its size is the flash for weights")
+    size.add_argument("--model-bytes", type=int, help="flash taken by the model's weights")
+    p.add_argument("--arena-bytes", type=int, required=True, help="tensor arena in bytes (TFLM bundle manifest)")
+    p.add_argument("--code-bytes", type=int, help="measured code size (default: an estimate)")
+    p.set_defaults(run=_cmd_boards_fit)
+
+
+def _cmd_boards_list(args: argparse.Namespace) -> int:
+    console.print(boards_table(args.pattern))
+    return 0
+
+
+def _cmd_boards_show(args: argparse.Namespace) -> int:
+    console.print(board_details(load_board(args.board)))
+    return 0
+
+
+def _cmd_boards_fit(args: argparse.Namespace) -> int:
+    board = load_board(args.board)
+    if args.artifact:
+        verdict = fit_artifact(board, args.artifact, arena_bytes=args.arena_bytes, code_bytes=args.code_bytes)
+    else:
+        verdict = check_fit(
+            board, model_bytes=args.model_bytes, arena_bytes=args.arena_bytes, code_bytes=args.code_bytes
+        )
+    console.print(verdict.table())
+    return 0 if verdict.fits else 1

@@ -1,0 +1,159 @@
+"""``bench``: run a model on a board (real or emulated) over the benchmark protocol and return a
+:class:`~edgeprune.measure.record.Measurement` with per-layer and per-component cycles, after
+checking the board's outputs bit for bit against the TFLM host interpreter."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+
+from edgeprune.boards.insn_cost import CALIBRATION_INSNS, INSNS_PER_SECOND, core_cost
+from edgeprune.boards.schema import BoardProfile
+from edgeprune.deploy.mcu.aot.codegen import GeneratedModel
+from edgeprune.deploy.mcu.build import Firmware
+from edgeprune.deploy.mcu.link import Link, LinkError
+from edgeprune.deploy.mcu.protocol import Dut, LayerTicks
+from edgeprune.errors import EdgepruneError
+from edgeprune.measure.record import ComponentShare, LatencyStats, LayerFigure, Measurement, Memory, Provenance
+
+# The one "layer" of the TFLM firmware (firmware/ep_model_tflm.cpp): Invoke() runs every op, so no per-layer ticks.
+TFLM_LAYER = "TFLM_INVOKE"
+
+
+class OutputMismatchError(EdgepruneError):
+    """The board's outputs differ from the TFLM host interpreter's."""
+
+
+def _reference(tflite: bytes, sets: Sequence[Sequence[np.ndarray]]) -> list[bytes]:
+    from edgeprune.export.tflm import run_tflm
+
+    outs = run_tflm(tflite, sets, 4 << 20)
+    return [b"".join(np.asarray(o, dtype=np.int8).tobytes() for o in row) for row in outs]
+
+
+def check_outputs(dut: Dut, tflite: bytes, sets: Sequence[Sequence[np.ndarray]], input_format: str = "int8") -> int:
+    """Run each input set once on the board; raise :class:`OutputMismatchError` unless every output byte
+    equals TFLM's. Returns the number of sets checked. ``input_format`` ``uint8-128``: the firmware subtracts 128
+    from each byte (MLPerf Tiny ic01/vww01), so each int8 value is sent plus 128.
+
+    Inputs (``ep-db``) and outputs (``ep-raw``) cross the link checksummed, so a difference is computed on
+    the board. A set that differs is run again: the same wrong bytes twice are the kernels' doing; different
+    bytes (or right ones) the second time mean the board or link is unreliable (:class:`LinkError`)."""
+    for k, (s, want) in enumerate(zip(sets, _reference(tflite, sets), strict=True)):
+        data = b"".join(np.asarray(x, dtype=np.int8).tobytes() for x in s)
+        data = bytes(b ^ 0x80 for b in data) if input_format == "uint8-128" else data
+        got = _run_once(dut, data)
+        if got == want:
+            continue
+        again = _run_once(dut, data)
+        if again != got:
+            raise LinkError(
+                f"input set {k}: the board gave different outputs for the same input on two runs",
+                expected="a deterministic board behind a reliable link",
+                fix="check the board's power, clock and link; the numbers of this session cannot be trusted",
+            )
+        bad = sum(a != b for a, b in zip(got, want, strict=False)) + abs(len(got) - len(want))
+        raise OutputMismatchError(
+            f"input set {k}: {bad} of {len(want)} output bytes differ from the TFLM host interpreter "
+            "(the same on two runs, checksummed over the link)",
+            expected="bit-identical int8 outputs",
+            fix="report a bug with the model; the board's firmware or kernels disagree with TFLM",
+        )
+    return len(sets)
+
+
+def _run_once(dut: Dut, data: bytes) -> bytes:
+    dut.load(data)
+    dut.infer(1, 0)
+    return dut.raw()
+
+
+def bench(
+    link: Link,
+    model: GeneratedModel,
+    tflite: bytes,
+    board: BoardProfile,
+    *,
+    emulated: bool | None = None,
+    runs: int = 5,
+    warmup: int = 1,
+    check_sets: int = 3,
+    seed: int = 0,
+    firmware: Firmware | None = None,
+) -> Measurement:
+    """Handshake, check outputs on ``check_sets`` random inputs, time ``runs`` inferences after ``warmup``,
+    read per-layer ticks. On the emulator ticks are virtual time (1 instruction = 1 ns) and cycles are
+    estimated with the core's fitted factor; on a board with DWT they are cycles. ``emulated=None``: decided
+    by the firmware's ``m-ep-board-`` (``mps2-qemu`` is the emulated board)."""
+    dut = Dut(link)
+    link.drain()
+    info = dut.info()
+    if info.sha256 != model.sha256:
+        raise EdgepruneError(
+            f"the board runs model {info.model} ({info.sha256[:12]}), not this one ({model.sha256[:12]})",
+            fix="flash (or emulate) the firmware built from this model",
+        )
+    if emulated is None:
+        emulated = info.board_kind == "mps2-qemu"
+    rng = np.random.default_rng(seed)
+    sets = [[rng.integers(-128, 128, x.shape).astype(np.int8) for x in model.inputs] for _ in range(check_sets)]
+    checked = check_outputs(dut, tflite, sets, info.input_format)
+    timing = dut.timed(runs, warmup, info)
+    n, ticks = timing.runs, list(timing.layers)
+    mem = dut.memory()
+    tflm = [t.op for t in ticks] == [TFLM_LAYER]
+    where = f"emulated {board.name} (QEMU {board.qemu_machine.value if board.qemu_machine else '?'})"
+    if emulated and board.core in CALIBRATION_INSNS:
+        cost = core_cost(board.core)
+        per_insn, label = cost.cycles_per_insn, cost.label
+        provenance = Provenance("estimated", where, label)
+    elif emulated:  # no calibration point for this core: instruction counts only, no latency
+        per_insn, label = 0.0, f"no cycles/insn factor for {board.core.value}: instruction counts only"
+        provenance = Provenance("estimated", where, label)
+    else:
+        per_insn, label = None, f"{info.timer} at {info.tick_hz} Hz"
+        provenance = Provenance("measured", board.name, f"{'TFLM' if tflm else 'edgeprune AOT'} int8 firmware, {label}")
+    layers = [_layer_cycles(t, n, info.tick_hz, per_insn, board) for t in ticks]
+    per_run_s = sum(t.ticks for t in ticks) / max(n, 1) / info.tick_hz  # m-lap-us is already an estimate
+    total_cycles = per_run_s * INSNS_PER_SECOND * per_insn if emulated else per_run_s * board.clock_hz
+    ms = 1e3 * total_cycles / board.clock_hz
+    timed = not emulated or bool(per_insn)
+    comps: dict[str, float] = defaultdict(float)  # cycles, or instructions when there is no factor
+    for lay in layers:
+        comps[lay.component] += lay.cycles if timed else lay.instructions or 0.0
+    summed = sum(comps.values()) or 1.0
+    notes = [f"outputs bit-identical to the TFLM host interpreter on {checked} random input sets"]
+    if emulated:
+        notes.append("instructions counted by QEMU (-icount shift=0)")
+    if not timed:
+        notes.append(label)
+    return Measurement(
+        model=info.model,
+        runtime="tflm-int8" if tflm else "edgeprune-aot-int8",
+        provenance=provenance,
+        latency=LatencyStats.from_samples([ms] * runs, warmup) if ms > 0 else None,
+        memory=Memory(
+            flash_bytes=firmware.flash_bytes if firmware else None,
+            arena_bytes=mem.get("arena", 0),
+            ram_bytes=firmware.ram_bytes if firmware else None,
+            stack_bytes=mem.get("stack_used", 0),
+        ),
+        fits=True,  # it linked and runs
+        instructions=per_run_s * INSNS_PER_SECOND if emulated else None,
+        components={
+            c: ComponentShare(latency_ms=1e3 * v / board.clock_hz if timed else None, share=v / summed)
+            for c, v in comps.items()
+        },
+        layers=layers,
+        notes=notes,
+    )
+
+
+def _layer_cycles(t: LayerTicks, runs: int, tick_hz: int, per_insn: float | None, board: BoardProfile) -> LayerFigure:
+    seconds = t.ticks / max(runs, 1) / tick_hz
+    if per_insn is None:
+        return LayerFigure(t.index, t.op, t.component, seconds * board.clock_hz)
+    insns = seconds * INSNS_PER_SECOND
+    return LayerFigure(t.index, t.op, t.component, insns * per_insn, instructions=insns)

@@ -1,0 +1,79 @@
+"""Sensitivity-driven allocation: measured per-component drops split a model-wide target (knapsack)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from edgeprune.prune import Budget, PruneError, SensitivityReport, prune, sensitivity
+from edgeprune.prune.sensitivity import Cut, Item
+
+CUTS = (0.5, 0.9)
+
+
+@pytest.fixture(scope="module")
+def tdmpc_and_report():
+    from edgeprune.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("tdmpc").eval()
+    calib = model.example_inputs(64)
+    report = sensitivity(model, calib, cuts=CUTS)
+    return model, calib, report
+
+
+def test_sensitivity_report_measures_every_component_and_the_interfaces(tdmpc_and_report, tmp_path) -> None:
+    model, _, report = tdmpc_and_report
+    assert [i.name for i in report.items] == ["encoder", "dynamics", "reward", "policy", "qs", "interfaces"]
+    assert report.params == sum(p.numel() for p in model.parameters())
+    for item in report.items:
+        assert item.cuts and all(c.drop >= 0 for c in item.cuts)
+        removed = [c.removed for c in item.cuts]
+        assert removed == sorted(removed) and removed[-1] > 0
+    assert report.item("interfaces").kind == "interface"
+    assert report.item("dynamics").cuts[-1].drop > 0  # next_z (state output, width kept here) is measured too
+    report.plot(tmp_path / "s.png")
+    report.save(tmp_path / "s.json")
+    assert (tmp_path / "s.png").stat().st_size > 0
+    assert json.loads((tmp_path / "s.json").read_text())["suggest_protect"] == report.suggest_protect()
+    assert "suggest protecting" in str(report)
+
+
+def test_sensitivity_allocation_hits_the_model_wide_target(tdmpc_and_report) -> None:
+    model, calib, report = tdmpc_and_report
+    total = 0.6
+    result = prune(model, calib, Budget(total=total, allocate="sensitivity"), sensitivity=report)
+    assert abs(result.report.achieved - total) <= 0.02
+    assert result.report.target == total
+    assert result.plan.budget["per_component"]  # the plan records the split it carried out
+    assert result.model.encoder[3].out_features == 32  # component mode keeps the latent interface
+
+
+def test_the_split_follows_the_measured_drops(tdmpc_and_report) -> None:
+    """A report saying qs is expensive and policy cheap: the knapsack cuts policy deeper than qs."""
+    model, calib, measured = tdmpc_and_report
+    items = []
+    for item in measured.items:
+        if item.kind != "component":
+            continue
+        price = {"qs": 100.0, "policy": 0.001}.get(item.name, 1.0)
+        items.append(Item(item.name, item.kind, item.params, [Cut(c.fraction, c.removed, price * c.fraction)
+                                                                for c in item.cuts]))  # fmt: skip
+    report = SensitivityReport("made-up", 0.0, measured.params, items)
+    assert report.suggest_protect() == ["qs"]
+    result = prune(model, calib, Budget(total=0.3, allocate="sensitivity"), sensitivity=report)
+    split = result.plan.budget["per_component"]
+    assert split.get("policy", 0) > split.get("qs", 0)
+    assert abs(result.report.achieved - 0.3) <= 0.02
+
+
+def test_sensitivity_allocation_needs_a_total_and_component_mode(make_model) -> None:
+    with pytest.raises(PruneError, match="total"):
+        Budget(default=0.5, allocate="sensitivity")
+    with pytest.raises(PruneError, match="allocate"):
+        Budget(total=0.5, allocate="greedy")
+    model = make_model("tdmpc")
+    with pytest.raises(PruneError, match="component"):
+        prune(model, model.example_inputs(), Budget(total=0.5, allocate="sensitivity"), mode="vanilla")
