@@ -13,15 +13,20 @@ from edgeprune import __version__
 from edgeprune.cli import boards, measure, optimize, prune, samples
 from edgeprune.cli.common import console
 from edgeprune.errors import EdgepruneError
+from edgeprune.interrupts import exit_status, interruptible
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return args.run(args)
+        with interruptible():
+            return args.run(args)
     except EdgepruneError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)  # a fix may read edgeprune[export]
         return 2
+    except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: child processes ended and staging removed on the way here
+        console.print("interrupted: child processes stopped, partial outputs removed", highlight=False)
+        return exit_status(exc)
 
 
 def parser() -> argparse.ArgumentParser:
