@@ -53,11 +53,11 @@ def test_help_and_version_need_only_the_base_dependencies() -> None:
 
 def test_every_command_with_host_builds_its_board_with_the_remote_dir() -> None:
     ssh = ["--board", "raspberry-pi-5", "--host", "pi@pi", "--remote-dir", "work/D", "--python", "/opt/py"]
-    for argv in (["bench", "simple", *ssh, "--out", "o"], ["compare", "simple", *ssh, "--out", "o"],
-                 ["optimize", "simple", "--latency-ms", "1", *ssh, "--out", "o"]):  # fmt: skip
+    for argv in (["bench", "simple", *ssh, "--out", "o"], ["compare", "simple", "--plan", "p.json", *ssh, "--out", "o"],
+                 ["optimize", "simple", "--eval", "fidelity", "--latency-ms", "1", *ssh, "--out", "o"]):  # fmt: skip
         args = parser().parse_args(argv)
         target = ssh_target(args, args.board)
-        assert (target.remote_dir, target.python, target.host) == ("work/D", "/opt/py", "pi"), argv[0]
+        assert (target.remote_dir, target.python, target.host) == ("work/D", "/opt/py", "pi@pi"), argv[0]
 
 
 def test_bench_over_ssh_runs_in_the_remote_dir(loopback_sshd: Loopback, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ EXPECTED_SHAPES = {
     "recursive": lambda b: [(b, 4)],
     "tdmpc": lambda b: [(b, 32), (b, 1), (b, 2), (b, 1)],
     "complex_cnn": lambda b: [(b, 10), (b, 2)],
+    "rssm": lambda b: [(b, 1), (b, 1), (b, 1)],
     "kws_dscnn": lambda b: [(b, 12)],
     "ad_autoencoder": lambda b: [(b, 640)],
 }
@@ -30,6 +31,7 @@ NUM_COMPONENTS = {
     "recursive": 4,
     "tdmpc": 5,
     "complex_cnn": 7,
+    "rssm": 7,
     "kws_dscnn": 3,
     "ad_autoencoder": 2,
 }
@@ -168,5 +170,29 @@ def test_tdmpc_api_and_constraints() -> None:
     assert [list(e) for e in constraints.ensembles] == [["qs.0", "qs.1"]]
 
 
-def test_only_tdmpc_declares_constraints() -> None:
-    assert [n for n in MODELS if hasattr(_build(n), "pruning_constraints")] == ["tdmpc"]
+def test_only_world_models_declare_constraints() -> None:
+    assert [n for n in MODELS if hasattr(_build(n), "pruning_constraints")] == ["tdmpc", "rssm"]
+
+
+def test_rssm_rolls_out_the_gru_over_its_horizon() -> None:
+    model = _build("rssm")
+    calls = _count_component_calls(model)
+    assert calls["dynamics"] == calls["prior"] == calls["policy"] == calls["cont"] == model.horizon
+    assert calls["encoder"] == calls["posterior"] == 1
+    assert isinstance(model.dynamics.cell, nn.GRUCell)
+    obs = model.example_inputs(4)[0]
+    ret, alive, action = _outputs(model, (obs,))
+    with torch.no_grad():  # the same rollout step by step: continue-discounted rewards, first action
+        z = model.posterior(model.encoder(obs))
+        torch.testing.assert_close(model.policy(z), action)
+        h, total, survive = None, 0, 1
+        for _ in range(model.horizon):
+            h = model.dynamics(z, model.policy(z), h)
+            z = model.prior(h)
+            survive = survive * model.cont(h, z)
+            total = total + survive * model.reward(h, z)
+    torch.testing.assert_close(ret, total)
+    torch.testing.assert_close(alive, survive)
+    assert z.sum(-1).allclose(torch.ones(4)) and ((alive > 0) & (alive < 1)).all()
+    (tie,) = model.pruning_constraints().ties
+    assert all(isinstance(model.get_submodule(p), nn.Linear) for p in tie)

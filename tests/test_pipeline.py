@@ -48,6 +48,7 @@ def test_meets_a_latency_goal_and_arena_goal_with_real_bundles(tmp_path: Path) -
     chosen = result.chosen.result
     assert chosen.latency_ms <= goals.latency_ms and chosen.memory.arena_bytes <= goals.arena_bytes
     assert chosen.provenance.kind == "estimated"  # cost-model latency is an estimate, and says so
+    assert chosen.memory.arena == "TFLM" and "TFLM arena B" in points_table(result).columns[4].header
     assert (tmp_path / "run" / "points" / f"{result.chosen.iteration:03d}" / "tflm" / "model.tflite").exists()
     write_outputs(result)
     summary = json.loads((tmp_path / "run" / "pareto.json").read_text())
@@ -216,6 +217,7 @@ def test_meets_latency_and_arena_goals_on_the_emulated_board(tmp_path: Path) -> 
     target = EmulatedBoardRunner(load_board("nucleo-l4r5zi"), calibration)
     base = target.measure(Subject("m", model, inputs, tmp_path / "probe"))
     assert base.fits and base.provenance.kind == "estimated" and base.memory.arena_bytes > 0
+    assert base.memory.arena == "firmware"  # our kernels' arena, never mistaken for TFLM's
     assert set(base.components_ms) >= {"encoder", "core", "head"}
     goals = Goals(latency_ms=0.75 * base.latency_ms, arena_bytes=base.memory.arena_bytes - 1, max_drop=1.0)
     result = optimize(

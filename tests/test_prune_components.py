@@ -299,15 +299,16 @@ def test_component_mode_splits_what_vanilla_couples(make_model) -> None:
 
 @pytest.mark.parametrize("name", MODELS)
 def test_cross_component_groups_are_not_pruned_by_default(make_model, name: str) -> None:
+    """Except a recurrent state (``owner``: its layer's component), which its readers only read."""
     model = make_model(name)
     result = prune(model, model.example_inputs(), Budget(default=0.6))
     by_id = {g.id: g for g in result.groups}
     pruned_ids = {g.id for g in result.plan.groups}
     assert pruned_ids
     for gid in pruned_ids:
-        assert by_id[gid].kind == "intra" and len(by_id[gid].components) == 1
+        assert by_id[gid].kind == "intra" and (len(by_id[gid].components) == 1 or by_id[gid].owner)
     for g in result.groups:
-        if len(g.components) > 1 or g.kind == "interface":
+        if (len(g.components) > 1 and not g.owner) or g.kind == "interface":
             assert g.id not in pruned_ids
             assert next(r for r in result.report.groups if r.id == g.id).reason
 

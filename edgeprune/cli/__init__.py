@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from rich.markup import escape
 
 from edgeprune import __version__
-from edgeprune.cli import boards, measure, optimize, prune
+from edgeprune.cli import boards, measure, optimize, prune, samples
 from edgeprune.cli.common import console
 from edgeprune.errors import EdgepruneError
 
@@ -28,6 +28,6 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgeprune", description=__doc__.split(". ")[0] + ".")
     p.add_argument("--version", action="version", version=f"edgeprune {__version__}")
     sub = p.add_subparsers(required=True, metavar="command")
-    for group in (prune, measure, optimize, boards):
+    for group in (prune, samples, measure, optimize, boards):
         group.add(sub)
     return p

@@ -25,6 +25,7 @@ from torch import nn
 from edgeprune.export.errors import ExportError
 from edgeprune.export.fdcapture import capture_fds
 from edgeprune.export.parity import ParityReport, Tolerance, compare
+from edgeprune.export.recurrent import unrolled
 from edgeprune.extras import require
 
 if TYPE_CHECKING:
@@ -186,7 +187,7 @@ def _trace(
     onnx = require("onnx", "onnx", "ONNX export")
     buf = io.BytesIO()
     dynamic_axes = {n: {0: "batch"} for n in [*input_names, *output_names]} if dynamic_batch else None
-    with warnings.catch_warnings(record=True) as caught, capture_fds((1, 2)) as printed:
+    with warnings.catch_warnings(record=True) as caught, capture_fds((1, 2)) as printed, unrolled(model):
         warnings.simplefilter("always")
         try:
             torch.onnx.export(

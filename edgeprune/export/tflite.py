@@ -26,6 +26,7 @@ from edgeprune.export.errors import ExportError
 from edgeprune.export.onnx import OnnxExport, eager_outputs, parity_input_sets
 from edgeprune.export.opmap import OnnxNode, candidates, describe, onnx_nodes
 from edgeprune.export.parity import ParityReport, Tolerance, compare
+from edgeprune.export.recurrent import RECURRENT_ONNX_OPS, no_int8_error
 from edgeprune.export.samples import CalibrationSource, load_calibration, require_calibration
 from edgeprune.extras import MissingExtraError, require_installed
 
@@ -301,6 +302,18 @@ def _onnx2tf_error(log: str, returncode: int, onnx_export: OnnxExport) -> Export
     )
 
 
+def _refuse_recurrent_ops(onnx_export: OnnxExport) -> None:
+    """ONNX GRU/LSTM/RNN/Loop/Scan nodes: onnx2tf gives no full-integer model TFLite Micro can run."""
+    nodes = [n for n in onnx_nodes(onnx_export.model, onnx_export.components) if n.op_type in RECURRENT_ONNX_OPS]
+    if nodes:
+        raise ExportError(
+            f"the ONNX model has recurrent op(s) {describe(nodes)}: onnx2tf makes no full-integer TFLite of them.",
+            expected="recurrent layers unrolled over a fixed number of steps (per-gate MatMul, Sigmoid, Tanh, Mul)",
+            do="export with onnx_from_torch (it unrolls nn.GRU/nn.LSTM/nn.RNN and their cells), or unroll the loop "
+            "in forward() yourself.",
+        )
+
+
 def tflite_from_onnx(
     onnx_export: OnnxExport,
     model: nn.Module,
@@ -325,6 +338,7 @@ def tflite_from_onnx(
     calib = None
     if int8:
         calib = load_calibration(require_calibration(calibration, "full-integer int8 TFLite"), onnx_export.input_shapes)
+    _refuse_recurrent_ops(onnx_export)
     t0 = time.perf_counter()
     out, log = _onnx2tf(onnx_export, workdir, calib, timeout)
     seconds = time.perf_counter() - t0
@@ -354,7 +368,7 @@ def tflite_from_onnx(
         return result
     int8_path = out / "model_full_integer_quant.tflite"
     if not int8_path.is_file():
-        raise ExportError("onnx2tf wrote no full-integer .tflite.", detail=log[-3000:])
+        raise no_int8_error(model, log)
     result.int8 = int8_path.read_bytes()
     run_q, result.int8_inputs, result.int8_outputs = run_tflite(result.int8, ins, out_shapes)
     qsets = int8_parity_sets(example, calib, max_parity_samples)

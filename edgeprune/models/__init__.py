@@ -17,6 +17,7 @@ from edgeprune.errors import EdgepruneError
 from edgeprune.models.cnn import ComplexCNN
 from edgeprune.models.mlp import SimNorm, mlp
 from edgeprune.models.mlperf_tiny import DSCNNKWS, FCAutoencoderAD
+from edgeprune.models.rssm import RSSMStyle
 from edgeprune.models.tdmpc import TDMPCStyle
 from edgeprune.models.toy import BranchedMLP, MultiPathMLP, RecursiveMLP, SimpleMLP
 
@@ -26,6 +27,7 @@ __all__ = [
     "ComplexCNN",
     "FCAutoencoderAD",
     "MultiPathMLP",
+    "RSSMStyle",
     "RecursiveMLP",
     "SimNorm",
     "SimpleMLP",
@@ -44,6 +46,7 @@ _REGISTRY: MappingProxyType[str, Callable[..., nn.Module]] = MappingProxyType(
         "recursive": RecursiveMLP,
         "tdmpc": TDMPCStyle,
         "complex_cnn": ComplexCNN,
+        "rssm": RSSMStyle,
         "kws_dscnn": DSCNNKWS,
         "ad_autoencoder": FCAutoencoderAD,
     }

@@ -29,7 +29,9 @@ from edgeprune.errors import EdgepruneError
 from edgeprune.measure.record import Measurement
 from edgeprune.prune import Budget, Components, PruneResult, prune
 from edgeprune.prune.importance import ImportanceSpec
-from edgeprune.prune.knapsack import knapsack  # the solver lives in prune/ (sensitivity allocation uses it too)
+from edgeprune.prune.knapsack import cheapest_cover, max_levels
+
+ATTRIBUTABLE = ("latency_ms", "flash_bytes")  # goals whose gain per component can be estimated before measuring
 
 
 @dataclass
@@ -115,6 +117,35 @@ def greedy(ctx: StepContext, candidates: list[str], step: float, max_fraction: f
     options = [ctx.cut(c, ctx.budgets[c], step, max_fraction) for c in candidates]
     eligible = [p for p in options if p is not None and ctx.within_drop(p)]
     return max(eligible, key=ctx.score) if eligible else None
+
+
+def knapsack(
+    ctx: StepContext, candidates: list[str], step: float, max_fraction: float, levels: int = 4
+) -> Proposal | None:
+    """The cheapest combination of per-component cuts that covers every attributable unmet goal (see module)."""
+    levels = max_levels(len(candidates), levels)
+    menus: list[list[Proposal]] = []
+    for c in candidates:
+        menu: list[Proposal] = []
+        fraction = ctx.budgets[c]
+        for _ in range(levels):
+            option = ctx.cut(c, fraction, step, max_fraction)
+            if option is None or not ctx.within_drop(option):
+                break  # deeper cuts of this component cost at least as much (the drop grows with the cut)
+            menu.append(option)
+            fraction = option.budgets[c]
+        menus.append(menu)
+    options = [p for menu in menus for p in menu]
+    goals = {g: ctx.excess[g] for g in ctx.excess if g in ATTRIBUTABLE}
+    if not goals:  # only non-attributable goals (arena, board fit): the single best-scoring cut
+        return max(options, key=ctx.score, default=None)
+    chosen = cheapest_cover(menus, goals, cost=ctx.drop, gains=lambda p: p.gains, max_cost=ctx.max_drop)
+    if chosen is None:
+        return None
+    if len(chosen) == 1:
+        return chosen[0]
+    budgets = {**ctx.budgets, **{p.changed[0]: p.budgets[p.changed[0]] for p in chosen}}
+    return ctx.propose(budgets, tuple(p.changed[0] for p in chosen))
 
 
 Strategy = Callable[[StepContext, list[str], float, float], "Proposal | None"]

@@ -254,3 +254,43 @@ def macs(module: nn.Module, inputs: tuple, output: Any) -> float:
     steps = x.numel() // x.shape[-1]  # batch × time
     per_step = g * hidden * (module.input_size + hidden) + (module.num_layers - 1) * g * hidden * 2 * hidden
     return steps * per_step
+
+
+class MagnitudeImportance(tp.importance.GroupMagnitudeImportance):
+    """Torch-Pruning's group magnitude importance, with recurrent layers' own weights counted.
+
+    Torch-Pruning scores only its built-in layer types; here a hidden unit's rows in every gate of every
+    ``weight_ih``/``weight_hh`` and its columns in ``weight_hh`` (and the next layer's ``weight_ih``) join
+    the group's reduction like any other member.
+    """
+
+    @torch.no_grad()
+    def __call__(self, group: tp.Group) -> torch.Tensor | None:
+        self._extra = _hidden_magnitudes(group, self.p)
+        imp = super().__call__(group)
+        if imp is None and self._extra[0]:  # a group of recurrent layers only
+            imp = self._normalize(self._reduce([], []), self.normalizer)
+        return imp
+
+    def _reduce(self, group_imp: list, group_idxs: list) -> torch.Tensor:
+        imps, idxs = self._extra
+        return super()._reduce([*group_imp, *imps], [*group_idxs, *idxs])
+
+
+def _hidden_magnitudes(group: tp.Group, p: int) -> tuple[list[torch.Tensor], list[list[int]]]:
+    imps, idxs = [], []
+    for item in group:
+        layer = item.dep.target.module
+        if not (is_recurrent(layer) and item.dep.handler == _HIDDEN.prune_out_channels):
+            continue
+        hidden, g = layer.hidden_size, gates(layer)
+        total = torch.zeros(hidden)
+        for i, (w_ih, w_hh, _, _) in enumerate(_layer_names(layer)):
+            for name in (w_ih, w_hh):
+                total += getattr(layer, name).detach().abs().pow(p).reshape(g, hidden, -1).sum((0, 2)).cpu()
+            total += getattr(layer, w_hh).detach().abs().pow(p).sum(0).cpu()
+            if i > 0:
+                total += getattr(layer, w_ih).detach().abs().pow(p).sum(0).cpu()
+        imps.append(total[list(item.idxs)])
+        idxs.append(item.root_idxs)
+    return imps, idxs

@@ -31,7 +31,7 @@ from edgeprune.io import write_atomic
 from edgeprune.prune.budget import Budget
 from edgeprune.prune.components import Components
 from edgeprune.prune.errors import PruneError
-from edgeprune.prune.knapsack import knapsack
+from edgeprune.prune.knapsack import cheapest_cover, max_levels
 from edgeprune.prune.tracing import ExampleInputs, as_tuple, eval_mode, flatten_tensors
 
 PROTECT_RATIO = 5.0  # suggest protecting an item whose drop per parameter is this many times the median
@@ -190,51 +190,17 @@ def split_target(
     return {c: round(hi * f, 6) for c, f in chosen.items()}
 
 
-@dataclass
-class _Option:
-    """One measured cut as the knapsack sees it (``budgets``, ``changed``, ``gains``, ``metric``)."""
-
-    budgets: dict[str, float]
-    changed: tuple[str, ...]
-    gains: dict[str, float]
-    metric: float
-
-
-@dataclass
-class _MeasuredCuts:
-    """A knapsack context whose menus are the measured cuts: no pruning, no evaluation while it searches."""
-
-    report: SensitivityReport
-    budgets: dict[str, float]
-    excess: dict[str, float]
-    max_drop: float | None = None
-
-    def cut(self, c: str, fraction: float, step: float, max_fraction: float) -> _Option | None:
-        nxt = next((m for m in self.report.item(c).cuts if m.fraction > fraction + 1e-9 and m.removed), None)
-        if nxt is None:
-            return None
-        return _Option({**self.budgets, c: nxt.fraction}, (c,), {"flash_bytes": float(nxt.removed)},
-                       self.report.base - nxt.drop)  # fmt: skip
-
-    def propose(self, budgets: dict[str, float], changed: tuple[str, ...]) -> _Option:
-        drop = sum(next(m.drop for m in self.report.item(c).cuts if m.fraction == budgets[c]) for c in changed)
-        return _Option(budgets, changed, {}, self.report.base - drop)
-
-    def drop(self, p: _Option) -> float:
-        return max(0.0, self.report.base - p.metric)
-
-    def within_drop(self, p: _Option) -> bool:
-        return True
-
-    def score(self, p: _Option) -> float:
-        return p.gains["flash_bytes"] / (self.drop(p) + 1e-12)
-
-
 def _knapsack_pick(report: SensitivityReport, candidates: list[str], target: float) -> dict[str, float]:
-    """:func:`edgeprune.prune.knapsack.knapsack` over the measured cuts (gain: parameters removed)."""
+    """One measured cut per candidate (or none) covering ``target`` parameters at the least summed drop."""
     if not candidates:
         raise PruneError("no component can be cut", fix="protect fewer components")
-    ctx = _MeasuredCuts(report, dict.fromkeys(candidates, 0.0), {"flash_bytes": target})
-    levels = max(len(report.item(c).cuts) for c in candidates)
-    pick = knapsack(ctx, candidates, step=0.0, max_fraction=1.0, levels=levels)
-    return {c: pick.budgets[c] for c in candidates if pick.budgets[c] > 0}
+    menus = [[(c, cut) for cut in report.item(c).cuts if cut.removed] for c in candidates]
+    levels = max_levels(len(menus), max(len(m) for m in menus))
+    chosen = cheapest_cover(
+        [m[:levels] for m in menus],
+        {"params": target},
+        cost=lambda o: o[1].drop,
+        gains=lambda o: {"params": float(o[1].removed)},
+    )
+    assert chosen, "every candidate has a cut that removes parameters"
+    return {c: cut.fraction for c, cut in chosen}

@@ -87,7 +87,10 @@ def bench(
     mem = dut.memory()
     tflm = [t.op for t in ticks] == [TFLM_LAYER]
     where = f"emulated {board.name} (QEMU {board.qemu_machine.value if board.qemu_machine else '?'})"
-    if emulated and board.core in CALIBRATION_INSNS:
+    if emulated and info.kernels == "dsp":  # the factors are fitted to the reference kernels' instruction counts
+        per_insn, label = 0.0, "DSP-extension kernels: instruction counts only (no cycles/insn factor for them yet)"
+        provenance = Provenance("estimated", where, label)
+    elif emulated and board.core in CALIBRATION_INSNS:
         cost = core_cost(board.core)
         per_insn, label = cost.cycles_per_insn, cost.label
         provenance = Provenance("estimated", where, label)
@@ -119,6 +122,7 @@ def bench(
         memory=Memory(
             flash_bytes=firmware.flash_bytes if firmware else None,
             arena_bytes=mem.get("arena", 0),
+            arena="TFLM" if tflm else "firmware",
             ram_bytes=firmware.ram_bytes if firmware else None,
             stack_bytes=mem.get("stack_used", 0),
         ),

@@ -22,6 +22,7 @@ class BoardInfo:
     input_bytes: int
     output_bytes: int
     input_format: str = "int8"  # what `db` bytes are: "int8", "uint8-128" (ic01/vww01) or "float32" (ad01)
+    kernels: str = "reference"  # "dsp": the Cortex-M4/M7 DSP-extension kernels
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,11 @@ class Dut:
         lines = self.link.command("ep-info")
         timer, hz = _field(lines, "m-ep-timer-").split(",")
         ins, outs = _ints(_field(lines, "m-ep-io-"), "m-ep-io")
-        fmt = _field(lines, "m-ep-input-") if any(x.startswith("m-ep-input-") for x in lines) else "int8"
+        has = {k for k in ("input", "kernels") if any(x.startswith(f"m-ep-{k}-") for x in lines)}  # since fw 0.2
+        opt = {k: _field(lines, f"m-ep-{k}-") for k in has}
         return BoardInfo(name, _field(lines, "m-ep-model-"), _field(lines, "m-ep-sha256-"), timer, int(hz),
-                         _field(lines, "m-ep-board-"), int(_field(lines, "m-ep-layers-")), ins, outs, fmt)  # fmt: skip
+                         _field(lines, "m-ep-board-"), int(_field(lines, "m-ep-layers-")), ins, outs,
+                         opt.get("input", "int8"), opt.get("kernels", "reference"))  # fmt: skip
 
     def load(self, data: bytes, *, attempts: int = 3) -> None:
         """``db load N%`` then ``db HEX%`` chunks; restarts the whole load (bounded) when a chunk is lost."""

@@ -261,6 +261,8 @@ static void ep_info(void) {
   out_u64(ep_tick_hz());
   out("]\r\nm-ep-board-[");
   out(ep_board_kind());
+  out("]\r\nm-ep-kernels-[");
+  out(ep_kernel_set);
   out("]\r\nm-ep-input-[");
 #if defined(EP_INPUT_FLOAT32_AD_SCORE)
   out("float32");
