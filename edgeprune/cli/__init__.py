@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from rich.markup import escape
 
 from edgeprune import __version__
-from edgeprune.cli import boards, measure, optimize, prune, samples
+from edgeprune.cli import boards, measure, optimize, prune, samples, sweep
 from edgeprune.cli.common import console
 from edgeprune.errors import EdgepruneError
 from edgeprune.interrupts import exit_status, interruptible
@@ -33,6 +33,6 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgeprune", description=__doc__.split(". ")[0] + ".")
     p.add_argument("--version", action="version", version=f"edgeprune {__version__}")
     sub = p.add_subparsers(required=True, metavar="command")
-    for group in (prune, samples, measure, optimize, boards):
+    for group in (prune, samples, measure, optimize, sweep, boards):
         group.add(sub)
     return p
