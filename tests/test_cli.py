@@ -125,6 +125,7 @@ def test_demo_runs_the_loop_end_to_end_as_the_installed_command(tmp_path: Path) 
     assert chosen["budgets"]["encoder"] == 0 and chosen["result"]["provenance"]["kind"] == "estimated"
     page = (run_dir / "report.html").read_text()
     assert "emulated" in page and "estimate" in page and "Pruning (component mode" in page
+    assert "firmware arena" in page and "TFLM arena" not in page  # our kernels' arena, never mistaken for TFLM's
     assert (run_dir / "chosen" / "tflm" / "model.tflite").exists()
 
 

@@ -48,6 +48,7 @@ def test_meets_a_latency_goal_and_arena_goal_with_real_bundles(tmp_path: Path) -
     chosen = result.chosen.result
     assert chosen.latency_ms <= goals.latency_ms and chosen.memory.arena_bytes <= goals.arena_bytes
     assert chosen.provenance.kind == "estimated"  # cost-model latency is an estimate, and says so
+    assert chosen.memory.arena == "TFLM" and "TFLM arena B" in points_table(result).columns[4].header
     assert (tmp_path / "run" / "points" / f"{result.chosen.iteration:03d}" / "tflm" / "model.tflite").exists()
     write_outputs(result)
     summary = json.loads((tmp_path / "run" / "pareto.json").read_text())
@@ -151,25 +152,41 @@ def test_max_drop_stops_the_loop_and_says_why(tmp_path: Path) -> None:
     assert result.chosen.iteration == 0  # nothing cheap enough: the baseline stays the answer
 
 
+class _CrashesAfter(CostModelRunner):
+    """The cost-model target, crashing (like a killed process) after ``_left`` measurements; the private
+    counter is not part of the run's settings, so the same target object resumes the run."""
+
+    def __init__(self, board, left: int) -> None:
+        super().__init__(board)
+        self._left = left
+
+    def measure(self, subject):
+        self._left -= 1
+        if self._left < 0:
+            raise KeyboardInterrupt
+        return super().measure(subject)
+
+
 def test_resume_continues_where_it_stopped_and_refuses_other_settings(tmp_path: Path) -> None:
     model, inputs, evaluate = _setup()
-    target = CostModelRunner(load_board("nucleo-l4r5zi"))
+    target = _CrashesAfter(load_board("nucleo-l4r5zi"), 2)
     goals = Goals(latency_ms=0.6 * _baseline_ms(model, inputs), max_drop=10.0)
-    first = optimize(
-        model, inputs, target, evaluate, goals, tmp_path, OptimizeOptions(strategy=greedy, step=0.1, max_iterations=1)
-    )
-    assert not first.met and len(first.points) == 2
+    with pytest.raises(KeyboardInterrupt):
+        optimize(model, inputs, target, evaluate, goals, tmp_path, OptimizeOptions(strategy=greedy, step=0.1))
+    first = (tmp_path / "iterations.jsonl").read_text().splitlines()
+    assert len(first) == 2
     with pytest.raises(EdgepruneError, match="already holds a run"):
         optimize(model, inputs, target, evaluate, goals, tmp_path, OptimizeOptions(strategy=greedy, step=0.1))
     with pytest.raises(EdgepruneError, match="different settings"):
         optimize(
             model, inputs, target, evaluate, goals, tmp_path, OptimizeOptions(strategy=greedy, step=0.2), resume=True
         )
+    target._left = 100
     resumed = optimize(
         model, inputs, target, evaluate, goals, tmp_path, OptimizeOptions(strategy=greedy, step=0.1), resume=True
     )
     assert resumed.met
-    assert [p.to_dict() for p in resumed.points[:2]] == [p.to_dict() for p in first.points]
+    assert [json.dumps(p.to_dict()) for p in resumed.points[:2]] == first
 
 
 def test_a_run_that_failed_before_its_first_point_is_still_recognised_as_a_run(tmp_path: Path) -> None:
@@ -216,6 +233,7 @@ def test_meets_latency_and_arena_goals_on_the_emulated_board(tmp_path: Path) -> 
     target = EmulatedBoardRunner(load_board("nucleo-l4r5zi"), calibration)
     base = target.measure(Subject("m", model, inputs, tmp_path / "probe"))
     assert base.fits and base.provenance.kind == "estimated" and base.memory.arena_bytes > 0
+    assert base.memory.arena == "firmware"  # our kernels' arena, never mistaken for TFLM's
     assert set(base.components_ms) >= {"encoder", "core", "head"}
     goals = Goals(latency_ms=0.75 * base.latency_ms, arena_bytes=base.memory.arena_bytes - 1, max_drop=1.0)
     result = optimize(

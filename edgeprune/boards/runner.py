@@ -41,7 +41,7 @@ class CostModelRunner(Runner):
         bundle = subject.export("onnx", "tflm", calibration=self.calibration).tflm
         assert bundle is not None
         m.memory.flash_bytes = len(bundle.files["model.tflite"])
-        m.memory.arena_bytes = bundle.arena.minimum
+        m.memory.arena_bytes, m.memory.arena = bundle.arena.minimum, "TFLM"
         verdict = check_fit(self.board, model_bytes=m.memory.flash_bytes, arena_bytes=m.memory.arena_bytes,
                             op_kinds=len(bundle.ops))  # fmt: skip
         m.fits = verdict.fits

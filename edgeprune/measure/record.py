@@ -93,6 +93,8 @@ class Memory:
 
     flash_bytes: int | None = None  # what is stored: the firmware image, or the model file the runtime loads
     arena_bytes: int | None = None  # the tensor arena (TFLM, our firmware)
+    # which arena: "TFLM" (TensorFlow Lite Micro's) or "firmware" (our kernels' static buffer, ~100x smaller)
+    arena: str | None = None
     ram_bytes: int | None = None  # the firmware's static RAM
     stack_bytes: int | None = None  # stack used by an inference (firmware's watermark)
     rss_delta_bytes: int | None = None  # host: resident memory grown while the runtime ran

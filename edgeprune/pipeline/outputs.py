@@ -36,11 +36,21 @@ def _dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
 POINT_COLUMNS = ("#", "changed", "budgets", "latency ms", "arena B", "flash B", "metric", "kept")
 
 
+def arena_name(points: Sequence[Point]) -> str:
+    """'TFLM arena' or 'firmware arena': the two differ ~100x for one model, so a table never says just 'arena'."""
+    kinds = {p.result.memory.arena for p in points if p.result.memory.arena_bytes is not None and p.result.memory.arena}
+    return f"{kinds.pop()} arena" if len(kinds) == 1 else "tensor arena"
+
+
+def _point_columns(points: Sequence[Point]) -> list[str]:
+    return [f"{arena_name(points)} B" if c == "arena B" else c for c in POINT_COLUMNS]
+
+
 def points_table(result: OptimizeResult) -> Table:
     """Every point tried as a rich table (``*`` after a latency: an estimate; last column: on the Pareto front)."""
     front = {p.iteration for p in pareto(result.points)}
     t = Table(title=f"optimize: {len(result.points)} points tried", caption=result.explanation)
-    for col in (*POINT_COLUMNS, "pareto"):
+    for col in (*_point_columns(result.points), "pareto"):
         t.add_column(col, justify="left" if col in ("changed", "budgets") else "right")
     for p in result.points:
         t.add_row(*_point_row(p), "*" if p.iteration in front else "")
@@ -55,7 +65,10 @@ def write_outputs(result: OptimizeResult, title: str = "edgeprune optimize") -> 
     source = point_dir(run, result.chosen.iteration)
     if chosen.exists():
         shutil.rmtree(chosen)
-    shutil.copytree(source, chosen)
+    if source.is_dir():  # a cost-model baseline without calibration writes no artifacts
+        shutil.copytree(source, chosen)
+    else:
+        chosen.mkdir()
     front = pareto(result.points)
     summary = {
         "met": result.met,
@@ -82,16 +95,16 @@ def report_sections(result: OptimizeResult, goals: dict, pareto_png: bytes, budg
         Section(
             "Goals: baseline vs chosen point",
             ["quantity", "goal", "baseline", f"chosen (#{chosen.iteration})", "met"],
-            _goal_rows(goals, base, chosen),
+            _goal_rows(goals, base, chosen, arena_name(result.points)),
             caption=f"{result.explanation}. Latency: {label}.",
             notes=chosen.result.notes,
         ),
         Section(
             "Every point tried",
-            list(POINT_COLUMNS),
+            _point_columns(result.points),
             [_point_row(p) for p in result.points],
-            caption="Plot: latency vs metric, colour = tensor arena (where measured); red edge = rejected; "
-            "dashed = Pareto front; dotted: the latency goal and the lowest metric allowed.",
+            caption=f"Plot: latency vs metric, colour = {arena_name(result.points)} (where measured); "
+            "red edge = rejected; dashed = Pareto front; dotted: the latency goal and the lowest metric allowed.",
             png=pareto_png,
             png_name="pareto.png",
         ),
@@ -111,12 +124,13 @@ def report_sections(result: OptimizeResult, goals: dict, pareto_png: bytes, budg
     return sections
 
 
-def _goal_rows(goals: dict, base: Point, chosen: Point) -> list[list[str]]:
+def _goal_rows(goals: dict, base: Point, chosen: Point, arena: str) -> list[list[str]]:
     rows = []
-    for name, unit, scale in (("latency_ms", "ms", 1), ("arena_bytes", "KiB", 1024), ("flash_bytes", "KiB", 1024)):
+    for name, label, scale in (("latency_ms", "latency (ms)", 1), ("arena_bytes", f"{arena} (KiB)", 1024),
+                               ("flash_bytes", "flash (KiB)", 1024)):  # fmt: skip
         limit, b, a = goals[name], _figure(base.result, name), _figure(chosen.result, name)
         met = "-" if limit is None or a is None else ("yes" if a <= limit else "no")
-        rows.append([f"{name.split('_')[0]} ({unit})", *(_scaled(v, scale) for v in (limit, b, a)), met])
+        rows.append([label, *(_scaled(v, scale) for v in (limit, b, a)), met])
     drop_ok = base.metric - chosen.metric <= goals["max_drop"]
     metric = ["metric (higher is better)", f"drop <= {goals['max_drop']:g}", f"{base.metric:.4g}"]
     return [*rows, [*metric, f"{chosen.metric:.4g}", "yes" if drop_ok else "no"]]
@@ -165,7 +179,7 @@ def _pareto_png(points: Sequence[Point], front: Sequence[Point], goals: dict) ->
     ax.set_xlabel("latency (ms" + (", estimate)" if estimated else ")"))
     ax.set_ylabel("metric (higher is better)")
     if any(arena):  # targets without a tensor arena (SSH boards, local engines) get no colour scale
-        fig.colorbar(sc, label="tensor arena (bytes)")
+        fig.colorbar(sc, label=f"{arena_name(points)} (bytes)")
     ax.legend()
     ax.set_title("points tried (red edge = rejected)", fontsize=10)
     fig.tight_layout()

@@ -49,7 +49,7 @@ class TFLMHostProfiler(Profiler):
         return Provenance.host("TFLite Micro host interpreter: host CPU time, not board time")
 
     def extras(self, measurement: Measurement, inputs: Sequence[Any]) -> None:
-        measurement.memory = Memory(flash_bytes=len(self.data), arena_bytes=self._arena)
+        measurement.memory = Memory(flash_bytes=len(self.data), arena_bytes=self._arena, arena="TFLM")
         measurement.notes.append(
             "host time of the TFLM reference kernels on this CPU; board time needs a board or the emulator"
         )
