@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -139,6 +140,8 @@ def ray_executor(
     address = address or os.environ.get("RAY_ADDRESS") or None
     started = False
     if not ray.is_initialized():
+        if address:
+            _reachable(address)
         try:
             if address:
                 ray.init(address=address, log_to_driver=False)
@@ -157,3 +160,20 @@ def ray_executor(
     finally:
         if started:
             ray.shutdown()
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse an address nothing listens on (Ray itself would keep retrying for minutes)."""
+    hostport = address.split("://", 1)[-1]
+    if hostport == "auto" or ":" not in hostport:
+        return
+    host, _, port = hostport.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError) as exc:
+        raise EdgepruneError(
+            f"nothing answers at the Ray address {address}: {exc}",
+            expected="the head node's HOST:6379 (`ray start --head`) or ray://HOST:10001",
+            fix="start the cluster or correct --address / RAY_ADDRESS; without an address Ray starts here",
+        ) from exc
