@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from edgeprune.boards import load_board
+from edgeprune.boards.runner import CostModelRunner
 from edgeprune.errors import EdgepruneError
+from edgeprune.measure.runner import Subject
 from edgeprune.models import create_model
 from edgeprune.models.spec import load_model
-from edgeprune.boards.runner import CostModelRunner
-from edgeprune.measure.runner import Subject
 from edgeprune.pipeline import Goals, OptimizeOptions, fidelity_metric, optimize
 from edgeprune.pipeline.fingerprint import digest
 
