@@ -1,7 +1,7 @@
 """Is ``compare`` reproducible on a busy machine? Two back-to-back comparisons of the same original and pruned
 TD-MPC model, and how far each engine's speedup moved between them.
 
-Run: nice -n 10 .venv/bin/python benchmarks/compare_repeat.py [--runs 120] [--rounds 6] [--out benchmarks/results]
+Run: nice -n 10 .venv/bin/python benchmarks/compare_repeat.py [--runs 480] [--rounds 12] [--out benchmarks/results]
 
 Each run exports both models afresh and times every engine available here, original and pruned in alternation
 (ABBA rounds). Agreement per engine = |speedup_1 - speedup_2| / mean(speedup_1, speedup_2); the goal is at most
@@ -47,8 +47,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fraction", type=float, default=0.5)
     parser.add_argument("--round-to", type=int, default=8)
-    parser.add_argument("--runs", type=int, default=120)
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--runs", type=int, default=480)
+    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--board", default="nucleo-l4r5zi")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()

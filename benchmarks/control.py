@@ -255,12 +255,12 @@ def cmd_render(args: argparse.Namespace) -> None:
     print(f"wrote {out / 'control.md'}, {out / 'control.png'}")
 
 
-def _cells(infos: list[dict], method: str, ft: bool, f: float):
-    """Per (model, episode): raw return, normalized return, and the matching torch-pruning returns."""
+def _cells(infos: list[dict], method: str, ft: bool, f: float, against: str = "torch-pruning"):
+    """Per (model, episode): raw return, normalized return, and the matching returns of ``against``."""
     raw, norm, tp_raw, tp_norm = [], [], [], []
     for info in infos:
         runs = {(r["method"], r["finetune"], r["fraction"]): r for r in info["runs"]}
-        r, ref = runs.get((method, ft, f)), runs.get(("torch-pruning", ft, f))
+        r, ref = runs.get((method, ft, f)), runs.get((against, ft, f))
         if r is None or ref is None:
             return None
         raw += r["returns"]
@@ -287,24 +287,28 @@ def markdown(infos: list[dict]) -> str:
         + ", ".join(f"{i['model']} {i['seconds'] / 60:.0f} min wall" for i in infos)
         + ".",
         "",
-        "Per model: unpruned planner / random actions / unpruned after the same fine-tune (mean return):",
+        "Per model: unpruned planner / random actions / unpruned after the same fine-tune (mean return; – not run):",
         "",
         *[
             f"- {i['model']}: {np.mean(i['baseline']['planner']):.1f} / {np.mean(i['baseline']['random']):.1f} / "
-            f"{np.mean(i['baseline'].get('planner_finetuned', [np.nan])):.1f}"
+            + (f"{np.mean(i['baseline']['planner_finetuned']):.1f}" if "planner_finetuned" in i["baseline"] else "–")
             for i in infos
         ],
         "",
     ]
-    for ft in (False, True):
+    for ft in sorted({r["finetune"] for i in infos for r in i["runs"]}):
         lines += [
             f"## {'With' if ft else 'Without'} fine-tune",
             "",
             "Normalized return (R − R_random)/(R_unpruned − R_random), mean ± 95 % CI; raw return in brackets; "
             "then the paired difference to torch-pruning in normalized units (same model, same episode).",
             "",
-            "| removed | " + " | ".join(methods) + " | " + " | ".join(f"{m} − TP" for m in methods[1:]) + " |",
-            "|---:|" + "---:|" * (2 * len(methods) - 1),
+            "| removed | "
+            + " | ".join(methods)
+            + " | "
+            + " | ".join(f"{m} − TP" for m in methods[1:])
+            + " | component+sens − vanilla |",
+            "|---:|" + "---:|" * (2 * len(methods)),
         ]
         for f in fractions:
             cells, diffs = [], []
@@ -322,6 +326,12 @@ def markdown(infos: list[dict]) -> str:
                     d, dh = ci95(norm - tp_norm)
                     mark = " *" if abs(d) > dh else ""
                     diffs.append(f"{d:+.3f} ± {dh:.3f}{mark}")
+            c = _cells(infos, "component+sens", ft, f, against="vanilla")
+            if c is None:
+                diffs.append("")
+            else:
+                d, dh = ci95(c[1] - c[3])
+                diffs.append(f"{d:+.3f} ± {dh:.3f}{' *' if abs(d) > dh else ''}")
             lines.append(f"| {f:.0%} | " + " | ".join(cells + diffs) + " |")
         lines.append("")
     lines += ["`*`: the paired 95 % CI excludes 0.", "", "Latent width and parameters removed per model:", ""]
@@ -340,8 +350,9 @@ def plot(infos: list[dict], path: Path) -> None:
 
     fractions = sorted({r["fraction"] for i in infos for r in i["runs"]})
     methods = [m for m in METHODS if any(r["method"] == m for i in infos for r in i["runs"])]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True, squeeze=False)
-    for col, ft in enumerate((False, True)):
+    variants = sorted({r["finetune"] for i in infos for r in i["runs"]})
+    fig, axes = plt.subplots(2, len(variants), figsize=(5.5 * len(variants), 7.5), sharex=True, squeeze=False)
+    for col, ft in enumerate(variants):
         top, bottom = axes[0][col], axes[1][col]
         for k, m in enumerate(methods):
             xs, ys, hs, ds, dhs = [], [], [], [], []

@@ -20,15 +20,16 @@ from edgeprune.export.tflm import run_tflm
 MODELS = [("kws_dscnn", False), ("ad_autoencoder", False), ("tdmpc", True)]
 
 
+@pytest.mark.parametrize("dsp", [False, True], ids=["reference", "dsp"])  # dsp: the M4/M7 kernels, emulated in C
 @pytest.mark.parametrize(("name", "pruned"), MODELS, ids=[f"{n}{'-pruned50' if p else ''}" for n, p in MODELS])
-def test_generated_kernels_match_tflm_bit_for_bit(name: str, pruned: bool) -> None:
+def test_generated_kernels_match_tflm_bit_for_bit(name: str, pruned: bool, dsp: bool) -> None:
     d = exported(name, pruned)
     data = (d / "tflm/model.tflite").read_bytes()
     arena = json.loads((d / "tflm/manifest.json").read_text())["arena"]["recommended"]
     gm = generate(data)
     sets = random_inputs([x.shape for x in gm.inputs], 40)
     want = run_tflm(data, sets, arena)
-    got = run_on_host(gm, sets)
+    got = run_on_host(gm, sets, dsp=dsp)
     for w, g in zip(want, got, strict=True):
         for wo, go in zip(w, g, strict=True):
             np.testing.assert_array_equal(go, np.asarray(wo).ravel())

@@ -1,6 +1,8 @@
 """Every kernel, including variants the bundled models do not exercise (strides, dilation, depth multiplier,
 groups, VALID/SAME, fused RELU/RELU6, broadcasting, batches, per-tensor FC, LOGISTIC), each as a single-op
-int8 model built without TensorFlow, bit-exact against the TFLM host interpreter."""
+int8 model built without TensorFlow, bit-exact against the TFLM host interpreter. The FC/conv/depthwise cases
+also run the Cortex-M4/M7 DSP-extension kernels (ep_kernels_dsp.c, instructions emulated in C on the host; the
+emulated-board tests run them with the real instructions): aligned and unaligned channel counts, tails, padding."""
 
 from __future__ import annotations
 
@@ -38,6 +40,31 @@ def _depthwise() -> bytes:
     o.fusedActivationFunction = RELU6
     return model(OP.DEPTHWISE_CONV_2D, [x, weights((1, 3, 3, 8), ws, 3, "w"), bias(8, [0.05 * s for s in ws], "b")],
                  y, OPT.DepthwiseConv2DOptions, o)  # fmt: skip
+
+
+def _depthwise_m1() -> bytes:
+    x, y = act((1, 7, 6, 6), 0.05, -9, "x"), act((1, 4, 3, 6), 0.1, 12, "y")
+    ws = [0.02 + 0.003 * i for i in range(6)]
+    o = tfl.DepthwiseConv2DOptionsT()
+    o.padding, o.strideH, o.strideW, o.depthMultiplier, o.dilationHFactor, o.dilationWFactor = 0, 2, 2, 1, 2, 1
+    return model(OP.DEPTHWISE_CONV_2D, [x, weights((1, 3, 3, 6), ws, 3, "w"), bias(6, [0.05 * s for s in ws], "b")],
+                 y, OPT.DepthwiseConv2DOptions, o)  # fmt: skip
+
+
+def _conv_c4_stride2() -> bytes:
+    x, y = act((1, 7, 7, 4), 0.04, 17, "x"), act((1, 4, 4, 7), 0.25, -3, "y")
+    ws = [0.01 + 0.002 * i for i in range(7)]
+    o = tfl.Conv2DOptionsT()
+    o.padding, o.strideH, o.strideW, o.dilationHFactor, o.dilationWFactor = 0, 2, 2, 1, 1
+    return model(OP.CONV_2D, [x, weights((7, 3, 3, 4), ws, 0, "w"), bias(7, [0.04 * s for s in ws], "b")], y,
+                 OPT.Conv2DOptions, o)  # fmt: skip
+
+
+def _fc_per_channel_odd() -> bytes:
+    x, y = act((1, 18), 0.03, -4, "x"), act((1, 5), 0.2, 6, "y")
+    ws = [0.01 + 0.002 * i for i in range(5)]
+    return model(OP.FULLY_CONNECTED, [x, weights((5, 18), ws, 0, "w"), bias(5, [0.03 * s for s in ws], "b")], y,
+                 OPT.FullyConnectedOptions, tfl.FullyConnectedOptionsT())  # fmt: skip
 
 
 def _fc_per_tensor_batched() -> bytes:
@@ -139,7 +166,10 @@ def _tanh() -> bytes:
 CASES: dict[str, Callable[[], bytes]] = {
     "conv-dilation2-same-relu": _conv,
     "depthwise-mult2-stride2-valid-relu6": _depthwise,
+    "depthwise-6-channels-stride2-dilation2-same": _depthwise_m1,
+    "conv-4-channels-stride2-same": _conv_c4_stride2,
     "fc-per-tensor-3-batches": _fc_per_tensor_batched,
+    "fc-per-channel-depth18-5-units": _fc_per_channel_odd,
     "add-broadcast-relu": _add,
     "sub-broadcast": _sub,
     "mul-broadcast-both": _mul,
@@ -158,15 +188,24 @@ CASES: dict[str, Callable[[], bytes]] = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_single_op_matches_tflm(case: str) -> None:
+def _check(case: str, dsp: bool) -> None:
     data = CASES[case]()
     gm = generate(data)
     sets = random_inputs([x.shape for x in gm.inputs], 30, seed=3)
     want = run_tflm(data, sets, 1 << 16)
-    got = run_on_host(gm, sets)
+    got = run_on_host(gm, sets, dsp=dsp)
     for w, g in zip(want, got, strict=True):
         np.testing.assert_array_equal(g[0], np.asarray(w[0]).ravel())
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_single_op_matches_tflm(case: str) -> None:
+    _check(case, dsp=False)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.startswith(("conv", "depthwise", "fc"))])
+def test_dsp_extension_kernels_match_tflm(case: str) -> None:
+    _check(case, dsp=True)
 
 
 class _LyingDut:

@@ -39,7 +39,7 @@ TFLM_METHODS = {
 }
 # What ep_main.c needs from the model (ep_model.h) and which file of the TFLM project defines it.
 FROM_INFO = {"ep_model_name", "ep_model_sha256", "ep_inputs", "ep_outputs", "ep_input_count", "ep_output_count"}
-FROM_BACKEND = {"ep_arena", "ep_arena_bytes", "ep_layer_count", "ep_layers", "ep_run_layer"}
+FROM_BACKEND = {"ep_arena", "ep_arena_bytes", "ep_kernel_set", "ep_layer_count", "ep_layers", "ep_run_layer"}
 NANO = "arduino-nano-33-ble-sense"
 
 
@@ -173,16 +173,18 @@ def test_aot_project_for_the_nucleo_builds_on_the_host(tmp_path: Path) -> None:
     cc, cxx = _compilers()
     (tmp_path / "Arduino.h").write_text(ARDUINO_STUB)
     src = tmp_path / "pio/src"
-    for c in ("model.c", "ep_main.c", "ep_kernels.c"):
-        subprocess.run([cc, "-Wall", "-Werror", "-DEP_NO_MAIN", "-c", str(src / c), "-o", str(tmp_path / f"{c}.o")],
-                       check=True, timeout=120)  # fmt: skip
+    sources = (("model.c", []), ("ep_main.c", []), ("ep_kernels.c", []), ("ep_kernels_dsp.c", ["-DEP_DSP_PORTABLE"]))
+    for c, flags in sources:
+        subprocess.run([cc, "-Wall", "-Werror", "-DEP_NO_MAIN", *flags, "-c", str(src / c), "-o",
+                        str(tmp_path / f"{c}.o")], check=True, timeout=120)  # fmt: skip
     subprocess.run([cxx, "-Wall", "-I", str(tmp_path), "-fsyntax-only",
                     str(src / "ep_board_arduino.cpp")], check=True, timeout=120)  # fmt: skip
 
 
 def test_other_runtimes_sources_are_not_mixed_in(tmp_path: Path) -> None:
     platformio_project(exported("kws_dscnn"), load_board(NANO), tmp_path, runtime="aot")
-    with pytest.raises(EdgepruneError, match=r"does not write: ep_kernels\.c, ep_kernels\.h, model\.c"):
+    aot_only = r"ep_kernels\.c, ep_kernels\.h, ep_kernels_dsp\.c, ep_requant\.h, model\.c"
+    with pytest.raises(EdgepruneError, match=f"does not write: {aot_only}"):
         platformio_project(exported("kws_dscnn"), load_board(NANO), tmp_path, runtime="tflm")
 
 

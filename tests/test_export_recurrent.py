@@ -12,7 +12,7 @@ from torch import nn
 
 from edgeprune.export import ExportError
 from edgeprune.export.onnx import onnx_from_torch
-from edgeprune.export.recurrent import RECURRENT_ONNX_OPS
+from edgeprune.export.recurrent import RECURRENT_ONNX_OPS, no_int8_error
 from edgeprune.export.tflite import tflite_from_onnx
 
 
@@ -68,3 +68,9 @@ def test_onnx_with_a_recurrent_op_names_it_before_conversion(tmp_path: Path) -> 
     with pytest.raises(ExportError, match="recurrent op") as err:
         tflite_from_onnx(raw, model, x, tmp_path / "work", int8=False)
     assert "LSTM" in str(err.value) and "unroll" in str(err.value)
+
+
+def test_no_int8_model_of_a_recurrent_model_names_its_layers_and_the_way_out() -> None:
+    err = no_int8_error(Seq(nn.GRU(6, 8, batch_first=True)), "log tail")
+    assert "(rnn)" in err.what and "time axis" in str(err) and "2-D" in err.do and err.detail == "log tail"
+    assert no_int8_error(nn.Linear(2, 2), "x").what == "onnx2tf wrote no full-integer .tflite."

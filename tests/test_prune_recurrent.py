@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 import torch
 from torch import nn
@@ -149,3 +152,29 @@ def test_bidirectional_is_refused_with_the_way_out() -> None:
     with pytest.raises(PruneError, match="bidirectional") as err:
         build_groups(model, torch.randn(3, 2, 4), mode="vanilla")
     assert "unidirectional" in str(err.value)
+
+
+def test_recurrent_weights_count_in_the_importance() -> None:
+    """Readers that cannot tell hidden units apart: the GRU's own (zeroed) weights decide which go."""
+    torch.manual_seed(0)
+    model, args = GruMiddle().eval(), (torch.randn(2, 5, 10),)
+    weak = list(range(50, 60))
+    with torch.no_grad():
+        model.head[0].weight.fill_(0.1)
+        for name in ("weight_ih_l0", "weight_hh_l0"):
+            w = getattr(model.core, name).view(3, 64, -1)
+            w[:, weak] = 0
+        model.core.weight_hh_l0[:, weak] = 0
+    result = prune(model, args, Budget(default=0.5), mode="component")
+    (planned,) = [g for g in result.plan.groups if g.roots == ["core"]]
+    assert set(weak) <= set(planned.removed[0]) and len(planned.removed[0]) <= 40  # not all-or-nothing on ties
+
+
+def test_traced_models_are_not_kept_alive() -> None:
+    """The input-side nodes live on their layers, not in a module-level cache that would pin every model."""
+    model = GruMiddle().eval()
+    build_groups(model, (torch.randn(2, 5, 10),), mode="component")
+    ref = weakref.ref(model.core)
+    del model
+    gc.collect()
+    assert ref() is None

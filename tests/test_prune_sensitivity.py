@@ -77,3 +77,5 @@ def test_sensitivity_allocation_needs_a_total_and_component_mode(make_model) -> 
     model = make_model("tdmpc")
     with pytest.raises(PruneError, match="component"):
         prune(model, model.example_inputs(), Budget(total=0.5, allocate="sensitivity"), mode="vanilla")
+    with pytest.raises(PruneError, match="sensitivity="):
+        prune(model, model.example_inputs(), Budget(total=0.5, allocate="sensitivity"))

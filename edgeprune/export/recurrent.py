@@ -129,3 +129,19 @@ def unrolled(model: nn.Module) -> Iterator[None]:
             layer.forward = _cell_forward(layer) if cell else _sequence_forward(layer)
             stack.callback(layer.__dict__.pop, "forward", None)
         yield
+
+
+def no_int8_error(model: nn.Module, log: str) -> ExportError:
+    """onnx2tf wrote no full-integer model: with recurrent layers, name them and the way out."""
+    layers = [p for p, m in model.named_modules() if isinstance(m, (nn.RNNBase, nn.RNNCellBase))]
+    if not layers:
+        return ExportError("onnx2tf wrote no full-integer .tflite.", detail=log[-3000:])
+    return ExportError(
+        f"onnx2tf wrote no full-integer .tflite of this recurrent model ({', '.join(layers)}).",
+        expected="2-D tensors throughout: recurrent models with a time axis in their tensors (batch, time, "
+        "features) gave no int8 model here (GRU/LSTM layers and cells over 3-D inputs alike); a cell stepped "
+        "on 2-D tensors in forward() does (the bundled rssm)",
+        do="keep the time axis out of the exported tensors (2-D inputs and outputs, a cell stepped in forward()), "
+        "or keep this component off the int8 targets.",
+        detail=log[-3000:],
+    )

@@ -26,7 +26,7 @@ from edgeprune.export.errors import ExportError
 from edgeprune.export.onnx import OnnxExport, eager_outputs, parity_input_sets
 from edgeprune.export.opmap import OnnxNode, candidates, describe, onnx_nodes
 from edgeprune.export.parity import ParityReport, Tolerance, compare
-from edgeprune.export.recurrent import RECURRENT_ONNX_OPS
+from edgeprune.export.recurrent import RECURRENT_ONNX_OPS, no_int8_error
 from edgeprune.export.samples import CalibrationSource, load_calibration, require_calibration
 from edgeprune.extras import MissingExtraError, require_installed
 
@@ -368,7 +368,7 @@ def tflite_from_onnx(
         return result
     int8_path = out / "model_full_integer_quant.tflite"
     if not int8_path.is_file():
-        raise ExportError("onnx2tf wrote no full-integer .tflite.", detail=log[-3000:])
+        raise no_int8_error(model, log)
     result.int8 = int8_path.read_bytes()
     run_q, result.int8_inputs, result.int8_outputs = run_tflite(result.int8, ins, out_shapes)
     qsets = int8_parity_sets(example, calib, max_parity_samples)

@@ -176,7 +176,7 @@ def compare(
     board: BoardProfile | None = None,
     runs: int = 50,
     warmup: int = 10,
-    rounds: int = 6,
+    rounds: int = 10,
     threads: int | None = 1,
     progress: Callable[[str], None] | None = None,
 ) -> Comparison:

@@ -9,7 +9,6 @@ result.model, result.plan, result.report
 ```
 """
 
-from edgeprune.prune.api import prune
 from edgeprune.prune.budget import Budget
 from edgeprune.prune.component_graph import ComponentGraph, Flow, trace_components
 from edgeprune.prune.components import Components
@@ -18,9 +17,10 @@ from edgeprune.prune.errors import PruneError
 from edgeprune.prune.groups import GroupSet, PruneGroup, build_groups
 from edgeprune.prune.importance import Taylor
 from edgeprune.prune.plan import PrunePlan, architecture_hash, load_pruned, save_weights
-from edgeprune.prune.pruner import PruneResult
+from edgeprune.prune.probe import sensitivity
+from edgeprune.prune.pruner import PruneResult, prune
 from edgeprune.prune.report import PruneReport
-from edgeprune.prune.sensitivity import SensitivityReport, output_fidelity, sensitivity
+from edgeprune.prune.sensitivity import SensitivityReport, output_fidelity
 
 __all__ = [
     "Budget",

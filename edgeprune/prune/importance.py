@@ -9,6 +9,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from edgeprune.prune import recurrent
 from edgeprune.prune.errors import PruneError
 from edgeprune.prune.groups import PruneGroup, unsupported_layers
 
@@ -77,9 +78,9 @@ def _scorer(spec: ImportanceSpec) -> tp.importance.Importance:
     if isinstance(spec, Taylor):
         return tp.importance.GroupTaylorImportance(normalizer=None)
     if spec == "l1":
-        return tp.importance.GroupMagnitudeImportance(p=1, normalizer=None)
+        return recurrent.MagnitudeImportance(p=1, normalizer=None)
     if spec == "l2":
-        return tp.importance.GroupMagnitudeImportance(p=2, normalizer=None)
+        return recurrent.MagnitudeImportance(p=2, normalizer=None)
     if spec == "random":
         return tp.importance.RandomImportance()
     if spec == "taylor":

@@ -1,6 +1,4 @@
-"""prune_to_budget(): groups → importance → allocation → plan → a dense, smaller copy of the model, verified.
-
-The public :func:`edgeprune.prune.prune` (``api.py``) resolves a sensitivity-allocated budget first, then calls this."""
+"""prune(): groups → importance → allocation → plan → a dense, smaller copy of the model, verified."""
 
 from __future__ import annotations
 
@@ -21,6 +19,7 @@ from edgeprune.prune.groups import GroupSet, Mode, build_groups, unsupported_lay
 from edgeprune.prune.importance import ImportanceSpec, importance_name, score_groups
 from edgeprune.prune.plan import PlannedGroup, PrunePlan, architecture_hash
 from edgeprune.prune.report import TOLERANCE, ComponentReport, GroupReport, PruneReport
+from edgeprune.prune.sensitivity import SensitivityReport, split_target
 from edgeprune.prune.tracing import ExampleInputs, as_tuple, eval_mode, flatten_tensors, run_forward
 
 STEPS = ("trace and group", "score", "allocate", "apply", "verify")
@@ -36,7 +35,7 @@ class PruneResult:
     groups: GroupSet
 
 
-def prune_to_budget(
+def prune(
     model: nn.Module,
     example_inputs: ExampleInputs,
     budget: Budget,
@@ -46,11 +45,14 @@ def prune_to_budget(
     constraints: Constraints | None = None,
     seed: int = 0,
     on_step: Callable[[str], None] | None = None,
+    sensitivity: SensitivityReport | None = None,
 ) -> PruneResult:
-    """Prune a copy of ``model`` to ``budget`` as given (a sensitivity-allocated budget is resolved by
-    :func:`edgeprune.prune.prune`, which most callers want); see :class:`Budget` for what the fractions mean.
-    ``constraints`` default to what the model declares (``model.pruning_constraints()``); ``on_step`` is called
-    with each step's name in :data:`STEPS` (for progress displays).
+    """Prune a copy of ``model`` to ``budget``; see :class:`Budget` for what the fractions mean.
+
+    ``constraints`` default to what the model declares (``model.pruning_constraints()``).
+    With ``Budget(total=f, allocate="sensitivity")`` the target is split by ``sensitivity`` (a report from
+    :func:`~edgeprune.prune.probe.sensitivity`) and the plan records the per-component fractions it chose.
+    ``on_step`` is called with each step's name in :data:`STEPS` (for progress displays).
     """
     step = on_step or (lambda _name: None)
     args = as_tuple(example_inputs)
@@ -69,11 +71,22 @@ def prune_to_budget(
             fix="drop weights, or give a model-wide total instead of per-component fractions",
         )
     constraints = constraints if constraints is not None else model_constraints(model)
+    total = budget.total
     if budget.allocate == "sensitivity":
-        raise PruneError(
-            "prune_to_budget() takes a budget whose fractions are given",
-            fix="call edgeprune.prune.prune(), which splits a sensitivity-allocated total first",
-        )
+        if mode != "component":
+            raise PruneError("sensitivity allocation splits the target across components", expected="mode='component'")
+        if sensitivity is None:
+            raise PruneError(
+                "allocate='sensitivity' needs the measured sensitivities",
+                expected="prune(..., sensitivity=sensitivity(model, calibration_inputs))",
+            )
+
+        def achieved(fractions: dict[str, float]) -> float:
+            split = Budget(per_component=fractions, protect=budget.protect, round_to=budget.round_to)
+            return prune(model, args, split, components, importance, mode, constraints, seed).report.achieved
+
+        fractions = split_target(sensitivity, budget, components, achieved)
+        budget = Budget(per_component=fractions, protect=budget.protect, round_to=budget.round_to)
     with eval_mode(model), torch.no_grad():
         reference = [tuple(t.shape) for t in flatten_tensors(run_forward(model, args))]
 
@@ -101,6 +114,8 @@ def prune_to_budget(
     step(STEPS[4])
     _verify(model, pruned, args, reference, components, budget, set(constraints.state_outputs))
     report = _report(model, pruned, args, components, groups, allocation, budget, plan)
+    if total is not None:
+        report.target = total
     return PruneResult(pruned, plan, report, groups)
 
 

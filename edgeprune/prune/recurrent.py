@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import torch
 import torch_pruning as tp
@@ -33,7 +32,7 @@ from edgeprune.prune.errors import PruneError
 
 RECURRENT_TYPES = (nn.RNNBase, nn.RNNCellBase)
 _GATES = {nn.GRU: 3, nn.LSTM: 4, nn.RNN: 1, nn.GRUCell: 3, nn.LSTMCell: 4, nn.RNNCell: 1}
-_INPUT_SIDES: WeakKeyDictionary[nn.Module, InputSide] = WeakKeyDictionary()
+_SIDE_ATTR = "_edgeprune_input_side"  # where a layer keeps its InputSide (not a registered child)
 
 
 def is_recurrent(module: nn.Module) -> bool:
@@ -170,10 +169,12 @@ class _Link(torch.autograd.Function):
 
 
 def input_side(layer: nn.Module) -> InputSide:
-    """The (cached) input-side node of ``layer``."""
-    side = _INPUT_SIDES.get(layer)
+    """The input-side node of ``layer``, kept on the layer (outside its modules and state_dict; a deep copy
+    of the layer copies it along, pointing at the copy)."""
+    side = layer.__dict__.get(_SIDE_ATTR)
     if side is None:
-        side = _INPUT_SIDES[layer] = InputSide(layer)
+        side = InputSide(layer)
+        object.__setattr__(layer, _SIDE_ATTR, side)
     return side
 
 
@@ -254,3 +255,43 @@ def macs(module: nn.Module, inputs: tuple, output: Any) -> float:
     steps = x.numel() // x.shape[-1]  # batch × time
     per_step = g * hidden * (module.input_size + hidden) + (module.num_layers - 1) * g * hidden * 2 * hidden
     return steps * per_step
+
+
+class MagnitudeImportance(tp.importance.GroupMagnitudeImportance):
+    """Torch-Pruning's group magnitude importance, with recurrent layers' own weights counted.
+
+    Torch-Pruning scores only its built-in layer types; here a hidden unit's rows in every gate of every
+    ``weight_ih``/``weight_hh`` and its columns in ``weight_hh`` (and the next layer's ``weight_ih``) join
+    the group's reduction like any other member.
+    """
+
+    @torch.no_grad()
+    def __call__(self, group: tp.Group) -> torch.Tensor | None:
+        self._extra = _hidden_magnitudes(group, self.p)
+        imp = super().__call__(group)
+        if imp is None and self._extra[0]:  # a group of recurrent layers only
+            imp = self._normalize(self._reduce([], []), self.normalizer)
+        return imp
+
+    def _reduce(self, group_imp: list, group_idxs: list) -> torch.Tensor:
+        imps, idxs = self._extra
+        return super()._reduce([*group_imp, *imps], [*group_idxs, *idxs])
+
+
+def _hidden_magnitudes(group: tp.Group, p: int) -> tuple[list[torch.Tensor], list[list[int]]]:
+    imps, idxs = [], []
+    for item in group:
+        layer = item.dep.target.module
+        if not (is_recurrent(layer) and item.dep.handler == _HIDDEN.prune_out_channels):
+            continue
+        hidden, g = layer.hidden_size, gates(layer)
+        total = torch.zeros(hidden)
+        for i, (w_ih, w_hh, _, _) in enumerate(_layer_names(layer)):
+            for name in (w_ih, w_hh):
+                total += getattr(layer, name).detach().abs().pow(p).reshape(g, hidden, -1).sum((0, 2)).cpu()
+            total += getattr(layer, w_hh).detach().abs().pow(p).sum(0).cpu()
+            if i > 0:
+                total += getattr(layer, w_ih).detach().abs().pow(p).sum(0).cpu()
+        imps.append(total[list(item.idxs)])
+        idxs.append(item.root_idxs)
+    return imps, idxs

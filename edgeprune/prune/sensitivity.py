@@ -7,11 +7,12 @@ report.plot("sensitivity.png"); print(report.suggest_protect())
 result = prune(model, inputs, Budget(total=0.6, allocate="sensitivity"), sensitivity=report)
 ```
 
-Each component is cut alone at a few fractions of its parameters (the interfaces, all together, at a few
-fractions of their channels) and the metric drop is recorded. :func:`split_target` then picks one measured
-cut per component so the parameters removed cover the model-wide target at the least summed drop — the
-multiple-choice knapsack of :mod:`edgeprune.prune.knapsack` (the loop's ``knapsack`` strategy uses it too),
-with the drops measured here as prices — and scales the chosen fractions down until the whole model lands on the target.
+``sensitivity()`` (:mod:`edgeprune.prune.probe`) cuts each component alone at a few fractions of its
+parameters (the interfaces, all together, at a few fractions of their channels) and records the drop.
+:func:`split_target` then picks one measured cut per component so the parameters removed cover the
+model-wide target at the least summed drop — the multiple-choice knapsack ``optimize`` uses
+(:mod:`edgeprune.prune.knapsack`), measured drops as prices — and scales the chosen fractions down
+until the whole model lands on the target.
 """
 
 from __future__ import annotations
@@ -29,17 +30,11 @@ from torch import nn
 from edgeprune.io import write_atomic
 from edgeprune.prune.budget import Budget
 from edgeprune.prune.components import Components
-from edgeprune.prune.constraints import Constraints, model_constraints
 from edgeprune.prune.errors import PruneError
-from edgeprune.prune.importance import ImportanceSpec
-from edgeprune.prune.knapsack import cheapest_cover
-from edgeprune.prune.pruner import prune_to_budget
+from edgeprune.prune.knapsack import cheapest_cover, max_levels
 from edgeprune.prune.tracing import ExampleInputs, as_tuple, eval_mode, flatten_tensors
 
-CUTS = (0.2, 0.4, 0.6, 0.8, 0.9)
-INTERFACES = "interfaces"  # the item name of the interface measurement
 PROTECT_RATIO = 5.0  # suggest protecting an item whose drop per parameter is this many times the median
-FIDELITY = "output fidelity (-NMSE)"
 
 Metric = Callable[[nn.Module], float]
 
@@ -159,75 +154,20 @@ def output_fidelity(reference: nn.Module, inputs: ExampleInputs, skip: Sequence[
     return evaluate
 
 
-def sensitivity(
-    model: nn.Module,
-    example_inputs: ExampleInputs,
-    components: Components | None = None,
-    metric: Metric | None = None,
-    metric_name: str | None = None,
-    cuts: Sequence[float] = CUTS,
-    importance: ImportanceSpec = "l2",
-    round_to: int = 1,
-    constraints: Constraints | None = None,
-    interfaces: bool = True,
-) -> SensitivityReport:
-    """Cut each component alone (and the interfaces together) at each of ``cuts``; record the metric drop.
-
-    ``metric(model) -> float`` (higher is better) is your task metric; without one, the drop is measured
-    on :func:`output_fidelity` over ``example_inputs`` — pass real calibration inputs (a batch), not noise.
-    """
-    if not cuts or any(not 0 < c < 1 for c in cuts):
-        raise PruneError(f"cuts {list(cuts)!r}", expected="fractions in (0, 1), e.g. (0.2, 0.4, 0.6, 0.8)")
-    args = as_tuple(example_inputs)
-    components = components or Components.from_children(model)
-    constraints = constraints if constraints is not None else model_constraints(model)
-    evaluate = metric or output_fidelity(model, args, skip=constraints.state_outputs)
-    base = float(evaluate(model))
-    total = sum(p.numel() for p in model.parameters())
-    per_comp = {n: sum(p.numel() for r in components.roots(n) for p in model.get_submodule(r).parameters())
-                for n in components.names}  # fmt: skip
-
-    def measure(budget: Budget) -> tuple[int, float]:
-        result = prune_to_budget(model, args, budget, components, importance, constraints=constraints)
-        removed = result.report.params_before - result.report.params_after
-        return removed, max(0.0, base - float(evaluate(result.model)))
-
-    items = []
-    for name in components.names:
-        item = Item(name, "component", per_comp[name])
-        for c in sorted(cuts):
-            removed, drop = measure(Budget(per_component={name: c}, round_to=round_to))
-            item.cuts.append(Cut(c, removed, drop))
-        items.append(item)
-    if interfaces:
-        item = Item(INTERFACES, "interface", 0)
-        for c in sorted(cuts):
-            removed, drop = measure(Budget(interfaces=True, interface_ratio=c, round_to=round_to))
-            if removed:
-                item.cuts.append(Cut(c, removed, drop))
-        if item.cuts:
-            items.append(item)
-    return SensitivityReport(metric_name or (FIDELITY if metric is None else "metric"), base, total, items)
-
-
 def split_target(
-    model: nn.Module,
-    example_inputs: ExampleInputs,
     report: SensitivityReport,
     budget: Budget,
     components: Components,
-    importance: ImportanceSpec = "l2",
-    constraints: Constraints | None = None,
+    achieved: Callable[[dict[str, float]], float],
 ) -> dict[str, float]:
     """Per-component fractions that remove ``budget.total`` of the model at the least predicted drop.
 
     The knapsack picks at most one measured cut per unprotected component (predicted drop: the sum of
-    their measured drops); the chosen fractions are then scaled by one factor, found by bisection, so the
-    pruned model removes the target to within a fraction of a percent.
+    their measured drops); the chosen fractions are then scaled by one factor, found by bisection on
+    ``achieved(fractions)`` (the model-wide fraction a per-component budget removes), to land on the target.
     """
     if budget.total is None:
         raise PruneError("sensitivity allocation splits a model-wide target", expected="Budget(total=f, ...)")
-    args = as_tuple(example_inputs)
     names = [i.name for i in report.items if i.kind == "component"]
     unknown = sorted(set(names) - set(components.names))
     if unknown or not names:
@@ -236,15 +176,10 @@ def split_target(
             fix="measure sensitivity() with the same components you prune with",
         )
     candidates = [n for n in names if n not in budget.protect and any(c.removed for c in report.item(n).cuts)]
-    target = budget.total * report.params
-    chosen = _knapsack_pick(report, candidates, target)
+    chosen = _knapsack_pick(report, candidates, budget.total * report.params)
 
     def removed(scale: float) -> float:
-        fractions = {c: round(scale * f, 6) for c, f in chosen.items()}
-        result = prune_to_budget(
-            model, args, _resolved(budget, fractions), components, importance, constraints=constraints
-        )
-        return result.report.achieved
+        return achieved({c: round(scale * f, 6) for c, f in chosen.items()})
 
     lo, hi = 0.0, 1.0
     if removed(hi) > budget.total:  # the knapsack over-covers: shrink every chosen cut by one factor
@@ -255,17 +190,17 @@ def split_target(
     return {c: round(hi * f, 6) for c, f in chosen.items()}
 
 
-def _resolved(budget: Budget, fractions: dict[str, float]) -> Budget:
-    """The per-component budget that carries out a split (what the plan records)."""
-    return Budget(per_component=fractions, protect=budget.protect, round_to=budget.round_to)
-
-
 def _knapsack_pick(report: SensitivityReport, candidates: list[str], target: float) -> dict[str, float]:
     """One measured cut per candidate (or none) covering ``target`` parameters at the least summed drop."""
-    menus = [[(c, cut) for cut in report.item(c).cuts if cut.removed] for c in candidates]
-    chosen = cheapest_cover(
-        menus, {"params": target}, cost=lambda o: o[1].drop, gains=lambda o: {"params": float(o[1].removed)}
-    )
-    if not chosen:
+    if not candidates:
         raise PruneError("no component can be cut", fix="protect fewer components")
+    menus = [[(c, cut) for cut in report.item(c).cuts if cut.removed] for c in candidates]
+    levels = max_levels(len(menus), max(len(m) for m in menus))
+    chosen = cheapest_cover(
+        [m[:levels] for m in menus],
+        {"params": target},
+        cost=lambda o: o[1].drop,
+        gains=lambda o: {"params": float(o[1].removed)},
+    )
+    assert chosen, "every candidate has a cut that removes parameters"
     return {c: cut.fraction for c, cut in chosen}

@@ -15,7 +15,7 @@ from edgeprune.boards.schema import BoardProfile
 from edgeprune.deploy.mcu import emulator
 from edgeprune.deploy.mcu.aot.codegen import GeneratedModel
 from edgeprune.deploy.mcu.bench import bench
-from edgeprune.deploy.mcu.build import Firmware, FirmwareBuildError, build_firmware, footprint, overflow_error
+from edgeprune.deploy.mcu.build import Firmware, FirmwareBuildError, Kernels, build_firmware, footprint, overflow_error
 from edgeprune.deploy.mcu.link import Link, LinkError
 from edgeprune.deploy.mcu.model import prepare
 from edgeprune.deploy.mcu.platformio import platformio_project
@@ -35,12 +35,14 @@ def build(
     *,
     mlperf_model: str | None = None,
     model: GeneratedModel | None = None,
+    kernels: Kernels = "reference",
 ) -> tuple[GeneratedModel, Firmware]:
     """Generate and cross-compile the firmware of an export for ``board`` into ``out_dir`` (``mlperf_model``: the
     ``m-model-[...]`` id the MLPerf Tiny runner selects its test script by, e.g. ``kws01``; ``model``: the export's
-    generated model when the caller has it, so the export is not read again)."""
+    generated model when the caller has it, so the export is not read again; ``kernels``: see
+    :func:`~edgeprune.deploy.mcu.build.build_firmware`)."""
     model = model or prepare(export_dir)[0]
-    return model, build_firmware(model, _board(board), Path(out_dir), mlperf_model=mlperf_model)
+    return model, build_firmware(model, _board(board), Path(out_dir), mlperf_model=mlperf_model, kernels=kernels)
 
 
 def build_platformio(
@@ -111,12 +113,13 @@ def emulate(
     tcp: bool = False,
     mlperf_model: str | None = None,
     model: GeneratedModel | None = None,
+    kernels: Kernels = "reference",
 ) -> emulator.EmulatedBoard:
     """Build the firmware for ``board`` and start it in QEMU; ``.port`` is the UART: a pty, or with ``tcp`` a
-    ``socket://127.0.0.1:N`` URL (context manager). ``mlperf_model``, ``model``: as for :func:`build`."""
+    ``socket://127.0.0.1:N`` URL (context manager). ``mlperf_model``, ``model``, ``kernels``: as for :func:`build`."""
     profile = _board(board)
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix=f"edgeprune-{profile.name}-"))
-    _, fw = build(export_dir, profile, out, mlperf_model=mlperf_model, model=model)
+    _, fw = build(export_dir, profile, out, mlperf_model=mlperf_model, model=model, kernels=kernels)
     emu = emulator.start(profile, fw.elf, tcp=tcp)
     emu.firmware = fw
     return emu

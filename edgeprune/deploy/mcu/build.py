@@ -10,6 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
 from edgeprune.boards.insn_cost import CALIBRATION_INSNS, INSNS_PER_SECOND, core_cost
 from edgeprune.boards.schema import BoardProfile, Core
@@ -18,10 +19,11 @@ from edgeprune.errors import EdgepruneError
 from edgeprune.io import write_atomic
 
 FIRMWARE = Path(__file__).resolve().parent / "firmware"
-SOURCES = ("ep_main.c", "ep_board_mps2.c", "ep_kernels.c", "startup.c")
+SOURCES = ("ep_main.c", "ep_board_mps2.c", "ep_kernels.c", "ep_kernels_dsp.c", "startup.c")
 STACK_BYTES = 8192
 MAX_LAYERS = 512
 MLPERF_MODEL_ID = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+Kernels = Literal["reference", "dsp"]
 MPS2_TICK_HZ = 25_000_000  # SysTick on the MPS2 CPU clock as QEMU models it (ep_board_mps2.c EP_CPU_HZ)
 # How the MLPerf Tiny reference firmwares read the runner's dataset bytes (th_load_tensor), by model id.
 MLPERF_INPUT = {"ic01": "EP_INPUT_UINT8_MINUS_128", "vww01": "EP_INPUT_UINT8_MINUS_128",
@@ -88,13 +90,14 @@ def overflow_error(log: str, board: BoardProfile, model: GeneratedModel) -> Firm
     )
 
 
-def lap_defines(board: BoardProfile) -> list[str]:
+def lap_defines(board: BoardProfile, kernels: Kernels = "reference") -> list[str]:
     """``m-lap-us`` of the emulated board as estimated microseconds of ``board``: SysTick ticks -> QEMU instructions
     (-icount shift=0) -> cycles (the core's fitted cycles per instruction) -> microseconds at the board's clock, so
-    a runner's throughput is the estimate. Without a factor for the core: QEMU virtual microseconds."""
-    if board.core not in CALIBRATION_INSNS:
-        note = "QEMU virtual time (1 instruction = 1 ns), no cycle estimate for this core"
-        return [f'-DEP_LAP_US_NOTE="{note}"']
+    a runner's throughput is the estimate. Without a factor for the core, or for the DSP-extension kernels (the
+    factors are fitted to the reference kernels' instruction counts): QEMU virtual microseconds."""
+    if board.core not in CALIBRATION_INSNS or kernels == "dsp":
+        what = "the DSP-extension kernels" if kernels == "dsp" else "this core"
+        return [f'-DEP_LAP_US_NOTE="QEMU virtual time (1 instruction = 1 ns), no cycle estimate for {what}"']
     cpi = core_cost(board.core).cycles_per_insn
     per_tick = Fraction(INSNS_PER_SECOND, MPS2_TICK_HZ) * Fraction(cpi) * 1_000_000 / board.clock_hz
     per_tick = per_tick.limit_denominator(1_000_000)
@@ -122,12 +125,20 @@ def mlperf_defines(model: GeneratedModel, mlperf_model: str | None) -> list[str]
 
 
 def build_firmware(
-    model: GeneratedModel, board: BoardProfile, out_dir: Path, *, mlperf_model: str | None = None, timeout: float = 300
+    model: GeneratedModel,
+    board: BoardProfile,
+    out_dir: Path,
+    *,
+    mlperf_model: str | None = None,
+    kernels: Kernels = "reference",
+    timeout: float = 300,
 ) -> Firmware:
     """Write ``model.c`` and the linker script to ``out_dir`` and link ``firmware.elf`` for ``board``.
     ``mlperf_model`` (``kws01``, ``ad01``, ...) is what ``profile%`` reports as ``m-model-[...]``: the MLPerf Tiny
     runner picks its test script by it (default: the model's name), and it sets the input format of that task's
-    reference firmware (:data:`MLPERF_INPUT`). ``m-lap-us`` is in estimated microseconds (:func:`lap_defines`)."""
+    reference firmware (:data:`MLPERF_INPUT`). ``m-lap-us`` is in estimated microseconds (:func:`lap_defines`).
+    ``kernels``: ``"reference"`` (TFLM's reference loops, what the cycle factors are fitted to) or ``"dsp"`` (the
+    Cortex-M4/M7 DSP-extension kernels real-board AOT builds use; instruction counts, no latency estimate yet)."""
     if mlperf_model is not None and not MLPERF_MODEL_ID.fullmatch(mlperf_model):
         raise FirmwareBuildError(
             f"MLPerf Tiny model id {mlperf_model!r} cannot be reported as m-model-[...]",
@@ -137,6 +148,10 @@ def build_firmware(
         raise FirmwareBuildError(
             f"{board.name} has a {board.core.value} core: no firmware build for it here",
             expected=f"one of {', '.join(c.value for c in CPU_FLAGS)}",
+        )
+    if kernels == "dsp" and board.core == Core.CORTEX_M0PLUS:
+        raise FirmwareBuildError(
+            f"{board.name} has a Cortex-M0+: it has no DSP extension", expected='kernels="reference" for this board'
         )
     if len(model.layers) > MAX_LAYERS:
         raise FirmwareBuildError(f"the model has {len(model.layers)} layers", expected=f"at most {MAX_LAYERS}")
@@ -154,7 +169,8 @@ def build_firmware(
            "-Wall", "-std=gnu11", "-I", str(FIRMWARE), "--specs=nano.specs", "--specs=nosys.specs",
            "-nostartfiles", "-Wl,--gc-sections", "-T", str(out_dir / "link.ld"), "-o", str(elf),
            f"-DEP_DB_MAX={max(db_bytes, 64)}",
-           *mlperf_defines(model, mlperf_model), *lap_defines(board), str(out_dir / "model.c"),
+           *mlperf_defines(model, mlperf_model), *lap_defines(board, kernels),
+           *(["-DEP_REFERENCE_KERNELS"] if kernels == "reference" else []), str(out_dir / "model.c"),
            *(str(FIRMWARE / s) for s in SOURCES), "-lm"]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0:

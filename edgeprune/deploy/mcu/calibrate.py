@@ -12,6 +12,7 @@ from edgeprune.boards import load_board
 from edgeprune.boards.insn_cost import CALIBRATION_STACK, fit_core
 from edgeprune.boards.schema import Core
 from edgeprune.deploy.mcu.api import bench_export, emulate
+from edgeprune.deploy.mcu.build import Kernels
 
 BOARDS = {Core.CORTEX_M4: "nucleo-l4r5zi", Core.CORTEX_M7: "nucleo-h743zi2"}
 MODELS = ("kws_dscnn", "ad_autoencoder")
@@ -31,14 +32,15 @@ def _export(name: str, out: Path) -> Path:
     return out
 
 
-def measure(work: Path) -> dict[Core, dict[str, int]]:
-    """Instructions per inference of each calibration model on each calibrated core."""
-    exports = {m: _export(m, work / m) for m in MODELS}
+def measure(work: Path, kernels: Kernels = "reference") -> dict[Core, dict[str, int]]:
+    """Instructions per inference of each calibration model on each calibrated core (``kernels``: the reference
+    loops the factors are fitted to, or the DSP-extension kernels)."""
+    exports = {m: d if (d := work / m).is_dir() else _export(m, d) for m in MODELS}
     counts: dict[Core, dict[str, int]] = {}
     for core, board in BOARDS.items():
         counts[core] = {}
         for m, d in exports.items():
-            with emulate(board, d, work / f"fw-{board}-{m}") as emu:
+            with emulate(board, d, work / f"fw-{board}-{m}-{kernels}", kernels=kernels) as emu:
                 meas = bench_export(d, load_board(board), emu.port, emulated=True, runs=2)
             assert meas.instructions is not None
             counts[core][m] = round(meas.instructions)

@@ -73,7 +73,7 @@ CHIRALE = TflmLibrary(
 )
 RUNTIMES = ("tflm", "aot")
 SHARED = ("ep_main.c", "ep_model.h", "ep_board.h", "ep_board_arduino.cpp")
-AOT_SOURCES = ("ep_kernels.c", "ep_kernels.h")
+AOT_SOURCES = ("ep_kernels.c", "ep_kernels_dsp.c", "ep_kernels.h", "ep_requant.h")
 TFLM_BUNDLE = ("model_data.h", "op_resolver.h")  # copied as they are; model_data.cc becomes model_data.cpp
 # the TFLM libraries a profile's [platformio] tflm_library names
 TFLM_LIBRARIES = {"arduino-tflite": ARDUINO_TFLITE, "chirale": CHIRALE}

@@ -17,17 +17,20 @@ FIRMWARE = Path(__file__).resolve().parent.parent / "firmware"
 
 
 def run_on_host(
-    model: GeneratedModel, input_sets: Sequence[Sequence[np.ndarray]], *, timeout: float = 120
+    model: GeneratedModel, input_sets: Sequence[Sequence[np.ndarray]], *, dsp: bool = False, timeout: float = 120
 ) -> list[list[np.ndarray]]:
-    """Outputs (int8, flat) of ``model`` for each input set (int8 arrays in model input order)."""
+    """Outputs (int8, flat) of ``model`` for each input set (int8 arrays in model input order). ``dsp``: with the
+    Cortex-M4/M7 DSP-extension kernels (``ep_kernels_dsp.c``, instructions emulated in C) instead of the
+    reference loops the host (and the Cortex-M0+) runs."""
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         raise EdgepruneError("no host C compiler (cc/gcc) found", fix="apt-get install gcc")
     with tempfile.TemporaryDirectory() as tmp:
         src, exe = Path(tmp) / "model.c", Path(tmp) / "model"
         src.write_text(model.source)
-        cmd = [cc, "-O2", "-ffp-contract=off", "-I", str(FIRMWARE), str(src), str(FIRMWARE / "ep_kernels.c"),
-               str(FIRMWARE / "host_main.c"), "-lm", "-o", str(exe)]  # fmt: skip
+        cmd = [cc, "-O2", "-ffp-contract=off", *(["-DEP_DSP_PORTABLE"] if dsp else []), "-I", str(FIRMWARE),
+               str(src), *(str(FIRMWARE / f) for f in ("ep_kernels.c", "ep_kernels_dsp.c", "host_main.c")), "-lm",
+               "-o", str(exe)]  # fmt: skip
         build = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         if build.returncode != 0:
             raise EdgepruneError("host build of the generated model failed", fix=build.stderr[-2000:])

@@ -6,31 +6,11 @@
 
 #include <string.h>
 
-#define I32_MIN ((int32_t)0x80000000)
-#define I32_MAX ((int32_t)0x7fffffff)
+#include "ep_requant.h"
 
-static inline int32_t srdhm(int32_t a, int32_t b) { /* SaturatingRoundingDoublingHighMul */
-  if (a == b && a == I32_MIN) return I32_MAX;
-  int64_t ab = (int64_t)a * (int64_t)b;
-  int32_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
-  return (int32_t)((ab + nudge) / (1ll << 31));
-}
-
-static inline int32_t rdbypot(int32_t x, int e) { /* RoundingDivideByPOT */
-  int32_t mask = (int32_t)((1ll << e) - 1), rem = x & mask, thr = (mask >> 1) + (x < 0 ? 1 : 0);
-  return (x >> e) + (rem > thr ? 1 : 0);
-}
-
-static inline int32_t mbqm(int32_t x, int32_t m, int32_t shift) { /* MultiplyByQuantizedMultiplier */
-  int ls = shift > 0 ? shift : 0, rs = shift > 0 ? 0 : -shift;
-  return rdbypot(srdhm((int32_t)((uint32_t)x << ls), m), rs);
-}
-
-static inline int32_t clamp(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : v > hi ? hi : v; }
-
-void ep_fc(const int8_t *in, int8_t *out, const int8_t *w, const int32_t *bias, const int32_t *mult,
-           const int32_t *shift, int per_channel, int batches, int depth, int units, int32_t in_off, int32_t out_off,
-           int32_t act_min, int32_t act_max) {
+void ep_fc_ref(const int8_t *in, int8_t *out, const int8_t *w, const int32_t *bias, const int32_t *mult,
+               const int32_t *shift, int per_channel, int batches, int depth, int units, int32_t in_off, int32_t out_off,
+               int32_t act_min, int32_t act_max) {
   for (int b = 0; b < batches; b++) {
     const int8_t *x = in + b * depth;
     for (int o = 0; o < units; o++) {
@@ -47,9 +27,9 @@ void ep_fc(const int8_t *in, int8_t *out, const int8_t *w, const int32_t *bias, 
 
 /* geo: batches, in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, stride_h, stride_w, dil_h, dil_w, pad_h, pad_w,
  *      filter_in_c */
-void ep_conv(const int8_t *in, int8_t *out, const int8_t *w, const int32_t *bias, const int32_t *mult,
-             const int32_t *shift, const int32_t *geo, int32_t in_off, int32_t out_off, int32_t act_min,
-             int32_t act_max) {
+void ep_conv_ref(const int8_t *in, int8_t *out, const int8_t *w, const int32_t *bias, const int32_t *mult,
+                 const int32_t *shift, const int32_t *geo, int32_t in_off, int32_t out_off, int32_t act_min,
+                 int32_t act_max) {
   const int nb = geo[0], ih = geo[1], iw = geo[2], ic = geo[3], oh = geo[4], ow = geo[5], oc = geo[6];
   const int kh = geo[7], kw = geo[8], sh = geo[9], sw = geo[10], dh = geo[11], dw = geo[12];
   const int ph = geo[13], pw = geo[14], fic = geo[15];
@@ -76,9 +56,9 @@ void ep_conv(const int8_t *in, int8_t *out, const int8_t *w, const int32_t *bias
         }
 }
 
-void ep_dwconv(const int8_t *in, int8_t *out, const int8_t *w, const int32_t *bias, const int32_t *mult,
-               const int32_t *shift, const int32_t *geo, int depth_mult, int32_t in_off, int32_t out_off,
-               int32_t act_min, int32_t act_max) {
+void ep_dwconv_ref(const int8_t *in, int8_t *out, const int8_t *w, const int32_t *bias, const int32_t *mult,
+                   const int32_t *shift, const int32_t *geo, int depth_mult, int32_t in_off, int32_t out_off,
+                   int32_t act_min, int32_t act_max) {
   const int nb = geo[0], ih = geo[1], iw = geo[2], ic = geo[3], oh = geo[4], ow = geo[5], oc = geo[6];
   const int kh = geo[7], kw = geo[8], sh = geo[9], sw = geo[10], dh = geo[11], dw = geo[12];
   const int ph = geo[13], pw = geo[14];

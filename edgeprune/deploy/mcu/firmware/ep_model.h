@@ -10,6 +10,7 @@ extern int8_t ep_arena[];
 extern const unsigned ep_arena_bytes;
 extern const char ep_model_name[];
 extern const char ep_model_sha256[];
+extern const char ep_kernel_set[]; /* "reference" or "dsp" (ep_kernels.h), "tflm" (ep_model_tflm.cpp) */
 extern const int ep_layer_count;
 extern const ep_layer_info ep_layers[];
 extern const ep_tensor_io ep_inputs[], ep_outputs[];

@@ -25,6 +25,7 @@ static constexpr unsigned kStaging = (EP_IO_BYTES + 15u) & ~15u;  // keeps the t
 alignas(16) int8_t ep_arena[kStaging + kTensorArenaSize];
 const unsigned ep_arena_bytes = kTensorArenaSize;
 const int ep_layer_count = 1;
+const char ep_kernel_set[] = "tflm";
 const ep_layer_info ep_layers[] = {{"TFLM_INVOKE", "model"}};
 
 static tflite::MicroInterpreter *interpreter;
