@@ -149,7 +149,10 @@ def test_a_killed_sweep_resumes_with_the_recorded_points_skipped(tmp_path: Path)
 
 def test_spec_errors_are_clear(tmp_path: Path) -> None:
     from edgeprune.errors import EdgepruneError
+    from edgeprune.scale.executor import _reachable
 
+    with pytest.raises(EdgepruneError, match="nothing answers at the Ray address"):
+        _reachable("127.0.0.1:1")  # Ray itself would keep retrying for minutes
     with pytest.raises(EdgepruneError, match="not understood"):
         Target.parse("serial:nucleo-l4r5zi")
     with pytest.raises(EdgepruneError, match="no calibration samples"):

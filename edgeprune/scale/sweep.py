@@ -227,12 +227,11 @@ def _drive(
     models = {m.name: m for m in spec.models}
     loaded = {name: _load(models[name], spec.seed) for name in {n for n, _ in by_prep}}
     info: dict[Any, tuple[str, float]] = {}  # prepare's handle -> (model, budget)
-    prepared: dict[tuple[str, float], Any] = {}
     for key, group in by_prep.items():
         entry = models[key[0]]
         sets = sorted({p.target.export_targets(entry.calib is not None) for p in group})
         handle = ex.call(points.prepare, *loaded[key[0]], key[1], entry.metric, sets, entry.calib)
-        prepared[key], info[handle] = handle, key
+        info[handle] = key
     exports: dict[str, Any] = {}  # content hash -> export handle: one conversion per hash
     measuring: dict[Any, SweepPoint] = {}
     pending = list(info)
