@@ -296,7 +296,7 @@ def markdown(infos: list[dict]) -> str:
         ],
         "",
     ]
-    for ft in (False, True):
+    for ft in sorted({r["finetune"] for i in infos for r in i["runs"]}):
         lines += [
             f"## {'With' if ft else 'Without'} fine-tune",
             "",
@@ -350,8 +350,9 @@ def plot(infos: list[dict], path: Path) -> None:
 
     fractions = sorted({r["fraction"] for i in infos for r in i["runs"]})
     methods = [m for m in METHODS if any(r["method"] == m for i in infos for r in i["runs"])]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True, squeeze=False)
-    for col, ft in enumerate((False, True)):
+    variants = sorted({r["finetune"] for i in infos for r in i["runs"]})
+    fig, axes = plt.subplots(2, len(variants), figsize=(5.5 * len(variants), 7.5), sharex=True, squeeze=False)
+    for col, ft in enumerate(variants):
         top, bottom = axes[0][col], axes[1][col]
         for k, m in enumerate(methods):
             xs, ys, hs, ds, dhs = [], [], [], [], []
