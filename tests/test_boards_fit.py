@@ -96,11 +96,14 @@ def test_arm64_boards_check_dram() -> None:
 
 def test_fit_artifact_reads_file_size(tmp_path: Path) -> None:
     model = tmp_path / "model.tflite"
-    model.write_bytes(b"\0" * 12_345)
+    model.write_bytes(b"\0" * 4 + b"TFL3" + b"\0" * 12_337)  # a flatbuffer's file identifier
     v = fit_artifact(L4, model, arena_bytes=1_000, code_bytes=0)
     assert v.resources[0].parts[0].bytes == 12_345
     with pytest.raises(BoardError, match="does not exist"):
         fit_artifact(L4, tmp_path / "missing.tflite", arena_bytes=1)
+    (tmp_path / "garbage.pt").write_bytes(b"garbage")
+    with pytest.raises(BoardError, match="not a TFLite or ONNX model file"):
+        fit_artifact(L4, tmp_path / "garbage.pt", arena_bytes=1)
 
 
 def test_negative_sizes_are_refused() -> None:

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent / "edgeprune"
 
 # Bottom to top; a module may import its own layer and those below it, never one above.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "io", "extras", "__init__"),
+    ("errors", "io", "extras", "interrupts", "__init__"),
     ("prune",),
     ("models",),
     ("export",),
@@ -20,6 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("deploy",),
     ("control",),
     ("pipeline",),
+    ("scale",),
     ("demo", "calib_samples", "cli", "__main__"),
 )
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}

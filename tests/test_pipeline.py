@@ -146,31 +146,47 @@ def test_unreachable_goal_is_explained_with_the_closest_point(tmp_path: Path) ->
 def test_max_drop_stops_the_loop_and_says_why(tmp_path: Path) -> None:
     model, inputs, evaluate = _setup()
     target = CostModelRunner(load_board("nucleo-l4r5zi"))
-    goals = Goals(latency_ms=0.2 * _baseline_ms(model, inputs), max_drop=1e-6)
+    goals = Goals(latency_ms=0.2 * _baseline_ms(model, inputs), max_drop=1e-12)
     result = optimize(model, inputs, target, evaluate, goals, tmp_path, OptimizeOptions(step=0.2, min_step=0.1))
     assert not result.met and "max_drop" in result.explanation
     assert result.chosen.iteration == 0  # nothing cheap enough: the baseline stays the answer
 
 
+class _CrashesAfter(CostModelRunner):
+    """The cost-model target, crashing (like a killed process) after ``_left`` measurements; the private
+    counter is not part of the run's settings, so the same target object resumes the run."""
+
+    def __init__(self, board, left: int) -> None:
+        super().__init__(board)
+        self._left = left
+
+    def measure(self, subject):
+        self._left -= 1
+        if self._left < 0:
+            raise KeyboardInterrupt
+        return super().measure(subject)
+
+
 def test_resume_continues_where_it_stopped_and_refuses_other_settings(tmp_path: Path) -> None:
     model, inputs, evaluate = _setup()
-    target = CostModelRunner(load_board("nucleo-l4r5zi"))
+    target = _CrashesAfter(load_board("nucleo-l4r5zi"), 2)
     goals = Goals(latency_ms=0.6 * _baseline_ms(model, inputs), max_drop=10.0)
-    first = optimize(
-        model, inputs, target, evaluate, goals, tmp_path, OptimizeOptions(strategy=greedy, step=0.1, max_iterations=1)
-    )
-    assert not first.met and len(first.points) == 2
+    with pytest.raises(KeyboardInterrupt):
+        optimize(model, inputs, target, evaluate, goals, tmp_path, OptimizeOptions(strategy=greedy, step=0.1))
+    first = (tmp_path / "iterations.jsonl").read_text().splitlines()
+    assert len(first) == 2
     with pytest.raises(EdgepruneError, match="already holds a run"):
         optimize(model, inputs, target, evaluate, goals, tmp_path, OptimizeOptions(strategy=greedy, step=0.1))
     with pytest.raises(EdgepruneError, match="different settings"):
         optimize(
             model, inputs, target, evaluate, goals, tmp_path, OptimizeOptions(strategy=greedy, step=0.2), resume=True
         )
+    target._left = 100
     resumed = optimize(
         model, inputs, target, evaluate, goals, tmp_path, OptimizeOptions(strategy=greedy, step=0.1), resume=True
     )
     assert resumed.met
-    assert [p.to_dict() for p in resumed.points[:2]] == [p.to_dict() for p in first.points]
+    assert [json.dumps(p.to_dict()) for p in resumed.points[:2]] == first
 
 
 def test_a_run_that_failed_before_its_first_point_is_still_recognised_as_a_run(tmp_path: Path) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 import torch
 from torch import nn
@@ -165,3 +168,13 @@ def test_recurrent_weights_count_in_the_importance() -> None:
     result = prune(model, args, Budget(default=0.5), mode="component")
     (planned,) = [g for g in result.plan.groups if g.roots == ["core"]]
     assert set(weak) <= set(planned.removed[0]) and len(planned.removed[0]) <= 40  # not all-or-nothing on ties
+
+
+def test_traced_models_are_not_kept_alive() -> None:
+    """The input-side nodes live on their layers, not in a module-level cache that would pin every model."""
+    model = GruMiddle().eval()
+    build_groups(model, (torch.randn(2, 5, 10),), mode="component")
+    ref = weakref.ref(model.core)
+    del model
+    gc.collect()
+    assert ref() is None

@@ -197,7 +197,30 @@ def fit_artifact(board: BoardProfile, artifact: str | os.PathLike, *, arena_byte
     path = Path(artifact)
     if not path.is_file():
         raise BoardError(f"artifact {path} does not exist", expected="a model file such as model.tflite")
+    _check_model_file(path)
     return check_fit(board, model_bytes=path.stat().st_size, arena_bytes=arena_bytes, **kwargs)  # type: ignore[arg-type]
+
+
+def _check_model_file(path: Path) -> None:
+    """A ``.tflite`` flatbuffer (file identifier ``TFL3``) or an ``.onnx`` model, else a BoardError: the size
+    of any other file says nothing about what a board must hold."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if path.suffix == ".tflite" and head[4:8] == b"TFL3":
+        return
+    if path.suffix == ".onnx":
+        import onnx
+
+        try:
+            onnx.load_model(str(path), load_external_data=False)
+            return
+        except Exception:
+            pass
+    raise BoardError(
+        f"{path} is not a TFLite or ONNX model file",
+        expected="the model the board will hold: model.tflite (a TFLite flatbuffer) or model.onnx",
+        fix="pass --artifact out/tflm/model.tflite from `edgeprune export`, or --model-bytes N",
+    )
 
 
 def _count_kinds(op_kinds: int | Iterable[object] | None) -> int:

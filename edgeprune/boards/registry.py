@@ -35,15 +35,33 @@ def search_path(extra: Sequence[str | os.PathLike] = ()) -> list[Path]:
 def iter_profiles(extra: Sequence[str | os.PathLike] = ()) -> Iterator[BoardProfile]:
     """Every profile on the search path, in search order, skipping names already seen (shadowed ones)."""
     seen: set[str] = set()
+    builtin = builtin_profile_dir()
     for directory in search_path(extra):
         if not directory.is_dir():
             continue
         for file in sorted(directory.glob("*.toml")):
-            profile = load_profile_file(file)
+            try:
+                profile = load_profile_file(file)
+            except BoardFileError:
+                if directory == builtin:
+                    raise
+                continue  # one broken user file does not hide every other board (unreadable_profiles says why)
             if profile.name in seen:
                 continue
             seen.add(profile.name)
             yield profile
+
+
+def unreadable_profiles(extra: Sequence[str | os.PathLike] = ()) -> list[str]:
+    """The user profiles on the search path that cannot be loaded, each with the reason."""
+    problems = []
+    for directory in search_path(extra)[:-1]:
+        for file in sorted(directory.glob("*.toml")) if directory.is_dir() else ():
+            try:
+                load_profile_file(file)
+            except BoardFileError as exc:
+                problems.append(exc.problem)
+    return problems
 
 
 def list_boards(pattern: str | None = None, *, extra: Sequence[str | os.PathLike] = ()) -> list[str]:
@@ -66,8 +84,9 @@ def load_board(spec: str | os.PathLike, *, extra: Sequence[str | os.PathLike] = 
         if key in profile.names():
             return profile
     known = ", ".join(sorted(p.name for p in profiles))
+    skipped = unreadable_profiles(extra)
     raise UnknownBoardError(
-        f"unknown board {text!r}",
+        f"unknown board {text!r}" + (f" (skipped unreadable profiles: {'; '.join(skipped)})" if skipped else ""),
         expected=f"a board name or alias ({known}) or a path to a .toml profile",
         fix=f"`edgeprune boards list` shows names and aliases; add your own board in a directory on ${BOARD_PATH_ENV}",
     )

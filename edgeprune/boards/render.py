@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from rich.console import Group, RenderableType
 from rich.table import Table
 
-from edgeprune.boards.registry import iter_profiles
+from edgeprune.boards.registry import iter_profiles, unreadable_profiles
 from edgeprune.boards.schema import BoardProfile
 
 
@@ -53,6 +53,9 @@ def boards_table(pattern: str | None = None, *, extra: Sequence[str | os.PathLik
             flash,
             ", ".join(r.value for r in p.runtimes),
         )
+    skipped = unreadable_profiles(extra)
+    if skipped:
+        t.caption = "skipped (fix or remove these files): " + "; ".join(skipped)
     return t
 
 

@@ -165,8 +165,13 @@ def _check_out_dir(out: Path, force: bool) -> None:
 
 
 def _write_outputs(result: PruneResult, out: Path) -> None:
-    result.plan.save(out / "plan.json")
-    save_weights(result.model, out / "pruned.pt")
-    write_atomic(out / "report.json", result.report.to_json())
-    write_atomic(out / "report.txt", str(result.report))
+    try:
+        result.plan.save(out / "plan.json")
+        save_weights(result.model, out / "pruned.pt")
+        write_atomic(out / "report.json", result.report.to_json())
+        write_atomic(out / "report.txt", str(result.report))
+    except BaseException:  # e.g. a full disk: no partial set, so that the same command can simply be rerun
+        for name in OUTPUT_FILES:
+            (out / name).unlink(missing_ok=True)
+        raise
     console.print(f"wrote {', '.join(OUTPUT_FILES)} to {out}/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ def _as_array(x: Any) -> np.ndarray:
 def _stack(name: str, items: Sequence[np.ndarray], sample_shape: tuple[int, ...]) -> np.ndarray:
     rows = []
     for i, item in enumerate(items):
-        arr = _as_array(item)
+        arr = _values_checked(name, _as_array(item))
         if arr.shape == (1, *sample_shape):
             arr = arr[0]
         if arr.shape != sample_shape:
@@ -54,13 +55,9 @@ def load_calibration(source: CalibrationSource, inputs: Mapping[str, tuple[int, 
         path = Path(source)
         if not path.is_file():
             raise ExportError(f"calibration file {path} does not exist.", do="pass an existing .npy or .npz file.")
-        if path.suffix == ".npz":
-            with np.load(path) as z:
-                source = {k: z[k] for k in z.files}
-        elif path.suffix == ".npy":
-            source = np.load(path)
-        else:
+        if path.suffix not in (".npy", ".npz"):
             raise ExportError(f"calibration file {path} is neither .npy nor .npz.", do="save samples with numpy.")
+        source = _read(path)
     if isinstance(source, np.ndarray) or hasattr(source, "detach"):
         source = {names[0]: _as_array(source)} if len(names) == 1 else _too_few(names)
     if isinstance(source, Mapping):
@@ -76,7 +73,7 @@ def load_calibration(source: CalibrationSource, inputs: Mapping[str, tuple[int, 
             )
         out = {}
         for n in names:
-            arr = _as_array(data[n])
+            arr = _values_checked(n, _as_array(data[n]))
             if arr.ndim == 0 or tuple(arr.shape[1:]) != sample_shapes[n]:
                 raise _shape_error(n, f"got an array of shape {tuple(arr.shape)}", sample_shapes[n])
             out[n] = arr.astype(np.float32)
@@ -99,12 +96,45 @@ def load_calibration(source: CalibrationSource, inputs: Mapping[str, tuple[int, 
     return _non_empty({n: _stack(n, per_input[n], sample_shapes[n]) if per_input[n] else np.empty(0) for n in names})
 
 
+def _read(path: Path) -> np.ndarray | dict[str, np.ndarray]:
+    """The arrays of a .npy/.npz file (never unpickled objects), or an ExportError saying what is wrong."""
+    try:
+        if path.suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ExportError(
+            f"cannot read calibration file {path}: {exc}",
+            expected="numeric arrays saved with np.save (.npy) or np.savez (.npz); object arrays are refused",
+            do="re-save the samples as float arrays (the file may be truncated or hold Python objects).",
+        ) from exc
+
+
 def _too_few(names: list[str]) -> dict[str, np.ndarray]:
     raise ExportError(
         f"a single calibration array was given but the model has {len(names)} inputs {names}.",
         expected="one array per input",
         do="pass a .npz file or a dict keyed by input name.",
     )
+
+
+def _values_checked(n: str, a: np.ndarray) -> np.ndarray:
+    """``a`` if it holds finite numbers only, else an ExportError (checked up front, not by the converter)."""
+    if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
+        raise ExportError(
+            f"calibration data for input '{n}' holds {a.dtype} values, not numbers.",
+            expected="numeric arrays (float32 samples in the model's input layout)",
+            do="save the representative inputs themselves, e.g. np.save(path, x.astype(np.float32)).",
+        )
+    bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+    if bad:
+        raise ExportError(
+            f"calibration data for input '{n}' holds {bad} NaN/Inf value(s).",
+            expected="finite values only: int8 quantization ranges come from these samples",
+            do="drop or fix the samples with NaN/Inf (np.isfinite(x).all(axis=...)) and save again.",
+        )
+    return a
 
 
 def _non_empty(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from edgeprune.errors import EdgepruneError
-from edgeprune.models import create_model
+from edgeprune.models import SEED, create_model
 
 
 def load_model(
@@ -20,24 +20,30 @@ def load_model(
 
     ``spec`` is a bundled model name (``edgeprune models`` lists them) or ``package.module:factory``
     where ``factory()`` returns an ``nn.Module``. ``weights`` is a ``state_dict`` file, loaded with
-    ``weights_only=True``. Example inputs come from the model's ``example_inputs()`` when it has one,
-    else from ``input_shapes`` such as ``"1x3x32x32"`` (random float32, one per forward argument).
+    ``weights_only=True``. Example inputs come from the model's ``example_inputs()`` when it has one (batch 1
+    for a bundled model), else from ``input_shapes`` such as ``"1x3x32x32"`` (random float32, one per forward
+    argument). Model and inputs are built from a fixed seed: the same arguments give the same model and inputs.
     """
-    model = _build(spec)
-    if weights is not None:
-        _load_weights(model, weights)
-    model.eval()
+    with torch.random.fork_rng(devices=[]):  # the same command line gives the same model and inputs every time
+        torch.manual_seed(SEED)
+        model = _build(spec)
+        if weights is not None:
+            _load_weights(model, weights)
+        model.eval()
+        return model, _example_inputs(spec, model, input_shapes)
+
+
+def _example_inputs(spec: str, model: nn.Module, input_shapes: Sequence[str]) -> tuple[torch.Tensor, ...]:
     if input_shapes:
-        inputs = tuple(torch.randn(*_parse_shape(s)) for s in input_shapes)
-    elif callable(getattr(model, "example_inputs", None)):
-        inputs = _as_inputs(spec, model.example_inputs())
-    else:
-        raise EdgepruneError(
-            f"{spec}: no example inputs",
-            expected="a model with an example_inputs() method, or input shapes",
-            fix="pass --input-shape 1x3x32x32 (once per forward argument)",
-        )
-    return model, inputs
+        return tuple(torch.randn(*_parse_shape(s)) for s in input_shapes)
+    if callable(getattr(model, "example_inputs", None)):
+        bundled = ":" not in spec  # ours take a batch size: one example, so an export runs one inference per call
+        return _as_inputs(spec, model.example_inputs(1) if bundled else model.example_inputs())
+    raise EdgepruneError(
+        f"{spec}: no example inputs",
+        expected="a model with an example_inputs() method, or input shapes",
+        fix="pass --input-shape 1x3x32x32 (once per forward argument)",
+    )
 
 
 def _as_inputs(spec: str, example: object) -> tuple[torch.Tensor, ...]:

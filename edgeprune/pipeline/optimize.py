@@ -24,6 +24,7 @@ from edgeprune.io import write_atomic
 from edgeprune.measure.record import Measurement
 from edgeprune.measure.runner import Runner, Subject
 from edgeprune.pipeline import allocation
+from edgeprune.pipeline.fingerprint import run_fingerprint
 from edgeprune.pipeline.runlog import POINTS_NAME, Point, RunLog, point_dir
 from edgeprune.prune import Budget, Components, PruneResult, prune, save_weights
 from edgeprune.prune.counting import macs_per_component, params_per_component
@@ -126,6 +127,8 @@ def optimize(
         "min_step": min_step,
         "max_fraction": max_fraction,
         "components": comps.to_dict(),
+        "max_iterations": max_iterations,
+        **run_fingerprint(model, inputs, evaluate, target, finetune),
     }
     log = RunLog(run_dir, config, resume)
     run = Path(run_dir)

@@ -65,7 +65,10 @@ def write_outputs(result: OptimizeResult, title: str = "edgeprune optimize") -> 
     source = point_dir(run, result.chosen.iteration)
     if chosen.exists():
         shutil.rmtree(chosen)
-    shutil.copytree(source, chosen)
+    if source.is_dir():  # a cost-model baseline without calibration writes no artifacts
+        shutil.copytree(source, chosen)
+    else:
+        chosen.mkdir()
     front = pareto(result.points)
     summary = {
         "met": result.met,

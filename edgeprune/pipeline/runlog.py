@@ -61,12 +61,17 @@ class RunLog:
         if resume:
             if not self.path.exists():
                 raise EdgepruneError(f"nothing to resume in {self.dir}", fix="start without --resume")
-            saved = json.loads(config_path.read_text())
+            try:
+                saved = json.loads(config_path.read_text())
+            except (OSError, ValueError) as exc:
+                raise EdgepruneError(f"cannot read {config_path}: {exc}", fix="start a new run directory") from exc
             if saved != config:
                 changed = sorted(k for k in config if saved.get(k) != config[k])
                 raise EdgepruneError(
-                    f"--resume with different settings than the run in {self.dir}: {', '.join(changed)}",
-                    fix="resume with the same arguments, or start a new run directory",
+                    f"--resume with different settings than the run in {self.dir}: {', '.join(changed)} differ",
+                    expected="the same model, weights, example inputs, --eval, --finetune, target, --calib, "
+                    "options and edgeprune version as the run was started with (its config.json)",
+                    fix="resume with the same arguments, or start a new run directory (another --out)",
                 )
         elif self.path.exists():
             raise EdgepruneError(

@@ -77,12 +77,34 @@ class PrunePlan:
                 f"not an edgeprune plan: {exc}", expected=f"JSON written by PrunePlan.save ({PLAN_FORMAT})"
             ) from exc
 
+    def _check_removals(self, named: dict[str, nn.Module]) -> None:
+        for g in self.groups:
+            if not len(g.roots) == len(g.graphs) == len(g.removed):
+                raise PruneError(f"plan group {g.id} is malformed: roots, graphs and removed differ in length")
+            for root, idxs in zip(g.roots, g.removed, strict=True):
+                problem = _removal_problem(named, root, idxs)
+                if problem:
+                    raise PruneError(
+                        f"the plan cannot be applied: {problem}",
+                        expected="a plan written by `edgeprune prune` for this model, keeping at least one channel "
+                        "of every layer",
+                        fix="make the plan again with `edgeprune prune` (a lower --budget keeps more channels)",
+                    )
+
     def save(self, path: str | os.PathLike) -> None:
         write_atomic(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PrunePlan:
-        return cls.from_json(Path(path).read_text())
+        try:
+            text = Path(path).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PruneError(
+                f"cannot read the plan {path}: {exc.strerror if isinstance(exc, OSError) else exc}",
+                expected="the plan.json written by `edgeprune prune` (or PrunePlan.save)",
+                fix="check the --plan path",
+            ) from exc
+        return cls.from_json(text)
 
     def apply(self, model: nn.Module, example_inputs: ExampleInputs) -> nn.Module:
         """Prune ``model`` (a fresh instance of the original architecture) in place, and return it."""
@@ -94,6 +116,7 @@ class PrunePlan:
             )
         args = as_tuple(example_inputs)
         named = dict(model.named_modules())
+        self._check_removals(named)
         widths = {r: _out_channels(named[r]) for g in self.groups for r in g.roots}
         by_graph: dict[str, list[tuple[str, list[int]]]] = {}
         for g in self.groups:
@@ -119,6 +142,18 @@ def _out_channels(module: nn.Module) -> int:
         if hasattr(module, attr):
             return int(getattr(module, attr))
     raise PruneError(f"{type(module).__name__} is not a layer a plan can root a group at")
+
+
+def _removal_problem(named: dict[str, nn.Module], root: str, idxs: list[int]) -> str | None:
+    """What is wrong with removing channels ``idxs`` of module ``root`` (None when nothing is)."""
+    if root not in named:
+        return f"it names a module {root!r} the model does not have"
+    width = _out_channels(named[root])
+    if any(not isinstance(i, int) or not 0 <= i < width for i in idxs) or len(set(idxs)) != len(idxs):
+        return f"its channel indices for {root} are not distinct indices below {width}"
+    if len(idxs) >= width:
+        return f"it removes every channel ({width} of {width}) of {root}"
+    return None
 
 
 def _prune_roots(dg, named: dict[str, nn.Module], roots: list[tuple[str, list[int]]]) -> None:

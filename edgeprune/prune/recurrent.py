@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import torch
 import torch_pruning as tp
@@ -33,7 +32,7 @@ from edgeprune.prune.errors import PruneError
 
 RECURRENT_TYPES = (nn.RNNBase, nn.RNNCellBase)
 _GATES = {nn.GRU: 3, nn.LSTM: 4, nn.RNN: 1, nn.GRUCell: 3, nn.LSTMCell: 4, nn.RNNCell: 1}
-_INPUT_SIDES: WeakKeyDictionary[nn.Module, InputSide] = WeakKeyDictionary()
+_SIDE_ATTR = "_edgeprune_input_side"  # where a layer keeps its InputSide (not a registered child)
 
 
 def is_recurrent(module: nn.Module) -> bool:
@@ -170,10 +169,12 @@ class _Link(torch.autograd.Function):
 
 
 def input_side(layer: nn.Module) -> InputSide:
-    """The (cached) input-side node of ``layer``."""
-    side = _INPUT_SIDES.get(layer)
+    """The input-side node of ``layer``, kept on the layer (outside its modules and state_dict; a deep copy
+    of the layer copies it along, pointing at the copy)."""
+    side = layer.__dict__.get(_SIDE_ATTR)
     if side is None:
-        side = _INPUT_SIDES[layer] = InputSide(layer)
+        side = InputSide(layer)
+        object.__setattr__(layer, _SIDE_ATTR, side)
     return side
 
 

@@ -122,7 +122,17 @@ def start(board: BoardProfile, elf: Path, *, tcp: bool = False, timeout: float =
     cmd = qemu_command(board, elf, serial)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             text=True)  # fmt: skip
-    deadline, seen = time.monotonic() + timeout, []
+    try:
+        return _connect(board, elf, proc, tcp_port, time.monotonic() + timeout)
+    except BaseException:  # an error, or SIGTERM/Ctrl-C while QEMU comes up: never leave it running
+        proc.kill()
+        proc.wait(5)
+        raise
+
+
+def _connect(board: BoardProfile, elf: Path, proc: subprocess.Popen[str], tcp_port: int | None, deadline: float
+             ) -> EmulatedBoard:  # fmt: skip
+    seen: list[str] = []
     assert proc.stdout is not None
     if tcp_port is not None:
         if _wait_tcp(proc, tcp_port, deadline):
@@ -140,8 +150,6 @@ def start(board: BoardProfile, elf: Path, *, tcp: bool = False, timeout: float =
         if m:
             _consume_banner(m.group(1), min(deadline, time.monotonic() + BANNER_SECONDS))
             return EmulatedBoard(board, elf, proc, m.group(1))
-    proc.kill()
-    proc.wait(5)
     raise EmulatorError(
         f"QEMU did not expose the UART of {board.name}", expected="a pty ('char device redirected to ...') or TCP port",
         fix="QEMU said: " + (" | ".join(seen) or "nothing"),

@@ -1,6 +1,8 @@
 /* EEMBC / MLPerf Tiny benchmark protocol over the UART (115200 8N1, '%'-terminated commands, m-... replies,
- * m-ready after each command) plus edgeprune extensions (ep-info, ep-layers, ep-mem, ep-raw); see
- * docs/emulated-board.md. The model is the generated model.c (ep_model.h).
+ * m-ready after each command) plus edgeprune extensions (ep-info, ep-layers, ep-mem, ep-raw, ep-db); see
+ * docs/emulated-board.md. Every extension reply ends with m-ep-crc-[XXXXXXXX]: the CRC-32 of the reply's lines
+ * (each as sent, '\r' left out), so the host rejects a reply the link corrupted. The model is the generated
+ * model.c (ep_model.h).
  *
  * Build-time options (edgeprune.deploy.build):
  *   EP_MLPERF_MODEL "kws01"...   the m-model id the MLPerf Tiny runner picks its test script by
@@ -31,12 +33,26 @@ static uint8_t db_buf[EP_DB_MAX] __attribute__((aligned(4)));
 static uint32_t db_size, db_pos;
 static uint64_t layer_ticks[512];
 static uint32_t timed_runs;
+static uint64_t laps[2]; /* ticks at the start and end of the last timed inferences */
+static uint32_t crc;     /* CRC-32 of the extension reply so far */
+static int crc_on;
 #ifndef EP_NO_MAIN
 extern uint32_t _sstack, _estack;
 #endif
 
+static uint32_t crc_step(uint32_t c, uint8_t b) {
+  c ^= b;
+  for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+  return c;
+}
+
+static void put(char c) {
+  if (crc_on && c != '\r') crc = crc_step(crc, (uint8_t)c);
+  ep_uart_putc(c);
+}
+
 static void out(const char *s) {
-  while (*s) ep_uart_putc(*s++);
+  while (*s) put(*s++);
 }
 
 static void out_u64(uint64_t v) {
@@ -52,7 +68,7 @@ static void out_u64(uint64_t v) {
 
 static void out_i32(int32_t v) {
   if (v < 0) {
-    ep_uart_putc('-');
+    put('-');
     out_u64((uint64_t)(-(int64_t)v));
   } else {
     out_u64((uint64_t)v);
@@ -61,24 +77,24 @@ static void out_i32(int32_t v) {
 
 static void out_hex8(uint8_t v) {
   static const char h[] = "0123456789abcdef";
-  ep_uart_putc(h[v >> 4]);
-  ep_uart_putc(h[v & 15]);
+  put(h[v >> 4]);
+  put(h[v & 15]);
 }
 
 static void out_fixed3(float f) { /* %0.3f without printf */
   if (f < 0) {
-    ep_uart_putc('-');
+    put('-');
     f = -f;
   }
   uint64_t milli = (uint64_t)(f * 1000.0f + 0.5f);
   out_u64(milli / 1000);
-  ep_uart_putc('.');
-  ep_uart_putc((char)('0' + milli / 100 % 10));
-  ep_uart_putc((char)('0' + milli / 10 % 10));
-  ep_uart_putc((char)('0' + milli % 10));
+  put('.');
+  put((char)('0' + milli / 100 % 10));
+  put((char)('0' + milli / 10 % 10));
+  put((char)('0' + milli % 10));
 }
 
-static void timestamp(void) {
+static uint64_t timestamp(void) {
   const uint64_t t = ep_ticks();
   out("m-lap-us-");
 #ifdef EP_LAP_US_NUM
@@ -87,6 +103,7 @@ static void timestamp(void) {
   out_u64(t * 1000000u / ep_tick_hz());
 #endif
   out("\r\n");
+  return t;
 }
 
 #ifdef EP_INPUT_FLOAT32_AD_SCORE
@@ -148,7 +165,7 @@ static void results(void) {
   int first = 1;
   for (int o = 0; o < ep_output_count; o++)
     for (uint32_t k = 0; k < ep_outputs[o].size; k++) {
-      if (!first) ep_uart_putc(',');
+      if (!first) put(',');
       first = 0;
       const int8_t q = ep_arena[ep_outputs[o].offset + k];
       out_fixed3((float)(q - ep_outputs[o].zero_point) * ep_outputs[o].scale);
@@ -167,9 +184,9 @@ static void infer(int n, int warmup) {
   out("\r\n");
   for (int l = 0; l < ep_layer_count; l++) layer_ticks[l] = 0;
   timed_runs = (uint32_t)n;
-  timestamp();
+  laps[0] = timestamp();
   while (n-- > 0) infer_once(1);
-  timestamp();
+  laps[1] = timestamp();
   out("m-infer-done\r\n");
   results();
 }
@@ -257,7 +274,7 @@ static void ep_info(void) {
   out(ep_model_sha256);
   out("]\r\nm-ep-timer-[");
   out(ep_timer_name());
-  ep_uart_putc(',');
+  put(',');
   out_u64(ep_tick_hz());
   out("]\r\nm-ep-board-[");
   out(ep_board_kind());
@@ -278,7 +295,7 @@ static void ep_info(void) {
   for (int i = 0; i < ep_input_count; i++) ins += ep_inputs[i].size;
   for (int i = 0; i < ep_output_count; i++) outs += ep_outputs[i].size;
   out_u64(ins);
-  ep_uart_putc(',');
+  put(',');
   out_u64(outs);
   out("]\r\n");
 }
@@ -286,15 +303,19 @@ static void ep_info(void) {
 static void ep_layers_cmd(void) {
   out("m-ep-runs-[");
   out_u64(timed_runs);
+  out("]\r\nm-ep-laps-[");
+  out_u64(laps[0]);
+  put(',');
+  out_u64(laps[1]);
   out("]\r\n");
   for (int l = 0; l < ep_layer_count; l++) {
     out("m-ep-layer-[");
     out_i32(l);
-    ep_uart_putc(',');
+    put(',');
     out(ep_layers[l].op);
-    ep_uart_putc(',');
+    put(',');
     out(ep_layers[l].component);
-    ep_uart_putc(',');
+    put(',');
     out_u64(layer_ticks[l]);
     out("]\r\n");
   }
@@ -319,6 +340,22 @@ static void ep_raw(void) {
   out("]\r\n");
 }
 
+static void out_hex32(uint32_t v) {
+  for (int k = 24; k >= 0; k -= 8) out_hex8((uint8_t)(v >> k));
+}
+
+static void ep_db(void) { /* what the buffer holds: size, bytes loaded, their CRC-32 */
+  uint32_t c = 0xFFFFFFFFu;
+  for (uint32_t i = 0; i < db_pos; i++) c = crc_step(c, db_buf[i]);
+  out("m-ep-db-[");
+  out_u64(db_size);
+  put(',');
+  out_u64(db_pos);
+  put(',');
+  out_hex32(~c);
+  out("]\r\n");
+}
+
 static void help(void) {
   out(FW_VERSION "\r\n\r\nhelp         : Print this information\r\nname         : Print the name of the device\r\n"
       "timestamp    : Generate a timestamp\r\ndb SUBCMD    : Manipulate a generic byte buffer\r\n"
@@ -326,7 +363,27 @@ static void help(void) {
       "  print      : Print the buffer as hex\r\ninfer N [W=0]: Load input, execute N inferences after W warmup loops\r\n"
       "results      : Return the result fp32 vector\r\nep-info      : model, sha256, timer, layers, io bytes\r\n"
       "ep-layers    : per-layer ticks summed over the last timed inferences\r\n"
-      "ep-mem       : arena bytes, stack high-water mark\r\nep-raw       : raw int8 outputs as hex\r\n");
+      "ep-mem       : arena bytes, stack high-water mark\r\nep-raw       : raw int8 outputs as hex\r\n"
+      "ep-db        : input buffer size, bytes loaded, their CRC-32\r\n");
+}
+
+/* An extension command's reply, then its m-ep-crc- line; 0 for an unknown one. */
+static int extension(const char *tok) {
+  void (*run)(void) = !strcmp(tok, "ep-info")     ? ep_info
+                      : !strcmp(tok, "ep-layers") ? ep_layers_cmd
+                      : !strcmp(tok, "ep-mem")    ? ep_mem
+                      : !strcmp(tok, "ep-raw")    ? ep_raw
+                      : !strcmp(tok, "ep-db")     ? ep_db
+                                                  : 0;
+  if (!run) return 0;
+  crc = 0xFFFFFFFFu;
+  crc_on = 1;
+  run();
+  crc_on = 0;
+  out("m-ep-crc-[");
+  out_hex32(~crc);
+  out("]\r\n");
+  return 1;
 }
 
 static void dispatch(char *line) {
@@ -363,15 +420,7 @@ static void dispatch(char *line) {
     }
   } else if (!strcmp(tok, "results")) {
     results();
-  } else if (!strcmp(tok, "ep-info")) {
-    ep_info();
-  } else if (!strcmp(tok, "ep-layers")) {
-    ep_layers_cmd();
-  } else if (!strcmp(tok, "ep-mem")) {
-    ep_mem();
-  } else if (!strcmp(tok, "ep-raw")) {
-    ep_raw();
-  } else {
+  } else if (!extension(tok)) {
     out("e-[Unknown command: ");
     out(tok);
     out("]\r\n");

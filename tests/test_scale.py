@@ -1,0 +1,172 @@
+"""Sweeps on a real local Ray (2 CPUs, one module-scoped cluster): points as tasks, one conversion per content
+hash, a board resource never double-booked, failures retried or reported per point, a killed sweep resumed.
+Targets are the ones that run here cheaply: ONNX Runtime on this machine (holding ``host-timing``, capacity 1)
+and the MCU cost model (CPU only)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgeprune.scale import ModelEntry, SweepSpec, Target, run_sweep
+from edgeprune.scale.targets import HOST_TIMING
+
+ray = pytest.importorskip("ray", reason="the scale extra (pip install 'edgeprune[scale]')")
+
+ROOT = Path(__file__).resolve().parent.parent
+SERIAL_BOARD = Target.parse("serial:nucleo-l4r5zi:/dev/ttyACM0")
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("scale-state")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray(state_dir: Path):
+    """One local Ray for the module; workers import this worktree's edgeprune and tests/scale_metrics.py."""
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
+        "EDGEPRUNE_TEST_SCALE_DIR": str(state_dir),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    ray.init(
+        num_cpus=2, resources={HOST_TIMING: 1, SERIAL_BOARD.resource: 1}, include_dashboard=False, log_to_driver=False
+    )
+    yield
+    ray.shutdown()
+    for k, v in saved.items():
+        os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
+def _spec(*models: ModelEntry, budgets=(0.0, 0.3), targets=("engine:onnxruntime",), retries=1) -> SweepSpec:
+    return SweepSpec(models, budgets, tuple(Target.parse(t) for t in targets), retries=retries)
+
+
+def test_points_run_as_tasks_with_one_conversion_per_content_hash_and_the_timing_resource_held_alone(
+    tmp_path: Path,
+) -> None:
+    # the same model listed twice (same seed: identical weights) -> one conversion per budget, not two
+    spec = _spec(
+        ModelEntry("simple", label="a"),
+        ModelEntry("simple", label="b"),
+        budgets=(0.0, 0.3, 0.5),
+        targets=("engine:onnxruntime", "cost:nucleo-l4r5zi"),
+    )
+    result = run_sweep(spec, tmp_path)
+    assert result.executor == "on Ray (local)" and not result.failures
+    assert len(result.records) == 12 and result.exports == 3  # 6 ONNX Runtime points, 3 distinct models
+    onnx = [r for r in result.records.values() if r["target"] == "engine:onnxruntime"]
+    for budget in (0.0, 0.3, 0.5):
+        a, b = (next(r for r in onnx if r["model"] == m and r["budget"] == budget) for m in "ab")
+        assert a["export"] == b["export"] and a["params"] == b["params"]
+    assert len({r["export"] for r in onnx}) == 3
+    assert all(r["pid"] != os.getpid() for r in result.records.values())  # measured in Ray's workers
+    # host-timing has capacity 1: no two ONNX Runtime timings overlap
+    spans = sorted((r["started"], r["ended"]) for r in onnx)
+    assert all(end <= nxt_start for (_, end), (nxt_start, _) in itertools.pairwise(spans)), spans
+    # records are the measure/ Measurement JSON, and a Pareto table per target
+    assert onnx[0]["measurement"]["provenance"]["kind"] == "measured"
+    assert (tmp_path / "pareto-engine_onnxruntime.md").read_text().count("| a |") == 3
+    assert json.loads((tmp_path / "sweep.json").read_text())["targets"] == ["engine:onnxruntime", "cost:nucleo-l4r5zi"]
+
+
+def test_a_board_resource_is_held_by_one_task_at_a_time() -> None:
+    """``board:<name>:<port>`` as a Ray resource of capacity 1 (no board here: the task only holds it)."""
+    import time
+
+    @ray.remote(num_cpus=0, resources={SERIAL_BOARD.resource: 1})
+    def hold() -> tuple[float, float]:
+        start = time.time()
+        time.sleep(0.3)
+        return start, time.time()
+
+    spans = sorted(ray.get([hold.remote() for _ in range(3)]))
+    assert all(end <= nxt for (_, end), (nxt, _) in itertools.pairwise(spans)), spans
+
+
+def test_a_failing_step_is_retried_then_reported_per_point(tmp_path: Path) -> None:
+    spec = _spec(
+        ModelEntry("simple", metric="scale_metrics:flaky", label="flaky"),
+        ModelEntry("simple", metric="scale_metrics:broken", label="broken"),
+        targets=("cost:nucleo-l4r5zi",),
+        retries=1,
+    )
+    result = run_sweep(spec, tmp_path)
+    assert sorted(result.records) == ["flaky--0.000--cost_nucleo-l4r5zi", "flaky--0.300--cost_nucleo-l4r5zi"]
+    assert sorted(result.failures) == ["broken--0.000--cost_nucleo-l4r5zi", "broken--0.300--cost_nucleo-l4r5zi"]
+    assert all("broken metric" in why for why in result.failures.values())
+    assert json.loads((tmp_path / "failures.json").read_text()) == result.failures
+
+
+def test_bad_input_is_refused_per_point_without_retries(tmp_path: Path) -> None:
+    spec = _spec(ModelEntry("simple", metric="no_such_module:fn"), targets=("cost:nucleo-l4r5zi",), retries=3)
+    result = run_sweep(spec, tmp_path)
+    assert not result.records and len(result.failures) == 2
+    assert all("cannot be loaded" in why for why in result.failures.values())
+
+
+def test_a_killed_sweep_resumes_with_the_recorded_points_skipped(tmp_path: Path) -> None:
+    args = [
+        "sweep",
+        "--serial",
+        "--model",
+        "simple",
+        "--metric",
+        "scale_metrics:dies_second",
+        "--budget",
+        "0",
+        "--budget",
+        "0.3",
+        "--budget",
+        "0.5",
+        "--target",
+        "cost:nucleo-l4r5zi",
+        "--out",
+        str(tmp_path),
+    ]
+    killed = subprocess.run(
+        [sys.executable, "-m", "edgeprune.cli", *args], capture_output=True, text=True, timeout=120, env=os.environ
+    )
+    assert killed.returncode == -9, killed.stderr  # the metric killed the sweep on its second point
+    first = list((tmp_path / "points").glob("*.json"))
+    assert len(first) == 1
+    before = first[0].read_bytes(), first[0].stat().st_mtime_ns
+    messages: list[str] = []
+    spec = SweepSpec.from_dict(json.loads((tmp_path / "sweep.json").read_text()))
+    result = run_sweep(spec, tmp_path, progress=messages.append)
+    assert result.skipped == 1 and len(result.records) == 3 and not result.failures
+    assert (first[0].read_bytes(), first[0].stat().st_mtime_ns) == before
+    assert "resuming: 1 point(s) already recorded, 2 to go" in messages
+
+
+def test_spec_errors_are_clear(tmp_path: Path) -> None:
+    from edgeprune.errors import EdgepruneError
+    from edgeprune.scale.executor import _reachable
+
+    with pytest.raises(EdgepruneError, match="nothing answers at the Ray address"):
+        _reachable("127.0.0.1:1")  # Ray itself would keep retrying for minutes
+    with pytest.raises(EdgepruneError, match="not understood"):
+        Target.parse("serial:nucleo-l4r5zi")
+    with pytest.raises(EdgepruneError, match="no calibration samples"):
+        _spec(ModelEntry("simple"), targets=("emulate:nucleo-l4r5zi",))
+    (tmp_path / "s.toml").write_text('budgets = [0.2]\ntargets = ["cost:x"]\nmodels = [{spec = "simple", oops = 1}]')
+    with pytest.raises(EdgepruneError, match="oops"):
+        SweepSpec.load(tmp_path / "s.toml")
+
+
+def test_without_ray_the_sweep_runs_serially_and_says_so(tmp_path: Path) -> None:
+    code = "import sys; sys.modules['ray'] = None; from edgeprune.cli import main; sys.exit(main(sys.argv[1:]))"
+    args = ["sweep", "--model", "simple", "--budget", "0.3", "--target", "cost:nucleo-l4r5zi", "--out", str(tmp_path)]
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = " ".join(proc.stdout.split())
+    assert "Ray is not installed" in out and "serially in this process" in out
+    assert len(list((tmp_path / "points").glob("*.json"))) == 1
