@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 OPTIONAL = ("onnx", "onnxruntime", "onnxscript", "onnxslim", "onnx2tf", "tensorflow", "tf_keras", "ai_edge_litert",
-            "tflite_micro", "serial", "matplotlib", "gymnasium")  # fmt: skip
+            "tflite_micro", "serial", "matplotlib", "gymnasium", "ray")  # fmt: skip
 
 # What a base install (no extras) must still do, and the error every step that needs an extra gives.
 _BASE = """
