@@ -41,9 +41,14 @@ def run(faults: int, budget: int, rate: float) -> dict:
     with emulate(BOARD, exported(MODEL), tempfile.mkdtemp(prefix="faults-")) as emu:
         with FaultProxy(emu.port, seed=0, budget=0) as clean:
             want = numbers(session(clean.port, model, tflite, seed=0))
-        seed = 0
+        seed, idle = 0, 0
         while sum(injected.values()) < faults:
             seed += 1
+            if idle >= 20:  # sessions end before any fault is injected: the board or setup is broken, not the link
+                outcomes["STOPPED: 20 sessions in a row without a fault injected"] += 1
+                break
+            if seed % 50 == 0:
+                print(f"{seed} sessions, {sum(injected.values())} faults, {dict(outcomes)}", flush=True)
             t0 = time.monotonic()
             with FaultProxy(emu.port, seed=seed, budget=budget, rate=rate) as proxy:
                 try:
@@ -56,6 +61,7 @@ def run(faults: int, budget: int, rate: float) -> dict:
                     outcomes["TRACEBACK"] += 1
                     tracebacks.append(traceback.format_exc()[-1500:])
                 injected.update(proxy.injected)
+                idle = 0 if proxy.total else idle + 1
             durations.append(time.monotonic() - t0)
             if durations[-1] > SESSION_DEADLINE_S:
                 outcomes["HANG (over the session deadline)"] += 1

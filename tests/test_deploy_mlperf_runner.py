@@ -37,6 +37,7 @@ import os
 import re
 import shutil
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +189,8 @@ def replay(port: RunnerPort, model: GeneratedModel, tflite: bytes, files: int, i
         assert res["results"] == firmware_results(model, outputs)
         results.append(res)
     want_raw = b"".join(np.asarray(o, dtype=np.int8).tobytes() for o in want[-1]).hex()
-    assert port.send_command("ep-raw") == [f"m-ep-raw-[{want_raw}]", "m-ready"]
+    raw = f"m-ep-raw-[{want_raw}]"  # extension replies end with the CRC-32 of their lines
+    assert port.send_command("ep-raw") == [raw, f"m-ep-crc-[{zlib.crc32((raw + chr(10)).encode()):08x}]", "m-ready"]
     return results
 
 

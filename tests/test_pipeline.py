@@ -146,7 +146,7 @@ def test_unreachable_goal_is_explained_with_the_closest_point(tmp_path: Path) ->
 def test_max_drop_stops_the_loop_and_says_why(tmp_path: Path) -> None:
     model, inputs, evaluate = _setup()
     target = CostModelRunner(load_board("nucleo-l4r5zi"))
-    goals = Goals(latency_ms=0.2 * _baseline_ms(model, inputs), max_drop=1e-6)
+    goals = Goals(latency_ms=0.2 * _baseline_ms(model, inputs), max_drop=1e-12)
     result = optimize(model, inputs, target, evaluate, goals, tmp_path, OptimizeOptions(step=0.2, min_step=0.1))
     assert not result.met and "max_drop" in result.explanation
     assert result.chosen.iteration == 0  # nothing cheap enough: the baseline stays the answer

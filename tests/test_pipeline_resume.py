@@ -11,10 +11,12 @@ import pytest
 import torch
 
 from edgeprune.boards import load_board
+from edgeprune.boards.runner import CostModelRunner
 from edgeprune.errors import EdgepruneError
+from edgeprune.measure.runner import Subject
 from edgeprune.models import create_model
 from edgeprune.models.spec import load_model
-from edgeprune.pipeline import CostModelTarget, Goals, fidelity_metric, optimize
+from edgeprune.pipeline import Goals, OptimizeOptions, fidelity_metric, optimize
 from edgeprune.pipeline.fingerprint import digest
 
 BOARD = "nucleo-l4r5zi"
@@ -22,12 +24,12 @@ BOARD = "nucleo-l4r5zi"
 
 def _run(out: Path, *, evaluate=None, calib=None, weights=None, max_iterations: int = 2, resume: bool = False):
     model, inputs = load_model("simple", weights)
-    base = CostModelTarget(load_board(BOARD)).measure(model, inputs, out / "probe").latency_ms
-    target = CostModelTarget(load_board(BOARD), calib)  # with calib: refused before anything is exported
+    base = CostModelRunner(load_board(BOARD)).measure(Subject("probe", model, inputs, out / "probe")).latency.mean_ms
+    target = CostModelRunner(load_board(BOARD), calib)  # with calib: refused before anything is exported
     goals = Goals(latency_ms=0.5 * base, max_drop=10.0)
     evaluate = evaluate or fidelity_metric(model, inputs)
-    return optimize(model, inputs, target, evaluate, goals, out / "run", step=0.2, max_iterations=max_iterations,
-                    resume=resume)  # fmt: skip
+    options = OptimizeOptions(step=0.2, max_iterations=max_iterations)
+    return optimize(model, inputs, target, evaluate, goals, out / "run", options, resume=resume)
 
 
 def _zero(model) -> float:

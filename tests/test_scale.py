@@ -149,7 +149,10 @@ def test_a_killed_sweep_resumes_with_the_recorded_points_skipped(tmp_path: Path)
 
 def test_spec_errors_are_clear(tmp_path: Path) -> None:
     from edgeprune.errors import EdgepruneError
+    from edgeprune.scale.executor import _reachable
 
+    with pytest.raises(EdgepruneError, match="nothing answers at the Ray address"):
+        _reachable("127.0.0.1:1")  # Ray itself would keep retrying for minutes
     with pytest.raises(EdgepruneError, match="not understood"):
         Target.parse("serial:nucleo-l4r5zi")
     with pytest.raises(EdgepruneError, match="no calibration samples"):
@@ -167,3 +170,13 @@ def test_without_ray_the_sweep_runs_serially_and_says_so(tmp_path: Path) -> None
     out = " ".join(proc.stdout.split())
     assert "Ray is not installed" in out and "serially in this process" in out
     assert len(list((tmp_path / "points").glob("*.json"))) == 1
+
+
+def test_a_toml_spec_reads_paths_relative_to_itself(tmp_path: Path) -> None:
+    (tmp_path / "s.toml").write_text(
+        'budgets = [0.2]\ntargets = ["cost:nucleo-l4r5zi"]\n'
+        'models = ["simple", {spec = "tdmpc", calib = "calib/t.npz", label = "t"}]\n'
+    )
+    spec = SweepSpec.load(tmp_path / "s.toml")
+    assert [m.name for m in spec.models] == ["simple", "t"]
+    assert spec.models[1].calib == str(tmp_path.resolve() / "calib" / "t.npz")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,9 +141,18 @@ def ray_executor(
     started = False
     if not ray.is_initialized():
         if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=num_cpus, resources=resources, include_dashboard=False, log_to_driver=False)
+            _reachable(address)
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=num_cpus, resources=resources, include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise EdgepruneError(
+                f"cannot {'reach the Ray cluster at ' + address if address else 'start Ray here'}: {exc}",
+                expected="a running cluster (`ray start --head`) at --address / RAY_ADDRESS, or none for a local Ray",
+                fix="check the address (HOST:6379 or ray://HOST:10001), or run with --serial",
+            ) from exc
         started = True
     where = f"on the Ray cluster at {address}" if address else "on Ray (local)"
     try:
@@ -150,3 +160,20 @@ def ray_executor(
     finally:
         if started:
             ray.shutdown()
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse an address nothing listens on (Ray itself would keep retrying for minutes)."""
+    hostport = address.split("://", 1)[-1]
+    if hostport == "auto" or ":" not in hostport:
+        return
+    host, _, port = hostport.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError) as exc:
+        raise EdgepruneError(
+            f"nothing answers at the Ray address {address}: {exc}",
+            expected="the head node's HOST:6379 (`ray start --head`) or ray://HOST:10001",
+            fix="start the cluster or correct --address / RAY_ADDRESS; without an address Ray starts here",
+        ) from exc

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import os
 import socket
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -83,7 +84,7 @@ def measure(
 ) -> dict[str, Any]:
     """Measure the prepared model on ``target`` with its export unpacked here; the point's record (without the
     point's identity, which the driver adds): metric, size, the ``Measurement`` as a dict, the timestamps around
-    the measurement, node and pid."""
+    the measurement, host, Ray node and pid."""
     runner = target.runner(calibration)
     with tempfile.TemporaryDirectory(prefix="edgeprune-point-") as tmp:
         workdir = Path(tmp)
@@ -109,7 +110,8 @@ def measure(
         "measurement": measurement.to_dict(),
         "started": started,
         "ended": ended,
-        "node": socket.gethostname(),
+        "host": socket.gethostname(),
+        "node": _ray_node(),
         "pid": os.getpid(),
         "export": packed.key if packed is not None else None,
     }
@@ -129,3 +131,9 @@ def evaluate(metric: str, original: nn.Module, inputs: tuple[torch.Tensor, ...])
             f"metric {metric!r} cannot be loaded: {exc}",
             expected="'fidelity' or module:function, importable where the sweep runs",
         ) from exc
+
+
+def _ray_node() -> str | None:
+    """The Ray node this runs on (in a Ray worker), else None."""
+    ray = sys.modules.get("ray")
+    return ray.get_runtime_context().get_node_id() if ray is not None and ray.is_initialized() else None

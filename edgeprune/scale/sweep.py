@@ -95,15 +95,18 @@ class SweepSpec:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SweepSpec:
-        models = tuple(
-            ModelEntry(**{**m, "input_shapes": tuple(m.get("input_shapes", ()))})
-            if isinstance(m, dict)
-            else ModelEntry(str(m))
-            for m in data.get("models", ())
-        )
+    def from_dict(cls, data: dict[str, Any], base: Path | None = None) -> SweepSpec:
+        """A spec from plain data; relative ``calib`` and ``weights`` paths are taken from ``base`` (default: the
+        current directory) and made absolute, so every task (on any node's worker) reads the same files."""
+
+        def entry(m: Any) -> ModelEntry:
+            if not isinstance(m, dict):
+                return ModelEntry(str(m))
+            paths = {k: str((base or Path.cwd()) / m[k]) for k in ("calib", "weights") if m.get(k)}
+            return ModelEntry(**{**m, **paths, "input_shapes": tuple(m.get("input_shapes", ()))})
+
         return cls(
-            models,
+            tuple(entry(m) for m in data.get("models", ())),
             tuple(float(b) for b in data.get("budgets", ())),
             tuple(Target.parse(t) for t in data.get("targets", ())),
             int(data.get("seed", 0)),
@@ -112,15 +115,16 @@ class SweepSpec:
 
     @classmethod
     def load(cls, path: str | Path) -> SweepSpec:
-        """A spec from TOML: ``budgets``, ``targets`` (strings) and ``models`` (names or tables), see docs/scale.md."""
-        import tomllib
+        """A spec from TOML: ``budgets``, ``targets`` (strings) and ``models`` (names or tables; paths relative
+        to the TOML file), see docs/scale.md."""
+        from edgeprune.boards._toml import tomllib
 
         try:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise EdgepruneError(f"cannot read the sweep spec {path}: {exc}") from exc
         try:
-            return cls.from_dict(data)
+            return cls.from_dict(data, Path(path).resolve().parent)
         except TypeError as exc:
             raise EdgepruneError(
                 f"{path}: {exc}", expected="model tables with spec, weights, input_shapes, calib, metric, label"
@@ -227,12 +231,11 @@ def _drive(
     models = {m.name: m for m in spec.models}
     loaded = {name: _load(models[name], spec.seed) for name in {n for n, _ in by_prep}}
     info: dict[Any, tuple[str, float]] = {}  # prepare's handle -> (model, budget)
-    prepared: dict[tuple[str, float], Any] = {}
     for key, group in by_prep.items():
         entry = models[key[0]]
         sets = sorted({p.target.export_targets(entry.calib is not None) for p in group})
         handle = ex.call(points.prepare, *loaded[key[0]], key[1], entry.metric, sets, entry.calib)
-        prepared[key], info[handle] = handle, key
+        info[handle] = key
     exports: dict[str, Any] = {}  # content hash -> export handle: one conversion per hash
     measuring: dict[Any, SweepPoint] = {}
     pending = list(info)
