@@ -33,7 +33,7 @@ lint: setup
 
 # one worker per core; a test file stays on one worker (its module fixtures export once)
 test: setup lint
-	$(PY) -m pytest -n auto --dist loadfile
+	$(PY) -m pytest -n auto --dist loadfile --durations=25
 
 format: setup
 	$(VENV)/bin/ruff format edgeprune tests benchmarks

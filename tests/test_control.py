@@ -27,6 +27,7 @@ from edgeprune.control import (
 from edgeprune.control.planner import policy_act_fn
 from edgeprune.control.train import Learner
 from edgeprune.models.tdmpc import TDMPCStyle
+from edgeprune.prune import sensitivity
 
 SMALL = {"obs_dim": 3, "action_dim": 1, "latent_dim": 16, "hidden_dim": 32}
 FAST_PLAN = PlannerConfig(horizon=3, iterations=2, num_samples=16, num_pi=4, num_elites=4)
@@ -142,22 +143,26 @@ def _benchmark_module():
     return module
 
 
-@pytest.mark.parametrize("fraction", [0.05, 0.4, 0.8])
-def test_benchmark_pruning_calls_hit_the_size_and_still_plan(fraction: float) -> None:
+@pytest.fixture(scope="module")
+def bench_sensitivity():
+    """The benchmark's model and its sensitivity report on the output-fidelity proxy (what component+sens uses)."""
     bench = _benchmark_module()
     torch.manual_seed(0)
     model = TDMPCStyle().eval()  # the benchmark's model size
     inputs = model.example_inputs()
+    return bench, model, inputs, sensitivity(model, model.example_inputs(64))
+
+
+@pytest.mark.parametrize("fraction", [0.2, 0.6, 0.8])
+def test_benchmark_pruning_calls_hit_the_size_and_still_plan(bench_sensitivity, fraction: float) -> None:
+    bench, model, inputs, report = bench_sensitivity
     n0 = bench.param_count(model)
     obs = np.zeros((2, 3), dtype=np.float32)
-    for method in bench.methods(10.0):
-        result = bench.prune_model(model, method, fraction, inputs)
-        achieved = 1 - bench.param_count(result.model) / n0
-        assert abs(achieved - fraction) <= 0.05, (method, fraction, achieved)
-        if method.encoder_weight:
-            enc = next(r for r in result.report.components if r.name == "encoder")
-            assert enc.achieved < fraction  # the weighted encoder is cut less than the model as a whole
-        action = Planner(result.model, FAST_PLAN).act_fn(0)(obs)
+    for method in bench.METHODS:
+        pruned, info = bench.pruner_for(method, model, inputs, report)(fraction)
+        achieved = 1 - bench.param_count(pruned) / n0
+        assert abs(achieved - fraction) <= 0.05, (method, fraction, achieved, info)
+        action = Planner(pruned, FAST_PLAN).act_fn(0)(obs)
         assert action.shape == (2, 1) and np.all(np.abs(action) <= 2.0)
 
 
