@@ -4,6 +4,7 @@ after flashing, ``wait_ready``."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import tempfile
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 from edgeprune.boards import load_board
+from edgeprune.boards.cycle_model import LayerMix, cycle_model
 from edgeprune.boards.schema import BoardProfile
 from edgeprune.deploy.mcu import emulator
 from edgeprune.deploy.mcu.aot.codegen import GeneratedModel
@@ -21,6 +23,7 @@ from edgeprune.deploy.mcu.model import prepare
 from edgeprune.deploy.mcu.platformio import platformio_project
 from edgeprune.deploy.mcu.ports import PortNotFoundError, find_port
 from edgeprune.deploy.mcu.protocol import Dut
+from edgeprune.deploy.mcu.trace import trace_inference
 from edgeprune.measure.record import Measurement
 
 
@@ -35,7 +38,7 @@ def build(
     *,
     mlperf_model: str | None = None,
     model: GeneratedModel | None = None,
-    kernels: Kernels = "reference",
+    kernels: Kernels | None = None,
 ) -> tuple[GeneratedModel, Firmware]:
     """Generate and cross-compile the firmware of an export for ``board`` into ``out_dir`` (``mlperf_model``: the
     ``m-model-[...]`` id the MLPerf Tiny runner selects its test script by, e.g. ``kws01``; ``model``: the export's
@@ -113,13 +116,27 @@ def emulate(
     tcp: bool = False,
     mlperf_model: str | None = None,
     model: GeneratedModel | None = None,
-    kernels: Kernels = "reference",
+    kernels: Kernels | None = None,
 ) -> emulator.EmulatedBoard:
     """Build the firmware for ``board`` and start it in QEMU; ``.port`` is the UART: a pty, or with ``tcp`` a
-    ``socket://127.0.0.1:N`` URL (context manager). ``mlperf_model``, ``model``, ``kernels``: as for :func:`build`."""
+    ``socket://127.0.0.1:N`` URL (context manager). ``mlperf_model``, ``model``, ``kernels``: as for :func:`build`.
+
+    On a core with a cycle model (M4, M7) one inference is first run in a traced QEMU for its per-layer instruction
+    mix (``firmware.layer_mixes``, what ``bench`` turns into cycles), and the firmware is built again with the
+    model's estimated cycles per instruction, so ``m-lap-us`` is in estimated microseconds of the board."""
     profile = _board(board)
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix=f"edgeprune-{profile.name}-"))
+    model = model or prepare(export_dir)[0]
     _, fw = build(export_dir, profile, out, mlperf_model=mlperf_model, model=model, kernels=kernels)
+    cycles = cycle_model(profile.core)
+    if cycles is not None:
+        mixes = trace_inference(profile, fw.elf, sum(x.size for x in model.inputs))
+        total = LayerMix()
+        for mix in mixes:
+            total += mix
+        cpi = cycles.cycles(total, profile) / total.instructions
+        fw = build_firmware(model, profile, out, mlperf_model=mlperf_model, kernels=kernels, cycles_per_insn=cpi)
+        fw = dataclasses.replace(fw, layer_mixes=tuple(mixes))
     emu = emulator.start(profile, fw.elf, tcp=tcp)
     emu.firmware = fw
     return emu

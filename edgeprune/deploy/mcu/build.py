@@ -12,7 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
-from edgeprune.boards.insn_cost import CALIBRATION_INSNS, INSNS_PER_SECOND, core_cost
+from edgeprune.boards.cycle_model import LayerMix
 from edgeprune.boards.schema import BoardProfile, Core
 from edgeprune.deploy.mcu.aot.codegen import GeneratedModel
 from edgeprune.errors import EdgepruneError
@@ -25,6 +25,7 @@ MAX_LAYERS = 512
 MLPERF_MODEL_ID = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 Kernels = Literal["reference", "dsp"]
 MPS2_TICK_HZ = 25_000_000  # SysTick on the MPS2 CPU clock as QEMU models it (ep_board_mps2.c EP_CPU_HZ)
+INSNS_PER_SECOND = 1_000_000_000  # QEMU -icount shift=0: 2**0 ns of virtual time per instruction
 # How the MLPerf Tiny reference firmwares read the runner's dataset bytes (th_load_tensor), by model id.
 MLPERF_INPUT = {"ic01": "EP_INPUT_UINT8_MINUS_128", "vww01": "EP_INPUT_UINT8_MINUS_128",
                 "ad01": "EP_INPUT_FLOAT32_AD_SCORE"}  # fmt: skip
@@ -41,7 +42,8 @@ class FirmwareBuildError(EdgepruneError):
 
 @dataclass(frozen=True)
 class Firmware:
-    """A linked image and its footprint (bytes, from ``arm-none-eabi-size``)."""
+    """A linked image and its footprint (bytes, from ``arm-none-eabi-size``); on the emulated board, the instruction
+    mix of each layer its cycle estimate comes from."""
 
     elf: Path
     core: Core
@@ -50,6 +52,7 @@ class Firmware:
     bss: int
     arena: int
     stack: int
+    layer_mixes: tuple[LayerMix, ...] = ()  # per layer, from a traced inference (emulated board: deploy.mcu.trace)
 
     @property
     def flash_bytes(self) -> int:
@@ -90,18 +93,22 @@ def overflow_error(log: str, board: BoardProfile, model: GeneratedModel) -> Firm
     )
 
 
-def lap_defines(board: BoardProfile, kernels: Kernels = "reference") -> list[str]:
+def default_kernels(core: Core) -> Kernels:
+    """The DSP-extension kernels on the Cortex-M4/M7 (what the measured boards run: CMSIS-NN-style SMLAD loops), the
+    reference loops on the M0+ (no DSP extension)."""
+    return "reference" if core == Core.CORTEX_M0PLUS else "dsp"
+
+
+def lap_defines(board: BoardProfile, cycles_per_insn: float | None = None) -> list[str]:
     """``m-lap-us`` of the emulated board as estimated microseconds of ``board``: SysTick ticks -> QEMU instructions
-    (-icount shift=0) -> cycles (the core's fitted cycles per instruction) -> microseconds at the board's clock, so
-    a runner's throughput is the estimate. Without a factor for the core, or for the DSP-extension kernels (the
-    factors are fitted to the reference kernels' instruction counts): QEMU virtual microseconds."""
-    if board.core not in CALIBRATION_INSNS or kernels == "dsp":
-        what = "the DSP-extension kernels" if kernels == "dsp" else "this core"
-        return [f'-DEP_LAP_US_NOTE="QEMU virtual time (1 instruction = 1 ns), no cycle estimate for {what}"']
-    cpi = core_cost(board.core).cycles_per_insn
-    per_tick = Fraction(INSNS_PER_SECOND, MPS2_TICK_HZ) * Fraction(cpi) * 1_000_000 / board.clock_hz
+    (-icount shift=0) -> cycles (``cycles_per_insn``: the model's estimated cycles over its instructions, from its
+    traced inference) -> microseconds at the board's clock, so a runner's throughput is the estimate. Without it:
+    QEMU virtual microseconds."""
+    if not cycles_per_insn:
+        return ['-DEP_LAP_US_NOTE="QEMU virtual time (1 instruction = 1 ns), no cycle estimate"']
+    per_tick = Fraction(INSNS_PER_SECOND, MPS2_TICK_HZ) * Fraction(cycles_per_insn) * 1_000_000 / board.clock_hz
     per_tick = per_tick.limit_denominator(1_000_000)
-    note = f"estimated, QEMU instructions x {cpi:.3f} cycles/insn at {board.clock_hz / 1e6:g} MHz"
+    note = f"estimated, QEMU instructions x {cycles_per_insn:.3f} cycles/insn (cycle model) at {board.clock_hz / 1e6:g} MHz"
     return [f"-DEP_LAP_US_NUM={per_tick.numerator}u", f"-DEP_LAP_US_DEN={per_tick.denominator}u",
             f'-DEP_LAP_US_NOTE="{note}"']  # fmt: skip
 
@@ -130,15 +137,16 @@ def build_firmware(
     out_dir: Path,
     *,
     mlperf_model: str | None = None,
-    kernels: Kernels = "reference",
+    kernels: Kernels | None = None,
+    cycles_per_insn: float | None = None,
     timeout: float = 300,
 ) -> Firmware:
     """Write ``model.c`` and the linker script to ``out_dir`` and link ``firmware.elf`` for ``board``.
     ``mlperf_model`` (``kws01``, ``ad01``, ...) is what ``profile%`` reports as ``m-model-[...]``: the MLPerf Tiny
     runner picks its test script by it (default: the model's name), and it sets the input format of that task's
-    reference firmware (:data:`MLPERF_INPUT`). ``m-lap-us`` is in estimated microseconds (:func:`lap_defines`).
-    ``kernels``: ``"reference"`` (TFLM's reference loops, what the cycle factors are fitted to) or ``"dsp"`` (the
-    Cortex-M4/M7 DSP-extension kernels real-board AOT builds use; instruction counts, no latency estimate yet)."""
+    reference firmware (:data:`MLPERF_INPUT`). ``m-lap-us`` is in estimated microseconds when ``cycles_per_insn``
+    is given (:func:`lap_defines`). ``kernels``: ``"dsp"`` (the Cortex-M4/M7 DSP-extension kernels, what real-board
+    AOT builds use) or ``"reference"`` (TFLM's reference loops); default :func:`default_kernels`."""
     if mlperf_model is not None and not MLPERF_MODEL_ID.fullmatch(mlperf_model):
         raise FirmwareBuildError(
             f"MLPerf Tiny model id {mlperf_model!r} cannot be reported as m-model-[...]",
@@ -149,6 +157,7 @@ def build_firmware(
             f"{board.name} has a {board.core.value} core: no firmware build for it here",
             expected=f"one of {', '.join(c.value for c in CPU_FLAGS)}",
         )
+    kernels = kernels or default_kernels(board.core)
     if kernels == "dsp" and board.core == Core.CORTEX_M0PLUS:
         raise FirmwareBuildError(
             f"{board.name} has a Cortex-M0+: it has no DSP extension", expected='kernels="reference" for this board'
@@ -169,7 +178,7 @@ def build_firmware(
            "-Wall", "-std=gnu11", "-I", str(FIRMWARE), "--specs=nano.specs", "--specs=nosys.specs",
            "-nostartfiles", "-Wl,--gc-sections", "-T", str(out_dir / "link.ld"), "-o", str(elf),
            f"-DEP_DB_MAX={max(db_bytes, 64)}",
-           *mlperf_defines(model, mlperf_model), *lap_defines(board, kernels),
+           *mlperf_defines(model, mlperf_model), *lap_defines(board, cycles_per_insn),
            *(["-DEP_REFERENCE_KERNELS"] if kernels == "reference" else []), str(out_dir / "model.c"),
            *(str(FIRMWARE / s) for s in SOURCES), "-lm"]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)

@@ -26,8 +26,10 @@ class EmulatorError(EdgepruneError):
     """QEMU is missing, refused the board, or did not come up."""
 
 
-def qemu_command(board: BoardProfile, elf: Path, serial: str = "pty") -> list[str]:
-    """The exact ``qemu-system-arm`` argument list for ``board`` running ``elf`` (UART on ``serial``)."""
+def qemu_command(board: BoardProfile, elf: Path, serial: str = "pty", trace: Path | None = None) -> list[str]:
+    """The exact ``qemu-system-arm`` argument list for ``board`` running ``elf`` (UART on ``serial``). ``trace``: log
+    every translation block's instructions when translated and each execution of a block, unchained, to this file
+    (``-d in_asm,exec,nochain``; the input of :mod:`edgeprune.deploy.mcu.cycles`)."""
     machine = board.qemu_machine or QEMU_MACHINE_FOR_CORE.get(board.core)
     if machine is None:
         raise EmulatorError(
@@ -38,7 +40,8 @@ def qemu_command(board: BoardProfile, elf: Path, serial: str = "pty") -> list[st
     if qemu is None:
         raise EmulatorError("qemu-system-arm is not installed", fix="make setup (or: apt-get install qemu-system-arm)")
     return [qemu, "-M", machine.value, "-display", "none", "-monitor", "none", "-serial", serial,
-            "-icount", "shift=0", "-kernel", str(elf)]  # fmt: skip
+            "-icount", "shift=0", "-kernel", str(elf),
+            *(["-d", "in_asm,exec,nochain", "-D", str(trace)] if trace else [])]  # fmt: skip
 
 
 @dataclass
@@ -114,12 +117,15 @@ def _consume_banner(pty: str, deadline: float) -> None:
         os.close(fd)
 
 
-def start(board: BoardProfile, elf: Path, *, tcp: bool = False, timeout: float = 10.0) -> EmulatedBoard:
+def start(
+    board: BoardProfile, elf: Path, *, tcp: bool = False, timeout: float = 10.0, trace: Path | None = None
+) -> EmulatedBoard:
     """Start QEMU on ``elf`` for ``board``; return once the UART (pty, or a local TCP port) is reachable and, on a
-    pty, the firmware's boot lines are consumed (the port is idle, as a booted board's is)."""
+    pty, the firmware's boot lines are consumed (the port is idle, as a booted board's is). ``trace``: see
+    :func:`qemu_command`."""
     tcp_port = _free_port() if tcp else None
     serial = f"tcp:127.0.0.1:{tcp_port},server=on,wait=off" if tcp_port else "pty"
-    cmd = qemu_command(board, elf, serial)
+    cmd = qemu_command(board, elf, serial, trace)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             text=True)  # fmt: skip
     try:
