@@ -117,19 +117,21 @@ def emulate(
     mlperf_model: str | None = None,
     model: GeneratedModel | None = None,
     kernels: Kernels | None = None,
+    estimate: bool = True,
 ) -> emulator.EmulatedBoard:
     """Build the firmware for ``board`` and start it in QEMU; ``.port`` is the UART: a pty, or with ``tcp`` a
     ``socket://127.0.0.1:N`` URL (context manager). ``mlperf_model``, ``model``, ``kernels``: as for :func:`build`.
 
     On a core with a cycle model (M4, M7) one inference is first run in a traced QEMU for its per-layer instruction
     mix (``firmware.layer_mixes``, what ``bench`` turns into cycles), and the firmware is built again with the
-    model's estimated cycles per instruction, so ``m-lap-us`` is in estimated microseconds of the board."""
+    model's estimated cycles per instruction, so ``m-lap-us`` is in estimated microseconds of the board.
+    ``estimate=False`` skips that (instruction counts only: for checking outputs, a few seconds faster)."""
     profile = _board(board)
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix=f"edgeprune-{profile.name}-"))
     model = model or prepare(export_dir)[0]
     _, fw = build(export_dir, profile, out, mlperf_model=mlperf_model, model=model, kernels=kernels)
     cycles = cycle_model(profile.core)
-    if cycles is not None:
+    if cycles is not None and estimate:
         mixes = trace_inference(profile, fw.elf, sum(x.size for x in model.inputs))
         total = LayerMix()
         for mix in mixes:
