@@ -48,6 +48,11 @@ class LayerMix:
     def loads(self) -> int:
         return sum(self.counts[c] for c in LOAD_CLASSES)
 
+    def scaled(self, n: int) -> LayerMix:
+        """This mix ``n`` times over."""
+        return LayerMix(Counter({c: k * n for c, k in self.counts.items()}), self.taken * n, self.paired * n,
+                        self.regs * n)  # fmt: skip
+
     def __iadd__(self, other: LayerMix) -> LayerMix:
         self.counts += other.counts
         self.taken += other.taken

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from edgeprune.boards.cycle_model import LayerMix
@@ -21,6 +23,7 @@ from edgeprune.errors import EdgepruneError
 
 _CONDITIONS = ("eq", "ne", "cs", "hs", "cc", "lo", "mi", "pl", "vs", "vc", "hi", "ls", "ge", "lt", "gt", "le", "al")
 _HEX = frozenset("0123456789abcdef")
+_PAIRS = ("load", "store")  # a load or store right after a load pipelines (Cortex-M4 TRM, Table 3-1 note)
 
 # Mnemonic (without .w/.n, condition, or flag-setting s) -> instruction class.
 _CLASSES: dict[str, str] = {
@@ -100,6 +103,14 @@ class Block:
         last = self.insns[-1]
         return last.cls in ("branch", "table_branch") or last.writes_pc
 
+    @cached_property
+    def mix(self) -> LayerMix:
+        """The block's own mix (pairs within it; a first load/store after a load ends the block before is counted by
+        :func:`layer_mixes`)."""
+        mix = LayerMix(Counter(i.cls for i in self.insns), regs=sum(i.regs for i in self.insns))
+        mix.paired = sum(b.cls in _PAIRS and a.cls == "load" for a, b in zip(self.insns, self.insns[1:], strict=False))
+        return mix
+
 
 def _register_count(operands: str) -> int:
     if "{" not in operands:
@@ -160,39 +171,33 @@ def layer_mixes(log: Path, run_layer_pc: int, ticks_pc: int) -> list[LayerMix]:
     """Per-layer instruction mixes of every layer run the log holds, in order (``run_layer_pc``/``ticks_pc``: the
     addresses of ``ep_run_layer`` and ``ep_ticks`` in the firmware, :func:`symbol_addresses`)."""
     blocks: dict[int, Block] = {}
-    layers: list[LayerMix] = []
-    current: LayerMix | None = None
+    layers: list[tuple[LayerMix, dict[int, list]]] = []  # per layer: taken/paired, and executions per block
+    current: tuple[LayerMix, dict[int, list]] | None = None
     prev: Block | None = None
-    prev_cls: str | None = None
     with log.open(encoding="utf-8", errors="replace") as fh:
         for pc, new in _events(fh):
             if new is not None:
                 blocks[pc] = new
-            if current is not None and prev is not None and prev.ends_in_branch and pc != prev.fallthrough:
-                current.taken += 1
+            block = blocks.get(pc)
+            if current is not None and prev is not None:
+                if prev.ends_in_branch and pc != prev.fallthrough:
+                    current[0].taken += 1
+                if block is not None and block.insns[0].cls in _PAIRS and prev.insns[-1].cls == "load":
+                    current[0].paired += 1
             if pc == run_layer_pc:
-                current = LayerMix()
+                current = (LayerMix(), {})
                 layers.append(current)
             elif pc == ticks_pc:
                 current = None
-            block = blocks.get(pc)
-            if block is None:
-                prev = None
-                continue
-            if current is not None:
-                prev_cls = _add(current, block, prev_cls)
-            prev, prev_cls = block, block.insns[-1].cls
-    return layers
-
-
-def _add(mix: LayerMix, block: Block, prev_cls: str | None) -> str | None:
-    for insn in block.insns:
-        mix.counts[insn.cls] += 1
-        if insn.cls in ("load", "store") and prev_cls == "load":
-            mix.paired += 1
-        mix.regs += insn.regs
-        prev_cls = insn.cls
-    return prev_cls
+            if block is not None and current is not None:
+                current[1].setdefault(id(block), [block, 0])[1] += 1
+            prev = block
+    out = []
+    for mix, runs in layers:
+        for block, n in runs.values():
+            mix += block.mix.scaled(n)
+        out.append(mix)
+    return out
 
 
 def symbol_addresses(elf: Path, names: Iterable[str]) -> dict[str, int]:
