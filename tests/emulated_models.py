@@ -29,7 +29,8 @@ CHECK_SETS = 3  # random int8 input sets bench() compares with the TFLM host int
 
 
 def check_bit_exact_on_emulated_board(name: str, pruned: bool, core: str, out: Path) -> None:
-    """Build the firmware (default kernels: DSP extension on the M4/M7) of the export for the core's board, run it in QEMU and benchmark
+    """Build the firmware (default kernels: DSP extension on the M4/M7) of the export for the core's board, run it
+    in QEMU and benchmark
     it; ``bench_export`` raises ``OutputMismatchError`` unless every output byte of every checked input set equals
     TFLM's. A model too large for the board fails here with ``FirmwareBuildError`` ("does not fit ...: overflows
     SRAM by ...")."""

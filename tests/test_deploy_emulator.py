@@ -12,8 +12,7 @@ import pytest
 from deploy_exports import exported, random_inputs
 from rich.console import Console
 
-from edgeprune.boards import load_board
-from edgeprune.boards import _toml
+from edgeprune.boards import _toml, load_board
 from edgeprune.boards.calibration import calibration_path, load_calibration
 from edgeprune.boards.cycle_model import LayerMix, cycle_model, trm_cycles
 from edgeprune.boards.schema import Core

@@ -50,7 +50,8 @@ class OpCost:
     ``macs``: multiply-accumulates for conv/depthwise/fully connected; accumulations (output elements ×
     window) for pooling and mean; 0 for everything else. ``input_elements``/``output_elements``: elements
     of the (first) input and of the output tensor. ``weights``: weight + bias elements the op reads
-    (≈ int8 bytes in flash). ``fused``: names of the ops folded into this one.
+    (≈ int8 bytes in flash). ``fused``: names of the ops folded into this one. ``module``: the PyTorch class
+    (``LayerNorm``, ``Tanh``...): kinds whose cost differs by class are costed per class where a set has one.
     """
 
     name: str
@@ -60,6 +61,7 @@ class OpCost:
     input_elements: int = 0
     weights: int = 0
     fused: tuple[str, ...] = ()
+    module: str = ""
 
 
 def total_macs(ops: Sequence[OpCost], kinds: frozenset[OpKind] = MAC_KINDS) -> int:
@@ -167,6 +169,7 @@ def ops_from_module(model: nn.Module, example_inputs: Sequence[torch.Tensor], *,
                 output_elements=y.numel() // batch,
                 input_elements=_numel(x) // batch,
                 weights=_weights(module),
+                module=type(module).__name__,
             )
         )
         last["output"] = y

@@ -158,8 +158,11 @@ def _layer_cpi(board: BoardProfile, firmware: Firmware | None, n_layers: int) ->
         return None, f"no cycle model for {board.core.value}: instruction counts only"
     mixes = firmware.layer_mixes if firmware else ()
     if len(mixes) != n_layers:
-        return None, "no traced instruction mix for this firmware (start it with edgeprune.deploy.mcu.emulate): " \
-            "instruction counts only"
+        return (
+            None,
+            "no traced instruction mix for this firmware (start it with edgeprune.deploy.mcu.emulate): "
+            "instruction counts only",
+        )
     return [model.cycles(m, board) / m.instructions if m.instructions else 1.0 for m in mixes], model.label
 
 

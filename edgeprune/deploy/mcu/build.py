@@ -108,7 +108,8 @@ def lap_defines(board: BoardProfile, cycles_per_insn: float | None = None) -> li
         return ['-DEP_LAP_US_NOTE="QEMU virtual time (1 instruction = 1 ns), no cycle estimate"']
     per_tick = Fraction(INSNS_PER_SECOND, MPS2_TICK_HZ) * Fraction(cycles_per_insn) * 1_000_000 / board.clock_hz
     per_tick = per_tick.limit_denominator(1_000_000)
-    note = f"estimated, QEMU instructions x {cycles_per_insn:.3f} cycles/insn (cycle model) at {board.clock_hz / 1e6:g} MHz"
+    mhz = f"{board.clock_hz / 1e6:g} MHz"
+    note = f"estimated, QEMU instructions x {cycles_per_insn:.3f} cycles/insn (cycle model) at {mhz}"
     return [f"-DEP_LAP_US_NUM={per_tick.numerator}u", f"-DEP_LAP_US_DEN={per_tick.denominator}u",
             f'-DEP_LAP_US_NOTE="{note}"']  # fmt: skip
 

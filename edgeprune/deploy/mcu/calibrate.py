@@ -72,7 +72,10 @@ def main() -> None:
         print()
     for core, row in counts.items():
         if core in STACK:
-            table = {"stack": STACK[core], **{k: {m: getattr(c, k) for m, c in row.items()} for k in ("trm_cycles", "loads")}}
+            table = {
+                "stack": STACK[core],
+                **{k: {m: getattr(c, k) for m, c in row.items()} for k in ("trm_cycles", "loads")},
+            }
             print(fit_core(core, table).label)
 
 
