@@ -266,8 +266,14 @@ def estimate_latency(
             f"no calibration for {board.core.value}; at {board.name}'s {mhz})"
         )
     else:
-        label = f"estimate (cost model {name} fitted to {coeffs.fitted_to}; board {board.name} @{mhz})"
-    notes = tuple(f"{o.name}: kind 'other', costed as 1 MAC per output element" for o in ops if o.kind is OpKind.OTHER)
+        verb = "fitted to" if isinstance(coeffs, CostCoefficients) else "derived from"
+        label = f"estimate (cost model {name} {verb} {coeffs.fitted_to}; board {board.name} @{mhz})"
+    if isinstance(coeffs, CostCoefficients):
+        unknown, how = [o for o in ops if o.kind is OpKind.OTHER], "as 1 MAC per output element"
+    else:
+        how = "at the 'other' rate"
+        unknown = [o for o in ops if o.kind is OpKind.OTHER and o.module not in coeffs.rates]
+    notes = tuple(f"{o.name}: kind 'other' ({o.module or '?'}), costed {how}" for o in unknown)
     return LatencyEstimate(
         board=board.name,
         cost_model=name,

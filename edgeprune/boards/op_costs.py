@@ -1,10 +1,11 @@
 """Per-op cycle costs derived from the emulated board's cycle model: the analytic estimate that agrees with the
 emulator (``cost_models/emulated.toml``, written by ``python -m edgeprune.deploy.mcu.op_costs``).
 
-Each op costs ``cycles_per_unit * units + fixed_cycles``, per PyTorch class where the cost differs by class
-(``LayerNorm`` is nine int8 kernels in TFLite, ``Tanh`` one) and per kind for the MAC kernels. The rates are the
-slope and intercept between two sizes of a microbenchmark model run on the emulated board, one component per op
-(`edgeprune.deploy.mcu.op_costs`); the set records its agreement with the emulator on every bundled model
+Each op costs ``cycles_per_unit * units + cycles_per_output * output elements + fixed_cycles``, per PyTorch class
+where the cost differs by class (``LayerNorm`` is ten int8 kernels in TFLite, ``Tanh`` one; functional ``add``,
+``mul``, ``cat`` too) and per kind for the MAC kernels. The rates are fitted to three sizes of microbenchmark
+models run on the emulated board, one component per op (`edgeprune.deploy.mcu.op_costs`); the set records its
+agreement with the emulator on every bundled model
 (``check``), which is the error it is labelled with.
 """
 
@@ -26,15 +27,25 @@ Unit = Literal["macs", "output_elements", "weights", "none"]
 
 @dataclass(frozen=True)
 class OpRate:
-    """Cycles of one op: ``cycles_per_unit`` × its ``unit`` + ``fixed_cycles`` (the per-call cost)."""
+    """Cycles of one op: ``cycles_per_unit`` × its ``unit`` + ``cycles_per_output`` × its output elements (the
+    requantization of each output of a MAC kernel) + ``fixed_cycles`` (the per-call cost)."""
 
     unit: Unit
     cycles_per_unit: float
     fixed_cycles: float
+    cycles_per_output: float = 0.0
 
     def cycles(self, op: OpCost) -> float:
-        units = {"macs": op.macs, "output_elements": op.output_elements, "weights": op.weights, "none": 0}[self.unit]
-        return self.cycles_per_unit * units + self.fixed_cycles
+        return (
+            self.cycles_per_unit * units(op, self.unit)
+            + self.cycles_per_output * op.output_elements
+            + self.fixed_cycles
+        )
+
+
+def units(op: OpCost, unit: Unit) -> int:
+    """``op``'s count of ``unit``."""
+    return {"macs": op.macs, "output_elements": op.output_elements, "weights": op.weights, "none": 0}[unit]
 
 
 @dataclass(frozen=True)
@@ -84,8 +95,10 @@ def parse_derived(text: str) -> dict[str, DerivedCosts]:
     data = _toml.loads(text)
     out = {}
     for name, s in data.get("sets", {}).items():
-        rates = {k: OpRate(r["unit"], float(r["cycles_per_unit"]), float(r["fixed_cycles"]))
-                 for k, r in s["rates"].items()}  # fmt: skip
+        rates = {
+            k: OpRate(r["unit"], float(r["cycles_per_unit"]), float(r["fixed_cycles"]), float(r["cycles_per_output"]))
+            for k, r in s["rates"].items()
+        }
         check = tuple(FitPoint(p["model"], p["board"], p["clock_hz"], p["emulator_ms"], p["analytic_ms"], s["source"])
                       for p in s.get("check", []))  # fmt: skip
         out[name] = DerivedCosts(name, s["description"], s["source"], rates, check)
@@ -105,8 +118,11 @@ def render_derived(sets: Mapping[str, DerivedCosts], header: str) -> str:
     for s in sets.values():
         lines += ["", f'[sets."{s.name}"]', f'description = "{s.description}"', f'source = "{s.source}"', "",
                   f'[sets."{s.name}".rates]']  # fmt: skip
-        lines += [f'{key} = {{ unit = "{r.unit}", cycles_per_unit = {r.cycles_per_unit:.6g}, '
-                  f"fixed_cycles = {r.fixed_cycles:.6g} }}" for key, r in s.rates.items()]  # fmt: skip
+        lines += [
+            f'{key} = {{ unit = "{r.unit}", cycles_per_unit = {r.cycles_per_unit:.6g}, '
+            f"cycles_per_output = {r.cycles_per_output:.6g}, fixed_cycles = {r.fixed_cycles:.6g} }}"
+            for key, r in s.rates.items()
+        ]
         for p in s.check:
             lines += ["", f'[[sets."{s.name}".check]]', f'model = "{p.model}"', f'board = "{p.board}"',
                       f"clock_hz = {p.clock_hz}", f"emulator_ms = {p.measured_ms:.6g}",

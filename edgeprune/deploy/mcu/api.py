@@ -132,7 +132,7 @@ def emulate(
     _, fw = build(export_dir, profile, out, mlperf_model=mlperf_model, model=model, kernels=kernels)
     cycles = cycle_model(profile.core)
     if cycles is not None and estimate:
-        mixes = trace_inference(profile, fw.elf, sum(x.size for x in model.inputs))
+        mixes = trace_inference(profile, fw.elf, sum(x.size for x in model.inputs), len(model.layers))
         total = LayerMix()
         for mix in mixes:
             total += mix

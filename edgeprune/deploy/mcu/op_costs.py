@@ -1,9 +1,11 @@
 """Derive the analytic model's per-op costs from the emulated board: ``python -m edgeprune.deploy.mcu.op_costs``.
 
 Two microbenchmark models (:class:`VectorBench`, :class:`ImageBench`: one component per op class the bundled models
-use; a standalone ReLU is always fused into the op before it in these exports) are exported at two sizes and run
-on the emulated NUCLEO-L4R5ZI; each component's estimated cycles (the cycle model, per layer, summed
-per component) at the two sizes give a slope per unit (MAC, output element, or weight) and a fixed cost per call.
+use, the functional add, mul and concatenation included; a standalone ReLU is always fused into the op before it
+in these exports, so it costs nothing) are exported at three sizes and run on the emulated NUCLEO-L4R5ZI; each
+component's estimated cycles (the cycle model, per layer, summed over the TFLite
+layers it becomes) give, by least squares with non-negative coefficients, a cost per unit (MAC,
+output element or weight), for FC and GRU cells one per output element too, and a fixed cost per call.
 The rates are written to ``edgeprune/boards/cost_models/emulated.toml`` with ``--write``, together with the check
 against the emulator on the bundled models when ``--check-json`` names the output of ``benchmarks/cycle_model.py``.
 """
@@ -15,12 +17,13 @@ import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from edgeprune.boards import load_board, ops_from_module
 from edgeprune.boards.cost_model import FitPoint
-from edgeprune.boards.op_costs import DerivedCosts, OpRate, Unit, derived_path, render_derived
+from edgeprune.boards.op_costs import DerivedCosts, OpRate, Unit, derived_path, render_derived, units
 from edgeprune.boards.ops import OpCost
 from edgeprune.deploy.mcu.api import bench_export, emulate
 from edgeprune.errors import EdgepruneError
@@ -29,28 +32,39 @@ from edgeprune.models.mlp import SimNorm
 
 BOARD = "nucleo-l4r5zi"
 NAME = "cortex-m4/emulated"
-SIZES = ({"n": 64, "c": 8, "hw": 12}, {"n": 256, "c": 16, "hw": 20})  # c != hw: onnx2tf guesses the layout
-# component -> (rate key, unit). Conv/depthwise/FC are keyed by kind, the others by PyTorch class.
-RATES: dict[str, tuple[str, Unit]] = {
-    "fc": ("fully_connected", "macs"),
-    "layernorm": ("LayerNorm", "output_elements"),
-    "tanh": ("Tanh", "output_elements"),
-    "sigmoid": ("Sigmoid", "output_elements"),
-    "simnorm": ("SimNorm", "output_elements"),
-    "gru": ("GRUCell", "weights"),
-    "softmax": ("Softmax", "output_elements"),
-    "conv": ("conv2d", "macs"),
-    "dw": ("depthwise_conv2d", "macs"),
-    "pool": ("pooling", "macs"),
-    "mean": ("mean", "macs"),
-    "flatten": ("reshape", "none"),
+# c != hw: onnx2tf guesses the layout from the shape. Three sizes: a MAC kernel's three costs (per MAC, per output,
+# per call) are determined; the other ops' two by least squares.
+SIZES = ({"n": 64, "c": 8, "hw": 12}, {"n": 128, "c": 24, "hw": 10}, {"n": 256, "c": 16, "hw": 20})
+# component -> (rate key, unit, whether a cost per output element is fitted besides the one per unit). Conv/FC are
+# keyed by kind, the others by PyTorch class. Depthwise and pooling outputs are proportional to their MACs here.
+RATES: dict[str, tuple[str, Unit, bool]] = {
+    "fc": ("fully_connected", "macs", True),
+    "layernorm": ("LayerNorm", "output_elements", False),
+    "tanh": ("Tanh", "output_elements", False),
+    "sigmoid": ("Sigmoid", "output_elements", False),
+    "simnorm": ("SimNorm", "output_elements", False),
+    "gru": ("GRUCell", "weights", True),
+    "softmax": ("Softmax", "output_elements", False),
+    "add": ("add", "output_elements", False),
+    "mul": ("mul", "output_elements", False),
+    "cat": ("cat", "output_elements", False),
+    "conv": ("conv2d", "macs", False),  # a cost per output fits the microbenchmark's 3x3 convs, not 1x1 ones
+    "dw": ("depthwise_conv2d", "macs", False),
+    "pool": ("pooling", "macs", False),
+    "mean": ("mean", "macs", False),
+    "flatten": ("reshape", "none", False),
 }
+# Not measured, and free: int8 TFLite fuses a ReLU/ReLU6 into the op before it (the AOT kernels have no standalone
+# RELU), also where the op records cannot fold it (after a LayerNorm, whose last ADD takes it).
+FREE = ("ReLU", "ReLU6")
 # Kinds without their own component take a measured class's rate (documented in docs/boards.md).
-FALLBACKS = {"activation": "Tanh", "elementwise": "LayerNorm", "softmax": "Softmax", "other": "Tanh"}
+FALLBACKS = {"activation": "Tanh", "elementwise": "LayerNorm", "softmax": "Softmax", "other": "Tanh",
+             "data_movement": "cat"}  # fmt: skip
 
 
 class VectorBench(nn.Module):
-    """One component per op class on a vector: FC, LayerNorm, Tanh, Sigmoid, SimNorm, GRU cell, softmax."""
+    """One component per op class on a vector: FC, LayerNorm, Tanh, Sigmoid, SimNorm, GRU cell, softmax, and the
+    functional add, mul and concatenation."""
 
     def __init__(self, n: int) -> None:
         super().__init__()
@@ -65,7 +79,9 @@ class VectorBench(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         v = self.sigmoid(self.tanh(self.layernorm(self.fc(x))))
-        return self.softmax(self.gru(self.simnorm(v)))
+        v = self.softmax(self.gru(self.simnorm(v)))
+        p = (v + x) * x  # functional ops: recorded as "add" and "mul"
+        return torch.cat([p, p], -1)  # one scale on both sides: int8 TFLite refuses to concatenate two
 
     def example_inputs(self, batch_size: int = 1) -> tuple[torch.Tensor, ...]:
         return (torch.randn(batch_size, self.n),)
@@ -88,10 +104,6 @@ class ImageBench(nn.Module):
 
     def example_inputs(self, batch_size: int = 1) -> tuple[torch.Tensor, ...]:
         return (torch.randn(batch_size, self.c, self.hw, self.hw),)
-
-
-def _units(op: OpCost, unit: Unit) -> float:
-    return {"macs": op.macs, "output_elements": op.output_elements, "weights": op.weights, "none": 0}[unit]
 
 
 # The TFLite layers each component becomes (onnx2tf 1.x, int8), in order: per-layer cycles are summed by this, since
@@ -120,6 +132,9 @@ LAYERS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
             ),
         ),
         ("softmax", ("SOFTMAX",)),
+        ("add", ("ADD",)),
+        ("mul", ("MUL",)),
+        ("cat", ("CONCATENATION",)),
     ],
     "ImageBench": [
         ("conv", ("CONV_2D",)),
@@ -137,7 +152,8 @@ def _bench(model: nn.Module, d: Path) -> tuple[dict[str, float], dict[str, OpCos
     board = load_board(BOARD)
     inputs = model.example_inputs(1)
     calib = [tuple(t.numpy() for t in model.example_inputs(1)) for _ in range(32)]
-    export(model, inputs, d, targets=("onnx", "tflm"), calibration=calib, force=True)
+    if not (d / "tflm" / "model.tflite").is_file():  # --work keeps the exports between runs
+        export(model, inputs, d, targets=("onnx", "tflm"), calibration=calib, force=True)
     with emulate(board, d, d / "fw") as emu:
         m = bench_export(d, board, emu.port, emulated=True, runs=1, warmup=0, firmware=emu.firmware)
     plan = LAYERS[type(model).__name__]
@@ -165,18 +181,33 @@ def measure(work: Path) -> list[tuple[dict[str, float], dict[str, OpCost]]]:
     return out
 
 
+def _fit(rows: list[list[float]], cycles: list[float]) -> list[float]:
+    """Least squares with every coefficient >= 0: a feature whose coefficient comes out negative is dropped."""
+    keep = list(range(len(rows[0])))
+    while True:
+        coef = np.linalg.lstsq(np.asarray(rows)[:, keep], np.asarray(cycles), rcond=None)[0]
+        if (coef >= 0).all() or len(keep) == 1:
+            out = [0.0] * len(rows[0])
+            for k, c in zip(keep, coef, strict=True):
+                out[k] = max(float(c), 0.0)
+            return out
+        keep.pop(int(np.argmin(coef)))
+
+
 def derive(measured: list[tuple[dict[str, float], dict[str, OpCost]]]) -> dict[str, OpRate]:
-    """Slope and intercept per component between the two sizes (both clamped at 0)."""
-    (small, small_ops), (large, large_ops) = measured
+    """Per component, least squares over the sizes: cycles = a·units [+ b·outputs] + c, all >= 0."""
     rates: dict[str, OpRate] = {}
-    for comp, (key, unit) in RATES.items():
-        c0, c1 = small.get(comp, 0.0), large.get(comp, 0.0)
+    for comp, (key, unit, per_output) in RATES.items():
+        cycles = [m[0].get(comp, 0.0) for m in measured]
         if unit == "none":
-            rates[key] = OpRate(unit, 0.0, max((c0 + c1) / 2, 0.0))
+            rates[key] = OpRate(unit, 0.0, max(sum(cycles) / len(cycles), 0.0))
             continue
-        u0, u1 = _units(small_ops[comp], unit), _units(large_ops[comp], unit)
-        slope = max((c1 - c0) / (u1 - u0), 0.0)
-        rates[key] = OpRate(unit, slope, max(c0 - slope * u0, 0.0))
+        ops = [m[1][comp] for m in measured]
+        rows = [[units(op, unit), *([op.output_elements] if per_output else []), 1.0] for op in ops]
+        coef = _fit(rows, cycles)
+        rates[key] = OpRate(unit, coef[0], coef[-1], coef[1] if per_output else 0.0)
+    for cls in FREE:
+        rates[cls] = OpRate("output_elements", 0.0, 0.0)
     for kind, cls in FALLBACKS.items():
         rates.setdefault(kind, rates[cls])
     return rates
@@ -204,16 +235,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help=f"write {derived_path()}")
     parser.add_argument("--check-json", help="benchmarks/cycle_model.py output: record the check on bundled models")
+    parser.add_argument("--work", help="keep the microbenchmark exports in this directory (default: a temporary one)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        rates = derive(measure(Path(tmp)))
-    source = "the emulated NUCLEO-L4R5ZI's cycle model on a two-size microbenchmark (edgeprune.deploy.mcu.op_costs)"
+        rates = derive(measure(Path(args.work or tmp)))
+    source = "the emulated NUCLEO-L4R5ZI's cycle model on a three-size microbenchmark (edgeprune.deploy.mcu.op_costs)"
     costs = DerivedCosts(NAME, "edgeprune AOT int8 kernels (DSP extension) on the Cortex-M4", source, rates, ())
     if args.check_json:
         rows = json.loads(Path(args.check_json).read_text(encoding="utf-8"))
         costs = DerivedCosts(NAME, costs.description, source, rates, check_points(costs, rows))
     for key, r in rates.items():
-        print(f"{key:18} {r.unit:16} {r.cycles_per_unit:10.3f} cycles/unit + {r.fixed_cycles:10.0f}")
+        print(
+            f"{key:18} {r.unit:15}{r.cycles_per_unit:9.3f}/unit {r.cycles_per_output:8.2f}/output {r.fixed_cycles:9.0f}"
+        )
     for p in costs.check:
         print(
             f"{p.model:16} emulator {p.measured_ms:9.3f} ms  analytic {p.predicted_ms:9.3f} ms  {p.error_pct:+6.1f} %"
@@ -222,8 +256,9 @@ def main() -> None:
         header = (
             "GENERATED by `python -m edgeprune.deploy.mcu.op_costs --write --check-json "
             "benchmarks/results/cycle_model.json`: do not edit by hand.\n"
-            "cycles(op) = cycles_per_unit * units + fixed_cycles (edgeprune/boards/op_costs.py); `check`: the "
-            "estimate of each bundled model\nbeside the emulated board's (the error the set is labelled with)."
+            "cycles(op) = cycles_per_unit * units + cycles_per_output * output elements + fixed_cycles\n"
+            "(edgeprune/boards/op_costs.py); `check`: the estimate of each bundled model beside the emulated board's\n"
+            "(the error the set is labelled with)."
         )
         write_atomic(derived_path(), render_derived({NAME: costs}, header))
 

@@ -377,10 +377,12 @@ def symbol_addresses(elf: Path, names: Iterable[str]) -> dict[str, int]:
     return {n: found[n] for n in names}
 
 
-def trace_inference(board: BoardProfile, elf: Path, input_bytes: int, *, seed: int = 0) -> list[LayerMix]:
-    """Run one inference of the firmware ``elf`` in a traced QEMU (random int8 input of ``input_bytes``) and return
-    each layer's instruction mix. The log (about 6 bytes per executed instruction) lives in a temporary directory
-    only while it is read."""
+def trace_inference(
+    board: BoardProfile, elf: Path, input_bytes: int, n_layers: int, *, seed: int = 0
+) -> list[LayerMix]:
+    """Run one inference of the firmware ``elf`` (``n_layers`` layers) in a traced QEMU (random int8 input of
+    ``input_bytes``) and return each layer's instruction mix. The log (about 6 bytes per executed instruction) lives
+    in a temporary directory only while it is read."""
     import numpy as np
 
     from edgeprune.deploy.mcu import emulator
@@ -397,9 +399,14 @@ def trace_inference(board: BoardProfile, elf: Path, input_bytes: int, *, seed: i
                 dut = Dut(link)
                 dut.load(data)
                 dut.infer(1, 0)
+                dut.info()  # QEMU buffers its log: more blocks after the inference push its end to the file
             finally:
                 link.close()
         layers = layer_mixes(log, syms["ep_run_layer"], syms["ep_ticks"])
-    if not layers:
-        raise EdgepruneError("the traced inference ran no layer", expected="one mix per layer of the model")
+    if len(layers) != n_layers:
+        raise EdgepruneError(
+            f"the traced inference of {elf} shows {len(layers)} layers, the model has {n_layers}",
+            expected="one instruction mix per layer from QEMU's execution log",
+            fix="report a bug (the log may have been cut short); emulate(..., estimate=False) runs without it",
+        )
     return layers
