@@ -33,7 +33,8 @@ PUBLISHED_MS = {m: ms for m, _, _, ms in load_calibration()["cortex-m4/tflm-refe
 
 @pytest.fixture(scope="module")
 def kws_m4(tmp_path_factory: pytest.TempPathFactory):
-    with emulate("nucleo-l4r5zi", exported("kws_dscnn"), tmp_path_factory.mktemp("fw")) as emu:
+    # the protocol and link tests need no cycle estimate: no traced run (estimate=False), a few seconds less
+    with emulate("nucleo-l4r5zi", exported("kws_dscnn"), tmp_path_factory.mktemp("fw"), estimate=False) as emu:
         yield emu
 
 
@@ -176,7 +177,7 @@ def test_link_gives_up_with_a_clear_error_instead_of_hanging(kws_m4) -> None:
 
 
 def test_disconnect_mid_session_is_an_error(tmp_path: Path) -> None:
-    emu = emulate("nucleo-l4r5zi", exported("ad_autoencoder"), tmp_path)
+    emu = emulate("nucleo-l4r5zi", exported("ad_autoencoder"), tmp_path, estimate=False)
     link = Link.open(emu.port, timeout=0.5, retries=1)
     link.drain()
     assert Dut(link).name()
@@ -210,7 +211,7 @@ def test_cycle_model_fit_is_one_wait_state_fraction_within_10_percent() -> None:
 
 
 def test_uart_over_a_socket_url(tmp_path: Path) -> None:
-    with emulate("nucleo-h743zi2", exported("ad_autoencoder"), tmp_path, tcp=True) as emu:
+    with emulate("nucleo-h743zi2", exported("ad_autoencoder"), tmp_path, tcp=True, estimate=False) as emu:
         assert emu.port.startswith("socket://127.0.0.1:")
         link = Link.open(emu.port)
         link.drain()

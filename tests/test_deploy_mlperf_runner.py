@@ -287,7 +287,7 @@ def test_ad01_takes_float32_windows_and_returns_the_anomaly_score(tmp_path: Path
     data = rng.uniform(lo * 1.1, hi * 1.1, n + 2 * 128).astype("<f4")  # 3 windows, stride 128 floats; some clamp
     windows = ad01_windows(data.tobytes(), 4 * n, 4 * 128)
     assert len(windows) == 3
-    with emulate(M4, d, tmp_path, mlperf_model="ad01") as emu:
+    with emulate(M4, d, tmp_path, mlperf_model="ad01", estimate=False) as emu:
         dut = RunnerDut(emu.port)
         dut.init()
         assert dut.model == "ad01"
@@ -312,7 +312,7 @@ def test_ic01_subtracts_128_from_each_dataset_byte(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
     raw = rng.integers(0, 256, model.inputs[0].size, dtype=np.uint8)
     want = run_tflm(tflite, [[(raw.astype(np.int16) - 128).astype(np.int8).reshape(model.inputs[0].shape)]], 4 << 20)
-    with emulate(M4, d, tmp_path, mlperf_model="ic01") as emu:
+    with emulate(M4, d, tmp_path, mlperf_model="ic01", estimate=False) as emu:
         port = RunnerPort(emu.port)
         try:
             assert RunnerDut.load(port, raw.tobytes()) == ["m-load-done", "m-ready"]

@@ -15,6 +15,7 @@ construction. On the Cortex-M7 (no published timing, L1 caches) the M4 table is 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -59,6 +60,14 @@ class LayerMix:
         self.paired += other.paired
         self.regs += other.regs
         return self
+
+
+def total_mix(mixes: Iterable[LayerMix]) -> LayerMix:
+    """The sum of ``mixes`` (e.g. every layer of one inference)."""
+    out = LayerMix()
+    for mix in mixes:
+        out += mix
+    return out
 
 
 def cycles_path() -> Path:

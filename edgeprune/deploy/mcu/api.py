@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from edgeprune.boards import load_board
-from edgeprune.boards.cycle_model import LayerMix, cycle_model
+from edgeprune.boards.cycle_model import cycle_model, total_mix
 from edgeprune.boards.schema import BoardProfile
 from edgeprune.deploy.mcu import emulator
 from edgeprune.deploy.mcu.aot.codegen import GeneratedModel
@@ -133,9 +133,7 @@ def emulate(
     cycles = cycle_model(profile.core)
     if cycles is not None and estimate:
         mixes = trace_inference(profile, fw.elf, sum(x.size for x in model.inputs), len(model.layers))
-        total = LayerMix()
-        for mix in mixes:
-            total += mix
+        total = total_mix(mixes)
         cpi = cycles.cycles(total, profile) / total.instructions
         fw = build_firmware(model, profile, out, mlperf_model=mlperf_model, kernels=kernels, cycles_per_insn=cpi)
         fw = dataclasses.replace(fw, layer_mixes=tuple(mixes))

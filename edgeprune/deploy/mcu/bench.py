@@ -106,7 +106,7 @@ def bench(
     mem = dut.memory()
     tflm = [t.op for t in ticks] == [TFLM_LAYER]
     where = f"emulated {board.name} (QEMU {board.qemu_machine.value if board.qemu_machine else '?'})"
-    per_insn: list[float] | None = None  # estimated cycles per instruction of each layer; None: a real board
+    per_insn: list[float] | None = None  # estimated cycles per instruction per layer; None: measured, or no estimate
     if emulated:
         per_insn, label = _layer_cpi(board, firmware, len(ticks))
         provenance = Provenance("estimated", where, label)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeprune.boards import load_board
-from edgeprune.boards.cycle_model import LayerMix, fit_core, trm_cycles
+from edgeprune.boards.cycle_model import fit_core, total_mix, trm_cycles
 from edgeprune.boards.schema import Core
 from edgeprune.deploy.mcu.api import bench_export, emulate
 
@@ -52,9 +52,7 @@ def measure(work: Path, models: tuple[str, ...] = MODELS) -> dict[Core, dict[str
         for m, d in exports.items():
             with emulate(board, d, work / f"fw-{board}-{m}") as emu:
                 meas = bench_export(d, load_board(board), emu.port, emulated=True, runs=2, firmware=emu.firmware)
-                total = LayerMix()
-                for mix in emu.firmware.layer_mixes if emu.firmware else ():
-                    total += mix
+                total = total_mix(emu.firmware.layer_mixes if emu.firmware else ())
             assert meas.instructions is not None
             out[core][m] = Calibration(round(meas.instructions), round(trm_cycles(total, core)), total.loads)
     return out
