@@ -180,3 +180,39 @@ def test_a_toml_spec_reads_paths_relative_to_itself(tmp_path: Path) -> None:
     spec = SweepSpec.load(tmp_path / "s.toml")
     assert [m.name for m in spec.models] == ["simple", "t"]
     assert spec.models[1].calib == str(tmp_path.resolve() / "calib" / "t.npz")
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "knapsack"])
+def test_optimize_evaluates_a_rounds_candidates_as_ray_tasks_and_finds_the_serial_points(
+    tmp_path: Path, state_dir: Path, strategy: str
+) -> None:
+    import scale_metrics
+    import torch
+
+    from edgeprune.boards import load_board
+    from edgeprune.boards.runner import CostModelRunner
+    from edgeprune.measure.runner import Subject
+    from edgeprune.models import create_model
+    from edgeprune.pipeline import Goals, OptimizeOptions, allocation, fidelity_metric, optimize
+    from edgeprune.scale.executor import RayExecutor
+
+    torch.manual_seed(0)
+    model = create_model("simple").eval()
+    inputs = model.example_inputs(1)
+    runner = CostModelRunner(load_board("nucleo-l4r5zi"))
+    baseline = runner.measure(Subject("m", model, inputs, tmp_path / "baseline")).latency_ms
+    goals = Goals(latency_ms=0.3 * baseline, max_drop=1.0)
+    options = OptimizeOptions(strategy=allocation.strategy(strategy), step=0.1)
+    evaluate = fidelity_metric(model, model.example_inputs(16))
+
+    serial = optimize(model, inputs, runner, evaluate, goals, tmp_path / "serial", options)
+    on_ray = optimize(model, inputs, runner, scale_metrics.recording(evaluate), goals, tmp_path / "ray", options,
+                      executor=RayExecutor(ray, retries=0))  # fmt: skip
+
+    def facts(result):
+        return [(p.budgets, p.metric, p.accepted, p.changed, p.result.latency_ms) for p in result.points]
+
+    assert serial.met and len(serial.points) > 2
+    assert facts(on_ray) == facts(serial) and on_ray.chosen.iteration == serial.chosen.iteration
+    pids = {int(f.name.split("-")[1]) for f in (state_dir / "evaluated").iterdir()}
+    assert pids - {os.getpid()}, "every candidate was evaluated in this process, none in a Ray worker"
