@@ -216,3 +216,20 @@ def test_optimize_evaluates_a_rounds_candidates_as_ray_tasks_and_finds_the_seria
     assert facts(on_ray) == facts(serial) and on_ray.chosen.iteration == serial.chosen.iteration
     pids = {int(f.name.split("-")[1]) for f in (state_dir / "evaluated").iterdir()}
     assert pids - {os.getpid()}, "every candidate was evaluated in this process, none in a Ray worker"
+
+
+def test_cli_optimize_parallel_on_ray_and_serially_without_it(tmp_path: Path) -> None:
+    from edgeprune.cli import main
+
+    args = ["optimize", "simple", "--board", "nucleo-l4r5zi", "--latency-ms", "0.05", "--eval", "fidelity",
+            "--strategy", "greedy", "--max-iterations", "3"]  # fmt: skip
+    main([*args, "--parallel", "--out", str(tmp_path / "ray")])  # goal met or not: exit 0 or 1, points recorded
+    assert len((tmp_path / "ray" / "iterations.jsonl").read_text().splitlines()) == 4
+    assert main([*args, "--address", "localhost:1", "--out", str(tmp_path / "x")]) == 2  # --address needs --parallel
+    code = "import sys; sys.modules['ray'] = None; from edgeprune.cli import main; sys.exit(main(sys.argv[1:]))"
+    cmd = [sys.executable, "-c", code, *args, "--parallel", "--out", str(tmp_path / "serial")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert "Ray is not installed" in " ".join(proc.stdout.split()), proc.stdout + proc.stderr
+    serial = (tmp_path / "serial" / "iterations.jsonl").read_text().splitlines()
+    parallel = (tmp_path / "ray" / "iterations.jsonl").read_text().splitlines()
+    assert [json.loads(a)["budgets"] for a in serial] == [json.loads(b)["budgets"] for b in parallel]
