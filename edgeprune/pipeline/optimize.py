@@ -142,34 +142,36 @@ def optimize(
     run = Path(run_dir)
     (run / POINTS_NAME).mkdir(exist_ok=True)  # with config.json: the run directory is recognisable from the start
 
-    if not log.points:
-        say("baseline: measuring on the target")
-        result = target.measure(Subject("baseline", model, inputs, point_dir(run, 0)))
-        say("baseline: evaluating the metric")
-        log.append(
-            Point(0, dict.fromkeys(comps.names, 0.0), result, float(evaluate(model)), True, step, None, "baseline")
-        )
-    base_metric = log.points[0].metric
-    current = next(p for p in reversed(log.points) if p.accepted)
-    macs, params = _component_costs(model, inputs, comps, current.budgets, protect, round_to, o.importance)
-    last = log.points[-1]
-    step = last.step if last.accepted else last.step / 2
-
     menus = ParallelMenus(executor) if executor is not None else None
+    overlap = menus is not None and not target.times_here  # a round's menus may run beside the measurement
 
-    def next_cuts(budgets: dict[str, float], params: dict[str, int]) -> allocation.Cuts:
+    def cuts_at(budgets: dict[str, float], params: dict[str, int], base_metric: float) -> allocation.Cuts:
         max_drop = None if finetune is not None else goals.max_drop  # else known only after fine-tuning
         return allocation.Cuts(
             model, inputs, comps, protect, round_to, evaluate, budgets, params, base_metric, max_drop, o.importance
         )
 
     def start_next(cuts: allocation.Cuts, step: float) -> None:
+        """Start the menus of the round after the point about to be measured (they do not depend on it)."""
         todo = [c for c in names if cuts.budgets[c] + step <= max_fraction + 1e-9]
         levels = allocation.menu_levels(o.strategy, len(todo))
-        if menus is not None and todo and levels and step >= min_step and len(log.points) < max_iterations:
+        if overlap and todo and levels and step >= min_step and len(log.points) < max_iterations:
             menus.start(cuts, todo, step, max_fraction, levels)
 
-    ahead = start_next if menus is not None and not target.times_here else None
+    if not log.points:
+        say("baseline: evaluating the metric")
+        zero, metric = dict.fromkeys(comps.names, 0.0), float(evaluate(model))
+        start_next(cuts_at(zero, _component_costs(model, inputs, comps, zero, protect, round_to, o.importance)[1],
+                           metric), step)  # fmt: skip
+        say("baseline: measuring on the target")
+        result = target.measure(Subject("baseline", model, inputs, point_dir(run, 0)))
+        log.append(Point(0, zero, result, metric, True, step, None, "baseline"))
+    base_metric = log.points[0].metric
+    current = next(p for p in reversed(log.points) if p.accepted)
+    macs, params = _component_costs(model, inputs, comps, current.budgets, protect, round_to, o.importance)
+    last = log.points[-1]
+    step = last.step if last.accepted else last.step / 2
+
     explanation = ""
     try:
         while True:
@@ -193,7 +195,7 @@ def optimize(
             iteration = len(log.points)
             where = f"iteration {iteration} (step {step:.3f})"
             ctx = allocation.StepContext(
-                next_cuts(current.budgets, params),
+                cuts_at(current.budgets, params, base_metric),
                 current.result,
                 macs,
                 excess,
@@ -216,8 +218,7 @@ def optimize(
                 macs, params = _report_costs(proposal.report)
             else:
                 next_budgets, next_step = current.budgets, step / 2
-            if ahead is not None:  # the next round's cuts do not depend on this measurement: start them now
-                ahead(next_cuts(next_budgets, params), next_step)
+            start_next(cuts_at(next_budgets, params, base_metric), next_step)
             folder = point_dir(run, iteration)
             changed = ", ".join(f"{c} {proposal.budgets[c]:.0%}" for c in proposal.changed)
             ctx.say(f"{changed}: measuring on the target")
