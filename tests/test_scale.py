@@ -233,3 +233,28 @@ def test_cli_optimize_parallel_on_ray_and_serially_without_it(tmp_path: Path) ->
     serial = (tmp_path / "serial" / "iterations.jsonl").read_text().splitlines()
     parallel = (tmp_path / "ray" / "iterations.jsonl").read_text().splitlines()
     assert [json.loads(a)["budgets"] for a in serial] == [json.loads(b)["budgets"] for b in parallel]
+
+
+def test_optimize_refuses_a_metric_ray_cannot_send_with_a_clear_error(tmp_path: Path) -> None:
+    import threading
+
+    import torch
+
+    from edgeprune.boards import load_board
+    from edgeprune.boards.runner import CostModelRunner
+    from edgeprune.errors import EdgepruneError
+    from edgeprune.models import create_model
+    from edgeprune.pipeline import Goals, optimize
+    from edgeprune.scale.executor import RayExecutor
+
+    model = create_model("simple").eval()
+    inputs = model.example_inputs(1)
+    lock = threading.Lock()  # a metric holding a lock cannot be pickled
+
+    def evaluate(m: torch.nn.Module) -> float:
+        with lock:
+            return 0.0
+
+    with pytest.raises(EdgepruneError, match="cannot be sent to the Ray workers"):
+        optimize(model, inputs, CostModelRunner(load_board("nucleo-l4r5zi")), evaluate, Goals(latency_ms=1e-6),
+                 tmp_path / "run", executor=RayExecutor(ray, retries=0))  # fmt: skip

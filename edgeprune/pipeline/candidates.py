@@ -10,8 +10,10 @@ them. In this process a started menu runs only when it is asked for, so nothing 
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
+from edgeprune.errors import EdgepruneError
 from edgeprune.pipeline.allocation import Cuts, Proposal
 
 
@@ -51,7 +53,14 @@ class ParallelMenus:
 
     def _share(self, cuts: Cuts) -> Any:
         if self.shared is None or self.shared[0] is not cuts:
-            self.shared = (cuts, self.executor.share(cuts))
+            try:
+                self.shared = (cuts, self.executor.share(cuts))
+            except (TypeError, pickle.PicklingError) as exc:  # what Ray raises for what it cannot serialise
+                raise EdgepruneError(
+                    f"the model, inputs or metric cannot be sent to the Ray workers: {exc}",
+                    expected="a metric (and model) that pickle: a module-level function or a closure over tensors",
+                    fix="make the metric an importable module:function, or run without --parallel / executor",
+                ) from exc
         return self.shared[1]
 
 
