@@ -161,8 +161,9 @@ def optimize(
     if not log.points:
         say("baseline: evaluating the metric")
         zero, metric = dict.fromkeys(comps.names, 0.0), float(evaluate(model))
-        start_next(cuts_at(zero, _component_costs(model, inputs, comps, zero, protect, round_to, o.importance)[1],
-                           metric), step)  # fmt: skip
+        if overlap:  # the first round's menus beside the baseline's measurement
+            zero_params = _component_costs(model, inputs, comps, zero, protect, round_to, o.importance)[1]
+            start_next(cuts_at(zero, zero_params, metric), step)
         say("baseline: measuring on the target")
         result = target.measure(Subject("baseline", model, inputs, point_dir(run, 0)))
         log.append(Point(0, zero, result, metric, True, step, None, "baseline"))
