@@ -118,8 +118,8 @@ Menus = Callable[[Cuts, list[str], float, float, int], list[list[Proposal]]]
 
 
 def serial_menus(cuts: Cuts, candidates: list[str], step: float, max_fraction: float, levels: int):
-    """Every candidate's menu, one after another in this process (see :class:`~edgeprune.pipeline.candidates`
-    for them in parallel)."""
+    """Every candidate's menu, one after another in this process (:mod:`edgeprune.pipeline.candidates` runs
+    them in parallel)."""
     return [cuts.menu(c, step, max_fraction, levels) for c in candidates]
 
 
@@ -157,7 +157,7 @@ class StepContext:
         gain = sum(gains[g] / self.excess[g] for g in self.excess)
         return gain / (self.cuts.drop(p) + 1e-6 * (abs(self.cuts.base_metric) + 1.0))
 
-    def round(self, candidates: list[str], step: float, max_fraction: float, levels: int) -> list[list[Proposal]]:
+    def round_menus(self, candidates: list[str], step: float, max_fraction: float, levels: int) -> list[list[Proposal]]:
         """The round's menus (one per candidate, in candidate order), said as they come back."""
         menus = self.menus(self.cuts, candidates, step, max_fraction, levels)
         tried = [f"{p.changed[0]} {p.budgets[p.changed[0]]:.0%}" for menu in menus for p in menu]
@@ -167,14 +167,14 @@ class StepContext:
 
 def greedy(ctx: StepContext, candidates: list[str], step: float, max_fraction: float) -> Proposal | None:
     """The single next cut with the best score within the allowed drop (None: every cut costs too much)."""
-    eligible = [menu[0] for menu in ctx.round(candidates, step, max_fraction, menu_levels(greedy, len(candidates)))
-                if menu]  # fmt: skip
+    menus = ctx.round_menus(candidates, step, max_fraction, menu_levels(greedy, len(candidates)))
+    eligible = [menu[0] for menu in menus if menu]
     return max(eligible, key=ctx.score) if eligible else None
 
 
 def knapsack(ctx: StepContext, candidates: list[str], step: float, max_fraction: float) -> Proposal | None:
     """The cheapest combination of per-component cuts that covers every attributable unmet goal (see module)."""
-    menus = ctx.round(candidates, step, max_fraction, menu_levels(knapsack, len(candidates)))
+    menus = ctx.round_menus(candidates, step, max_fraction, menu_levels(knapsack, len(candidates)))
     options = [p for menu in menus for p in menu]
     goals = {g: ctx.excess[g] for g in ctx.excess if g in ATTRIBUTABLE}
     if not goals:  # only non-attributable goals (arena, board fit): the single best-scoring cut
