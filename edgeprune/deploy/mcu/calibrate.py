@@ -14,6 +14,7 @@ from edgeprune.boards import load_board
 from edgeprune.boards.cycle_model import fit_core, total_mix, trm_cycles
 from edgeprune.boards.schema import Core
 from edgeprune.deploy.mcu.api import bench_export, emulate
+from edgeprune.deploy.mcu.build import Kernels
 
 BOARDS = {Core.CORTEX_M4: "nucleo-l4r5zi", Core.CORTEX_M7: "nucleo-h743zi2"}
 MODELS = ("kws_dscnn", "ad_autoencoder")
@@ -42,15 +43,17 @@ def export_model(name: str, out: Path) -> Path:
     return out
 
 
-def measure(work: Path, models: tuple[str, ...] = MODELS) -> dict[Core, dict[str, Calibration]]:
+def measure(
+    work: Path, models: tuple[str, ...] = MODELS, kernels: Kernels | None = None
+) -> dict[Core, dict[str, Calibration]]:
     """Per calibrated core and model: instructions per inference (bench), and the traced mix's zero-wait-state cycles
-    and loads."""
+    and loads (``kernels``: the default, DSP-extension kernels, or ``"reference"``)."""
     exports = {m: d if (d := work / m).is_dir() else export_model(m, d) for m in models}
     out: dict[Core, dict[str, Calibration]] = {}
     for core, board in BOARDS.items():
         out[core] = {}
         for m, d in exports.items():
-            with emulate(board, d, work / f"fw-{board}-{m}") as emu:
+            with emulate(board, d, work / f"fw-{board}-{m}-{kernels or 'default'}", kernels=kernels) as emu:
                 meas = bench_export(d, load_board(board), emu.port, emulated=True, runs=2, firmware=emu.firmware)
                 total = total_mix(emu.firmware.layer_mixes if emu.firmware else ())
             assert meas.instructions is not None
