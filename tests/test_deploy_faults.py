@@ -138,6 +138,38 @@ def test_a_field_corrupted_every_time_is_a_link_error_never_a_number_or_a_kernel
     assert "OutputMismatch" not in type(err.value).__name__ and err.value.fix
 
 
+class _HalfCommands:
+    """A serial port wrapper that cuts the ``%`` off the ``db HEX`` chunk commands numbered in ``cut``: the board
+    keeps a half command in its line buffer, and the next command the host sends is appended to it."""
+
+    def __init__(self, port, cut: set[int]) -> None:
+        self.port, self.cut, self.chunks = port, cut, 0
+
+    def write(self, data: bytes) -> int:
+        if data.startswith(b"db ") and not data.startswith(b"db load"):
+            self.chunks += 1
+            if self.chunks in self.cut:
+                data = data[:-1]
+        return self.port.write(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self.port, name)
+
+
+def test_half_received_commands_are_resynchronised_and_the_load_resumes(board, clean_numbers: list[float]) -> None:
+    """Two input chunks lost their terminator: each time the host ends the half command (a bare ``%``), asks the
+    board how much it holds (``ep-db``) and goes on from there. Restarting the whole load instead, with the next
+    ``db load`` appended to the half chunk (read as more hex bytes), failed all three load attempts."""
+    model, tflite = prepare(exported(MODEL))
+    link = Link.open(board.port, timeout=1.0, retries=2)
+    link.port = _HalfCommands(link.port, {3, 12})
+    try:
+        m = bench(link, model, tflite, load_board(BOARD), emulated=True, runs=1, warmup=0, check_sets=1)
+    finally:
+        link.close()
+    assert same(numbers(m), clean_numbers) and link.port.chunks == 20  # 640 B in 20 chunks, each sent once
+
+
 class _SlowLines:
     """A correct but slow board: each reply line arrives ``delay`` seconds after the previous one."""
 

@@ -88,7 +88,7 @@ def bench(
     estimated with the core's fitted factor; on a board with DWT they are cycles. ``emulated=None``: decided
     by the firmware's ``m-ep-board-`` (``mps2-qemu`` is the emulated board)."""
     dut = Dut(link)
-    link.drain()
+    link.resync()  # a half command or a late reply an earlier session left behind
     info = dut.info()
     if info.sha256 != model.sha256:
         raise EdgepruneError(

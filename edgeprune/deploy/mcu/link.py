@@ -76,7 +76,7 @@ class Link:
             self.port.flush()
         except PORT_ERRORS as exc:
             raise LinkError(
-                f"the serial link failed while sending {text[:40]!r}: {type(exc).__name__}: {exc}",
+                f"the serial link failed while sending {(text + '%')[:40]!r}: {type(exc).__name__}: {exc}",
                 fix="check the cable / that the board is up and no other program uses the port",
             ) from exc
 
@@ -88,6 +88,14 @@ class Link:
                 last = time.monotonic()
         self._buf = b""
 
+    def resync(self) -> None:
+        """Bring the board and the host back in step after a fault: a bare ``%`` ends any half-received command
+        in the board's line buffer (it answers with an error and ``m-ready``), then every late or stray reply is
+        drained. Without it the next command would be appended to that half line and fail, or be taken for
+        something else (``db 0a0bdb load 640`` reads as hex bytes)."""
+        self._send("")
+        self.drain()
+
     def command(self, text: str, *, timeout: float | None = None, retry: bool = True) -> list[str]:
         """Send ``text%``; collect ``m-``/``e-`` lines until ``m-ready``. The board must start answering within
         ``self.timeout`` seconds (a lost command is retried at once); from its first line on, ``timeout``
@@ -98,8 +106,7 @@ class Link:
         last_problem = ""
         for attempt in range(attempts):
             if attempt:
-                self._send("")  # terminate any half-received command on the board
-                self.drain()
+                self.resync()
             self._send(text)
             deadline, lines, seen = time.monotonic() + self.timeout, [], 0
             while True:
