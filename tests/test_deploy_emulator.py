@@ -15,7 +15,7 @@ from rich.console import Console
 from edgeprune.boards import load_board
 from edgeprune.boards.insn_cost import CALIBRATION_INSNS, core_cost
 from edgeprune.boards.schema import Core
-from edgeprune.deploy.mcu import FirmwareBuildError, Link, LinkError, bench_export, build, emulate
+from edgeprune.deploy.mcu import FirmwareBuildError, Link, LinkError, bench_export, build, emulate, fit_export
 from edgeprune.deploy.mcu.bench import OutputMismatchError, check_outputs
 from edgeprune.deploy.mcu.model import prepare
 from edgeprune.deploy.mcu.protocol import Dut
@@ -176,8 +176,10 @@ def test_a_model_that_does_not_fit_fails_to_link_with_numbers(tmp_path: Path) ->
     with pytest.raises(FirmwareBuildError) as err:
         build(exported("kws_dscnn"), small, tmp_path)
     text = str(err.value)
-    assert "does not fit nucleo-l4r5zi" in text and "SRAM by" in text and "flash by" in text
-    assert "20,000 B" in text and "arena 16,000 B" in text
+    assert "does not fit nucleo-l4r5zi" in text and "sram over by" in text and "flash over by" in text
+    assert "20,000 B" in text and "arena 16,000 B" in text and "as linked" in text
+    verdict = fit_export(exported("kws_dscnn"), small)  # `boards fit --export`: the same basis, the same figures
+    assert not verdict.fits and verdict.verdict.removeprefix("does not fit: ") in text
 
 
 def test_fit_error_is_reported_per_core() -> None:

@@ -96,12 +96,16 @@ class Link:
         self._send("")
         self.drain()
 
-    def command(self, text: str, *, timeout: float | None = None, retry: bool = True) -> list[str]:
+    def command(
+        self, text: str, *, timeout: float | None = None, retry: bool = True, work_done: str | None = None
+    ) -> list[str]:
         """Send ``text%``; collect ``m-``/``e-`` lines until ``m-ready``. The board must start answering within
         ``self.timeout`` seconds (a lost command is retried at once); from its first line on, ``timeout``
         seconds of work are allowed (default ``self.timeout``), and every further line extends the deadline to
-        at least ``self.timeout`` from then, so a slow but steady board is never cut off. Retries (when
-        ``retry``) after a timeout or an ``e-[Unknown command`` that shows the command arrived corrupted."""
+        at least ``self.timeout`` from then, so a slow but steady board is never cut off. A line starting with
+        ``work_done`` (``m-infer-done``) ends the work allowance: the rest of the reply comes at once, so a lost
+        ``m-ready`` costs ``self.timeout``, not the work's deadline. Retries (when ``retry``) after a timeout or
+        an ``e-[Unknown command`` that shows the command arrived corrupted."""
         attempts = 1 + (self.retries if retry else 0)
         last_problem = ""
         for attempt in range(attempts):
@@ -118,6 +122,8 @@ class Link:
                     break
                 work = (timeout or self.timeout) if seen == 1 else self.timeout
                 deadline = max(deadline, time.monotonic() + work)
+                if work_done and line.startswith(work_done):
+                    deadline = time.monotonic() + self.timeout
                 if line == READY:
                     if any(x.startswith("e-[Unknown command") for x in lines) and retry:
                         last_problem = f"the board did not understand it: {lines[-1]}"

@@ -126,7 +126,9 @@ class Dut:
         self.link = link
         self.seconds_per_inference: float | None = None  # host-side wall time of the last inference
 
-    def _ask(self, command: str, parse: Callable[[list[str]], T], timeout: float | None = None) -> T:
+    def _ask(
+        self, command: str, parse: Callable[[list[str]], T], timeout: float | None = None, work_done: str | None = None
+    ) -> T:
         """``parse(reply)``; the command is sent again (after a drain, bounded by the link's retries) when the
         reply is missing, cut, corrupted or fails ``parse``'s checks."""
         problem = ""
@@ -134,7 +136,7 @@ class Dut:
             if attempt:
                 self.link.resync()
             try:
-                return parse(self.link.command(command, timeout=timeout))
+                return parse(self.link.command(command, timeout=timeout, work_done=work_done))
             except LinkError as exc:
                 problem = exc.problem
         raise LinkError(
@@ -227,7 +229,7 @@ class Dut:
         deadline."""
         t0 = time.monotonic()
         reply = self._ask(f"infer {runs} {warmup}", lambda lines: _infer_reply(lines, runs),
-                          timeout or self.deadline(runs, warmup))  # fmt: skip
+                          timeout or self.deadline(runs, warmup), work_done="m-infer-done")  # fmt: skip
         self.seconds_per_inference = (time.monotonic() - t0) / (runs + warmup)
         return reply
 
