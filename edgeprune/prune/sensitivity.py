@@ -59,9 +59,13 @@ class Item:
 
     @property
     def cost_per_param(self) -> float:
-        """Drop per parameter removed at the smallest cut that removed any (inf when none did)."""
-        first = next((c for c in self.cuts if c.removed), None)
-        return first.drop / first.removed if first else float("inf")
+        """Mean over the cuts that removed parameters of drop per parameter removed (inf when none did).
+
+        Every cut counts, not only the first: on a noisy task metric (a closed-loop return) the small cuts
+        often measure no drop at all, and one cut alone would make the ranking noise.
+        """
+        costs = [c.drop / c.removed for c in self.cuts if c.removed]
+        return sum(costs) / len(costs) if costs else float("inf")
 
 
 @dataclass
@@ -77,7 +81,7 @@ class SensitivityReport:
         return next(i for i in self.items if i.name == name)
 
     def suggest_protect(self) -> list[str]:
-        """Items whose first cut costs ``PROTECT_RATIO``× the median drop per parameter (or more)."""
+        """Items whose drop per parameter (:attr:`Item.cost_per_param`) is ``PROTECT_RATIO``× the median or more."""
         costs = [i.cost_per_param for i in self.items if i.cost_per_param != float("inf")]
         if len(costs) < 2:
             return []
@@ -88,8 +92,29 @@ class SensitivityReport:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "suggest_protect": self.suggest_protect()}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SensitivityReport:
+        """The inverse of :meth:`to_dict` (derived keys such as ``suggest_protect`` are recomputed)."""
+        try:
+            items = [Item(i["name"], i["kind"], int(i["params"]), [Cut(**c) for c in i["cuts"]]) for i in data["items"]]
+            return cls(str(data["metric"]), float(data["base"]), int(data["params"]), items)
+        except (KeyError, TypeError, ValueError) as e:
+            raise PruneError(
+                f"not a sensitivity report ({type(e).__name__}: {e})",
+                expected="the JSON written by SensitivityReport.save()",
+                fix="measure it again with sensitivity(model, inputs) and save it",
+            ) from None
+
     def save(self, path: str | Path) -> None:
         write_atomic(path, json.dumps(self.to_dict(), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> SensitivityReport:
+        """A report written by :meth:`save`."""
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as e:
+            raise PruneError(f"cannot read the sensitivity report {path}: {e}", fix="check the path") from None
 
     def __str__(self) -> str:
         fractions = sorted({c.fraction for i in self.items for c in i.cuts})
