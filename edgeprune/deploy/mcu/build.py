@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -206,8 +207,9 @@ def build_firmware(
            *(str(FIRMWARE / s) for s in SOURCES), "-lm"]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0 and not sizing and "overflowed by" in proc.stderr:
-        fw = build_firmware(model, board, out_dir / "sizing", mlperf_model=mlperf_model, kernels=kernels,
-                            timeout=timeout, sizing=True)  # fmt: skip
+        with tempfile.TemporaryDirectory(prefix="sizing-", dir=out_dir) as tmp:
+            fw = build_firmware(model, board, Path(tmp), mlperf_model=mlperf_model, kernels=kernels,
+                                timeout=timeout, sizing=True)  # fmt: skip
         raise _does_not_fit(board, firmware_fit(board, fw, model))
     if proc.returncode != 0:
         raise FirmwareBuildError("the firmware did not compile", fix=proc.stderr[-3000:])
