@@ -16,7 +16,7 @@ from edgeprune.boards import _toml, load_board
 from edgeprune.boards.calibration import calibration_path, load_calibration
 from edgeprune.boards.cycle_model import LayerMix, cycle_model, trm_cycles
 from edgeprune.boards.schema import Core
-from edgeprune.deploy.mcu import FirmwareBuildError, Link, LinkError, bench_export, build, emulate
+from edgeprune.deploy.mcu import FirmwareBuildError, Link, LinkError, bench_export, build, emulate, fit_export
 from edgeprune.deploy.mcu.bench import OutputMismatchError, check_outputs
 from edgeprune.deploy.mcu.model import prepare
 from edgeprune.deploy.mcu.protocol import Dut
@@ -195,8 +195,10 @@ def test_a_model_that_does_not_fit_fails_to_link_with_numbers(tmp_path: Path) ->
     with pytest.raises(FirmwareBuildError) as err:
         build(exported("kws_dscnn"), small, tmp_path)
     text = str(err.value)
-    assert "does not fit nucleo-l4r5zi" in text and "SRAM by" in text and "flash by" in text
-    assert "20,000 B" in text and "arena 16,000 B" in text
+    assert "does not fit nucleo-l4r5zi" in text and "sram over by" in text and "flash over by" in text
+    assert "20,000 B" in text and "arena 16,000 B" in text and "as linked" in text
+    verdict = fit_export(exported("kws_dscnn"), small)  # `boards fit --export`: the same basis, the same figures
+    assert not verdict.fits and verdict.verdict.removeprefix("does not fit: ") in text
 
 
 def test_cycle_model_fit_is_one_wait_state_fraction_within_10_percent() -> None:

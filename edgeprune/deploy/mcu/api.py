@@ -13,11 +13,20 @@ from pathlib import Path
 
 from edgeprune.boards import load_board
 from edgeprune.boards.cycle_model import cycle_model, total_mix
+from edgeprune.boards.fit import FitVerdict
 from edgeprune.boards.schema import BoardProfile
 from edgeprune.deploy.mcu import emulator
 from edgeprune.deploy.mcu.aot.codegen import GeneratedModel
 from edgeprune.deploy.mcu.bench import bench
-from edgeprune.deploy.mcu.build import Firmware, FirmwareBuildError, Kernels, build_firmware, footprint, overflow_error
+from edgeprune.deploy.mcu.build import (
+    Firmware,
+    FirmwareBuildError,
+    Kernels,
+    build_firmware,
+    firmware_fit,
+    footprint,
+    overflow_error,
+)
 from edgeprune.deploy.mcu.link import Link, LinkError
 from edgeprune.deploy.mcu.model import prepare
 from edgeprune.deploy.mcu.platformio import platformio_project
@@ -46,6 +55,16 @@ def build(
     :func:`~edgeprune.deploy.mcu.build.build_firmware`)."""
     model = model or prepare(export_dir)[0]
     return model, build_firmware(model, _board(board), Path(out_dir), mlperf_model=mlperf_model, kernels=kernels)
+
+
+def fit_export(export_dir: str | Path, board: BoardProfile | str, *, kernels: Kernels | None = None) -> FitVerdict:
+    """Does the export's firmware fit ``board``? Linked with room for anything and measured: the figures
+    ``--emulate`` reports when a model does not fit (:func:`~edgeprune.deploy.mcu.build.firmware_fit`)."""
+    profile = _board(board)
+    model = prepare(export_dir)[0]
+    with tempfile.TemporaryDirectory(prefix="edgeprune-fit-") as tmp:
+        fw = build_firmware(model, profile, Path(tmp), kernels=kernels, sizing=True)
+    return firmware_fit(profile, fw, model)
 
 
 def build_platformio(

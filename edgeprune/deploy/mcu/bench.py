@@ -89,7 +89,7 @@ def bench(
     (:mod:`edgeprune.boards.cycle_model`); on a board with DWT they are cycles. ``emulated=None``: decided
     by the firmware's ``m-ep-board-`` (``mps2-qemu`` is the emulated board)."""
     dut = Dut(link)
-    link.drain()
+    link.resync()  # a half command or a late reply an earlier session left behind
     info = dut.info()
     if info.sha256 != model.sha256:
         raise EdgepruneError(
@@ -123,6 +123,10 @@ def bench(
         comps[lay.component] += lay.cycles if timed else lay.instructions or 0.0
     summed = sum(comps.values()) or 1.0
     notes = [f"outputs bit-identical to the TFLM host interpreter on {checked} random input sets"]
+    batch = model.inputs[0].shape[0] if model.inputs and model.inputs[0].shape else 1
+    if batch > 1:
+        notes.append(f"the model was exported with batch {batch}: one inference runs {batch} samples "
+                     "(export with --input-shape 1x... for one sample per inference)")  # fmt: skip
     if emulated:
         notes.append("instructions counted by QEMU (-icount shift=0)")
     if not timed:
@@ -141,6 +145,7 @@ def bench(
         ),
         fits=True,  # it linked and runs
         instructions=sum(lay.instructions or 0.0 for lay in layers) if emulated else None,
+        batch=batch,
         components={
             c: ComponentShare(latency_ms=1e3 * v / board.clock_hz if timed else None, share=v / summed)
             for c, v in comps.items()

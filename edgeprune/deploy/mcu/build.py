@@ -7,12 +7,14 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
 from edgeprune.boards.cycle_model import LayerMix
+from edgeprune.boards.fit import FitVerdict, Part, ResourceFit
 from edgeprune.boards.schema import BoardProfile, Core
 from edgeprune.deploy.mcu.aot.codegen import GeneratedModel
 from edgeprune.errors import EdgepruneError
@@ -21,6 +23,8 @@ from edgeprune.io import write_atomic
 FIRMWARE = Path(__file__).resolve().parent / "firmware"
 SOURCES = ("ep_main.c", "ep_board_mps2.c", "ep_kernels.c", "ep_kernels_dsp.c", "startup.c")
 STACK_BYTES = 8192
+SIZING_BYTES = 0x20000000  # flash and SRAM of a sizing link: room for any model (flash ends where SRAM starts)
+FIT_BASIS = "edgeprune's AOT firmware as linked by arm-none-eabi-gcc (what the emulated board runs)"
 MAX_LAYERS = 512
 MLPERF_MODEL_ID = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 Kernels = Literal["reference", "dsp"]
@@ -75,7 +79,7 @@ def toolchain(tool: str = "gcc") -> str:
 
 
 def overflow_error(log: str, board: BoardProfile, model: GeneratedModel) -> FirmwareBuildError | None:
-    """The does-not-fit error when the linker's ``log`` says a memory region overflowed, else ``None``."""
+    """The does-not-fit error when the PlatformIO linker's ``log`` says a memory region overflowed, else ``None``."""
     over = dict(re.findall(r"region `(\w+)' overflowed by (\d+) bytes", log))
     if not over:
         return None
@@ -90,6 +94,31 @@ def overflow_error(log: str, board: BoardProfile, model: GeneratedModel) -> Firm
         f"the model does not fit {board.name}: it overflows {' and '.join(parts)}",
         expected=f"firmware within {board.sram_bytes:,} B SRAM and {board.flash_bytes:,} B flash",
         fix="prune further (edgeprune prune --budget ...) or pick a board with more memory",
+    )
+
+
+def firmware_fit(board: BoardProfile, firmware: Firmware, model: GeneratedModel) -> FitVerdict:
+    """The fit of a linked firmware on ``board``: flash = weights + code and constants, SRAM = arena + stack +
+    the rest of .data/.bss, every figure measured (``arm-none-eabi-size``); the basis of ``--emulate`` and of
+    ``edgeprune boards fit --export``."""
+    code = firmware.flash_bytes - model.weight_bytes
+    other = firmware.ram_bytes - firmware.arena - firmware.stack
+    flash = ResourceFit("flash", board.flash_bytes or 0, (Part("weights", model.weight_bytes), Part("code", code)))
+    sram = ResourceFit("sram", board.sram_bytes or 0, (Part("arena", firmware.arena), Part("stack", firmware.stack),
+                                                       Part(".data/.bss", other)))  # fmt: skip
+    return FitVerdict(board.name, (flash, sram), (f"basis: {FIT_BASIS}",))
+
+
+def _does_not_fit(board: BoardProfile, verdict: FitVerdict) -> FirmwareBuildError:
+    return FirmwareBuildError(
+        f"the model does not fit {board.name}: {verdict.verdict.removeprefix('does not fit: ')} ("
+        + "; ".join(
+            f"{r.resource}: {', '.join(f'{p.label} {p.bytes:,} B' for p in r.parts)}" for r in verdict.resources
+        )
+        + f"; {FIT_BASIS})",
+        expected=f"firmware within {board.sram_bytes:,} B SRAM and {board.flash_bytes:,} B flash",
+        fix="prune further (edgeprune prune --budget ...) or pick a board with more memory; "
+        f"`edgeprune boards fit {board.name} --export DIR` shows the same figures",
     )
 
 
@@ -141,13 +170,16 @@ def build_firmware(
     kernels: Kernels | None = None,
     cycles_per_insn: float | None = None,
     timeout: float = 300,
+    sizing: bool = False,
 ) -> Firmware:
     """Write ``model.c`` and the linker script to ``out_dir`` and link ``firmware.elf`` for ``board``.
     ``mlperf_model`` (``kws01``, ``ad01``, ...) is what ``profile%`` reports as ``m-model-[...]``: the MLPerf Tiny
     runner picks its test script by it (default: the model's name), and it sets the input format of that task's
     reference firmware (:data:`MLPERF_INPUT`). ``m-lap-us`` is in estimated microseconds when ``cycles_per_insn``
     is given (:func:`lap_defines`). ``kernels``: ``"dsp"`` (the Cortex-M4/M7 DSP-extension kernels, what real-board
-    AOT builds use) or ``"reference"`` (TFLM's reference loops); default :func:`default_kernels`."""
+    AOT builds use) or ``"reference"`` (TFLM's reference loops); default :func:`default_kernels`.
+    A model that overflows the board's memory is linked again with room for anything (``sizing``) to measure it,
+    and the error gives the figures of :func:`firmware_fit`."""
     if mlperf_model is not None and not MLPERF_MODEL_ID.fullmatch(mlperf_model):
         raise FirmwareBuildError(
             f"MLPerf Tiny model id {mlperf_model!r} cannot be reported as m-model-[...]",
@@ -171,7 +203,8 @@ def build_firmware(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(out_dir / "model.c", model.source)
     script = (FIRMWARE / "mps2.ld.in").read_text()
-    for key, val in (("@FLASH@", board.flash_bytes), ("@RAM@", board.sram_bytes), ("@STACK@", STACK_BYTES)):
+    flash, ram = (SIZING_BYTES, SIZING_BYTES) if sizing else (board.flash_bytes, board.sram_bytes)
+    for key, val in (("@FLASH@", flash), ("@RAM@", ram), ("@STACK@", STACK_BYTES)):
         script = script.replace(key, str(val))
     write_atomic(out_dir / "link.ld", script)
     elf = out_dir / "firmware.elf"
@@ -183,10 +216,13 @@ def build_firmware(
            *(["-DEP_REFERENCE_KERNELS"] if kernels == "reference" else []), str(out_dir / "model.c"),
            *(str(FIRMWARE / s) for s in SOURCES), "-lm"]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0 and not sizing and "overflowed by" in proc.stderr:
+        with tempfile.TemporaryDirectory(prefix="sizing-", dir=out_dir) as tmp:
+            fw = build_firmware(model, board, Path(tmp), mlperf_model=mlperf_model, kernels=kernels,
+                                timeout=timeout, sizing=True)  # fmt: skip
+        raise _does_not_fit(board, firmware_fit(board, fw, model))
     if proc.returncode != 0:
-        raise overflow_error(proc.stderr, board, model) or FirmwareBuildError(
-            "the firmware did not compile", fix=proc.stderr[-3000:]
-        )
+        raise FirmwareBuildError("the firmware did not compile", fix=proc.stderr[-3000:])
     return footprint(elf, board.core, model.arena_bytes, STACK_BYTES)
 
 
