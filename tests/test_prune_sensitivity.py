@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from edgeprune.prune import Budget, PruneError, SensitivityReport, prune, sensitivity
-from edgeprune.prune.sensitivity import Cut, Item
+from edgeprune.prune.sensitivity import Cut, Item, monotone
 
 CUTS = (0.5, 0.9)
 
@@ -83,3 +83,24 @@ def test_sensitivity_allocation_needs_a_total_and_component_mode(make_model) -> 
         prune(model, model.example_inputs(), Budget(total=0.5, allocate="sensitivity"), mode="vanilla")
     with pytest.raises(PruneError, match="sensitivity="):
         prune(model, model.example_inputs(), Budget(total=0.5, allocate="sensitivity"))
+
+
+def test_a_dipping_drop_curve_is_priced_as_its_running_maximum(tdmpc_and_report) -> None:
+    """Noise made qs's 90 % cut look free: the knapsack must price it as its 80 % cut and spread the target."""
+    assert [c.drop for c in monotone([Cut(0.9, 90, 1.0), Cut(0.2, 20, 0.5), Cut(0.4, 40, 3.0)])] == [0.5, 3.0, 3.0]
+    model, calib, measured = tdmpc_and_report
+    drops = {
+        "qs": {0.2: 1.0, 0.4: 2.0, 0.6: 10.0, 0.8: 20.0, 0.9: 0.0},
+        "policy": {0.2: 1.0, 0.4: 2.0, 0.6: 3.0, 0.8: 4.0, 0.9: 5.0},
+    }
+    items = []
+    for item in measured.items:
+        if item.kind == "component":
+            price = drops.get(item.name, {})
+            cuts = [Cut(f, int(f * item.params), price.get(f, 1000.0)) for f in (0.2, 0.4, 0.6, 0.8, 0.9)]
+            items.append(Item(item.name, item.kind, item.params, cuts))
+    report = SensitivityReport("made-up", 0.0, measured.params, items)
+    split = prune(model, calib, Budget(total=0.3, allocate="sensitivity"), sensitivity=report).plan.budget[
+        "per_component"
+    ]
+    assert split.get("qs", 0) < 0.5 and split.get("policy", 0) > 0.5, split  # not "qs 90 % for free"

@@ -188,8 +188,9 @@ def split_target(
     """Per-component fractions that remove ``budget.total`` of the model at the least predicted drop.
 
     The knapsack picks at most one measured cut per unprotected component (predicted drop: the sum of
-    their measured drops); the chosen fractions are then scaled by one factor, found by bisection on
-    ``achieved(fractions)`` (the model-wide fraction a per-component budget removes), to land on the target.
+    their measured drops, each curve made non-decreasing by :func:`monotone`); the chosen fractions
+    are then scaled by one factor, found by bisection on ``achieved(fractions)`` (the model-wide fraction a
+    per-component budget removes), to land on the target.
     """
     if budget.total is None:
         raise PruneError("sensitivity allocation splits a model-wide target", expected="Budget(total=f, ...)")
@@ -215,11 +216,25 @@ def split_target(
     return {c: round(hi * f, 6) for c, f in chosen.items()}
 
 
+def monotone(cuts: Sequence[Cut]) -> list[Cut]:
+    """``cuts`` by fraction, each drop raised to the largest drop of any smaller cut.
+
+    Cutting more of a component is never better in expectation; a measured curve that dips (metric noise,
+    or a metric already at its floor) would otherwise let the knapsack buy a deep cut for less than a
+    shallow one.
+    """
+    out, worst = [], 0.0
+    for cut in sorted(cuts, key=lambda c: c.fraction):
+        worst = max(worst, cut.drop)
+        out.append(Cut(cut.fraction, cut.removed, worst))
+    return out
+
+
 def _knapsack_pick(report: SensitivityReport, candidates: list[str], target: float) -> dict[str, float]:
     """One measured cut per candidate (or none) covering ``target`` parameters at the least summed drop."""
     if not candidates:
         raise PruneError("no component can be cut", fix="protect fewer components")
-    menus = [[(c, cut) for cut in report.item(c).cuts if cut.removed] for c in candidates]
+    menus = [[(c, cut) for cut in monotone(report.item(c).cuts) if cut.removed] for c in candidates]
     levels = max_levels(len(menus), max(len(m) for m in menus))
     chosen = cheapest_cover(
         [m[:levels] for m in menus],
