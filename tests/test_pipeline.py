@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from headless_browser import assert_self_contained_and_rendered
 
 from edgeprune.boards import load_board
 from edgeprune.boards.runner import CostModelRunner
@@ -62,6 +63,7 @@ def test_meets_a_latency_goal_and_arena_goal_with_real_bundles(tmp_path: Path) -
     page = (tmp_path / "run" / "report.html").read_text()
     assert "Goals: baseline vs chosen point" in page and page.count("data:image/png;base64,") >= 4
     assert "cost-model" in page or "estimate" in page  # the latency's provenance is on the page
+    assert_self_contained_and_rendered(tmp_path / "run" / "report.html", min_images=len(plots))  # in chromium
 
 
 def test_budgets_grow_where_latency_is_and_protected_components_stay(tmp_path: Path) -> None:

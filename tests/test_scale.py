@@ -167,7 +167,7 @@ def test_without_ray_the_sweep_runs_serially_and_says_so(tmp_path: Path) -> None
     args = ["sweep", "--model", "simple", "--budget", "0.3", "--target", "cost:nucleo-l4r5zi", "--out", str(tmp_path)]
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = " ".join(proc.stdout.split())
+    out = " ".join(proc.stderr.split())
     assert "Ray is not installed" in out and "serially in this process" in out
     assert len(list((tmp_path / "points").glob("*.json"))) == 1
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import sys
+import time
 from collections.abc import Callable, Iterator
 
 from rich.console import Console
@@ -19,8 +21,12 @@ from edgeprune.prune import (
 from edgeprune.prune.groups import MODES
 from edgeprune.prune.importance import IMPORTANCES
 
-# wide enough for tables in logs; lines of text are never wrapped (commands and paths stay copyable)
+# results on stdout: wide enough for tables in logs; lines of text are never wrapped (commands and paths stay copyable)
 console = Console(width=None if sys.stdout.isatty() else 120, soft_wrap=True, log_path=False)
+# progress, warnings and errors on stderr (the `edgeprune` loggers' lines, and a spinner on a terminal)
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)
+
+log = logging.getLogger("edgeprune.cli")
 
 
 def model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -46,7 +52,7 @@ def model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
         metavar="NAME=PATTERN[,PATTERN]",
         help="explicit component: module paths or globs (repeatable)",
     )
-    g.add_argument("--mode", choices=MODES, default="component", help="grouping mode (default: component)")
+    g.add_argument("--mode", choices=MODES, default="component", help="grouping mode")
 
 
 def plan_args(p: argparse.ArgumentParser, required: bool = False) -> None:
@@ -66,8 +72,8 @@ def ssh_args(
     g.add_argument("--host", help="user@host or user@host:port")
     g.add_argument("--key", help="SSH private key (default: your ssh config and agent)")
     g.add_argument("--known-hosts", help="known_hosts file (host-key checking is always on)")
-    g.add_argument("--python", help="Python on the board (default python3)")
-    g.add_argument("--remote-dir", help="work directory on the board (default ~/edgeprune)")
+    g.add_argument("--python", help="Python on the board (default: python3)")
+    g.add_argument("--remote-dir", help="work directory on the board (default: ~/edgeprune)")
     g.add_argument("--runtimes", help=runtimes)
 
 
@@ -83,9 +89,10 @@ def budget_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--total", type=float, help="remove this fraction of the whole model, ranked across components")
     g.add_argument("--protect", action="append", default=[], metavar="NAME[,NAME]", help="components to keep intact")
     g.add_argument("--interfaces", type=float, metavar="RATIO", help="also prune cross-component interfaces")
-    g.add_argument("--round-to", type=int, default=1, help="keep channel counts multiples of this (default 1)")
+    g.add_argument("--round-to", type=int, default=1, help="keep channel counts multiples of this")
     g.add_argument("--weight", action="append", default=[], metavar="NAME=W", help="importance weight per component")
-    g.add_argument("--importance", choices=[i for i in IMPORTANCES if i != "taylor"], default="l2")
+    importances = [i for i in IMPORTANCES if i != "taylor"]
+    g.add_argument("--importance", choices=importances, default="l2", help="how channels are ranked")
     g.add_argument("--seed", type=int, default=0, help="seed for random importance")
 
 
@@ -168,10 +175,117 @@ def load_callable(spec: str, flag: str) -> Callable:
     return fn
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's default in its help (unless the help names it already); the Example epilog as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if not action.option_strings or action.default in (None, False, [], argparse.SUPPRESS) or "%(default)" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def example(*lines: str) -> str:
+    """A command's ``Example:`` epilog: real command lines, runnable as written (one per line)."""
+    return "Example:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+Command = tuple[tuple[str, ...], argparse.ArgumentParser]
+
+
+def commands(p: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[Command]:
+    """``p`` and every (sub)command parser below it, with its command path (``("boards", "fit")``)."""
+    yield path, p
+    for action in p._actions:  # argparse has no public way to list subparsers
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from commands(sub, (*path, name))
+
+
+def verbosity_args(p: argparse.ArgumentParser, top: bool) -> None:
+    """-v/-q: on the top-level parser (default INFO) and again after each command (default: left as given)."""
+    g = p.add_mutually_exclusive_group()
+    default = logging.INFO if top else argparse.SUPPRESS
+    g.add_argument("-v", "--verbose", dest="log_level", action="store_const", const=logging.DEBUG, default=default,
+                   help="also debug lines on stderr (commands run, files written)")  # fmt: skip
+    g.add_argument("-q", "--quiet", dest="log_level", action="store_const", const=logging.WARNING, default=default,
+                   help="no progress lines on stderr, only warnings and errors")  # fmt: skip
+
+
+class _LineFormatter(logging.Formatter):
+    """``[  12.3s] message``: seconds since the command started; the level named when it is not INFO."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.start = time.monotonic()
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+        where = f"{record.name}: " if record.levelno == logging.DEBUG else ""
+        return f"[{time.monotonic() - self.start:6.1f}s] {level}{where}{record.getMessage()}"
+
+
+class _StderrHandler(logging.Handler):
+    """Log lines through the stderr console (so they print above a running spinner, never through it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            err_console.print(self.format(record), markup=False, highlight=False)
+        except Exception:  # logging's contract: a broken handler never breaks the program
+            self.handleError(record)
+
+
+def setup_logging(level: int) -> None:
+    """The one place logging is configured: the ``edgeprune`` loggers' lines go to stderr at ``level``
+    (INFO: stage and progress lines; -v DEBUG; -q WARNING). Results stay on stdout."""
+    root = logging.getLogger("edgeprune")
+    for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(old)
+    handler = _StderrHandler()
+    handler.setFormatter(_LineFormatter())
+    root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False  # the command line owns the output; an embedding program's root handlers get none
+
+
 @contextlib.contextmanager
-def status(start: str) -> Iterator[Callable[[str], None]]:
-    """A spinner with elapsed time for long work; yields the function that updates its message."""
+def stage(title: str) -> Iterator[None]:
+    """A long step: a line when it starts and when it ends (with its seconds), whether or not stderr is a
+    terminal; on a terminal also a spinner showing the latest progress line of the ``edgeprune`` loggers."""
+    log.info("%s ...", title)
+    start = time.monotonic()
+    try:
+        with _spinner(title):
+            yield
+    except BaseException:
+        log.info("%s: stopped after %.1f s", title, time.monotonic() - start)
+        raise
+    log.info("%s: done in %.1f s", title, time.monotonic() - start)
+
+
+@contextlib.contextmanager
+def _spinner(title: str) -> Iterator[None]:
+    root = logging.getLogger("edgeprune")
+    if not err_console.is_terminal or root.getEffectiveLevel() > logging.INFO:
+        yield
+        return
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(start)
-        yield lambda message: progress.update(task, description=message)
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        task = progress.add_task(title)
+        follow = _Follow(lambda message: progress.update(task, description=message))
+        root.addHandler(follow)
+        try:
+            yield
+        finally:
+            root.removeHandler(follow)
+
+
+class _Follow(logging.Handler):
+    """Shows each INFO line in the spinner."""
+
+    def __init__(self, show: Callable[[str], None]) -> None:
+        super().__init__(logging.INFO)
+        self.show = show
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.show(record.getMessage())

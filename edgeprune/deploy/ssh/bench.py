@@ -64,7 +64,7 @@ class RemoteBench:
         where = self.measurements[0].provenance.where if self.measurements else self.target.where
         table = Table(title=f"on {where}")
         base = self.measurements[0].model if self.measurements else "first"
-        cols = ("model", "runtime", "median ms", "p90 ms", "std ms", "runs", "artifact", "x eager", f"x {base}")
+        cols = ("model", "runtime", "ms: median [p10, p90]", "runs", "artifact", "x eager", f"x {base}")
         for col in cols:
             table.add_column(col, justify="left" if col in ("model", "runtime") else "right")
         eager = {m.model: m.latency.median_ms for m in self.measurements if m.runtime == "pytorch-eager" and m.latency}
@@ -77,7 +77,7 @@ class RemoteBench:
             x_eager = eager.get(m.model, 0) / lat.median_ms if m.model in eager else None
             x_first = first[m.runtime] / lat.median_ms
             table.add_row(
-                m.model, m.runtime, f"{lat.median_ms:.4f}", f"{lat.p90_ms:.4f}", f"{lat.std_ms:.4f}", str(lat.runs),
+                m.model, m.runtime, lat.text(), str(lat.runs),
                 f"{m.memory.flash_bytes:,} B" if m.memory.flash_bytes else "", f"{x_eager:.2f}" if x_eager else "",
                 f"{x_first:.2f}",
             )  # fmt: skip
