@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.markup import escape
 from rich.table import Table
 from torch import nn
 
@@ -103,9 +104,9 @@ class Comparison:
         )
 
     def table(self) -> Table:
-        t = Table(title="Latency per engine: original vs pruned (median ms [p10, p90])", caption=self.caption)
-        for col in self.HEADER:
-            t.add_column(col, justify="left" if col in ("engine", "source") else "right")
+        t = Table(title=escape("Latency per engine: original vs pruned (median ms [p10, p90])"), caption=self.caption)
+        for col in self.HEADER:  # "[p10, p90]" is text, not rich markup
+            t.add_column(escape(col), justify="left" if col in ("engine", "source") else "right")
         for row in self.text_rows():
             source = row[-1]
             t.add_row(*row[:-1], source if len(source) < 70 else source[:67] + "...")
@@ -119,7 +120,7 @@ class Comparison:
             [_median(r.original) for r in self.rows],
             [_median(r.pruned) for r in self.rows],
             "median latency (ms, log; bars p10-p90)",
-            title=f"original vs pruned (ideal speedup from MACs {self.ideal_speedup:.2f}x); hatched = estimate",
+            title=f"original vs pruned (ideal speedup from MACs {self.ideal_speedup:.2f}x)\nhatched = estimate",
             log=True,
             hatched=[r.original.provenance.kind == "estimated" for r in self.rows],
             spreads=([_stats(r.original).spread for r in self.rows], [_stats(r.pruned).spread for r in self.rows]),

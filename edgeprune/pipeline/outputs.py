@@ -8,6 +8,7 @@ import json
 import shutil
 from collections.abc import Sequence
 
+from rich.markup import escape
 from rich.table import Table
 
 from edgeprune.extras import require
@@ -50,8 +51,8 @@ def points_table(result: OptimizeResult) -> Table:
     """Every point tried as a rich table (``*`` after a latency: an estimate; last column: on the Pareto front)."""
     front = {p.iteration for p in pareto(result.points)}
     t = Table(title=f"optimize: {len(result.points)} points tried", caption=result.explanation)
-    for col in (*_point_columns(result.points), "pareto"):
-        t.add_column(col, justify="left" if col in ("changed", "budgets") else "right")
+    for col in (*_point_columns(result.points), "pareto"):  # "[p10, p90]" is text, not rich markup
+        t.add_column(escape(col), justify="left" if col in ("changed", "budgets") else "right")
     for p in result.points:
         t.add_row(*_point_row(p), "*" if p.iteration in front else "")
     return t
@@ -79,7 +80,7 @@ def write_outputs(result: OptimizeResult, title: str = "edgeprune optimize") -> 
     }
     write_atomic(run / "pareto.json", json.dumps(summary, indent=2))
     goals = json.loads((run / CONFIG_NAME).read_text())["goals"]
-    pareto_png, budgets_png = _pareto_png(result.points, front, goals), _budgets_png(result.points)
+    pareto_png, budgets_png = _pareto_png(result.points, front, goals), _png(budgets_figure(result.points))
     write_report(report_sections(result, goals, pareto_png, budgets_png), run, title)
 
 
@@ -201,7 +202,8 @@ def _pareto_png(points: Sequence[Point], front: Sequence[Point], goals: dict) ->
     return _png(fig)
 
 
-def _budgets_png(points: Sequence[Point]) -> bytes:
+def budgets_figure(points: Sequence[Point]):
+    """Each component's removed fraction over the iterations, one row per component in the model's order."""
     require("matplotlib", "plot", "the optimize report plots").use("Agg")
     plt = require("matplotlib.pyplot", "plot", "the optimize report plots")
 
@@ -221,10 +223,11 @@ def _budgets_png(points: Sequence[Point]) -> bytes:
         ax.set_ylabel(name, rotation=0, ha="right", va="center")
         ax.yaxis.set_major_formatter(lambda v, _pos: f"{v:.0%}")
         ax.tick_params(labelsize=7)
+    axes[-1, 0].xaxis.get_major_locator().set_params(integer=True)
     axes[-1, 0].set_xlabel("iteration (kept points marked)")
     axes[0, 0].set_title("fraction of each component removed", fontsize=10)
     fig.tight_layout()
-    return _png(fig)
+    return fig
 
 
 def _png(fig) -> bytes:

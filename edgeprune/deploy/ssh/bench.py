@@ -59,14 +59,15 @@ class RemoteBench:
 
     def table(self) -> Any:
         """A ``rich`` table: latency per model and runtime; speed-up over eager (same model) and the first model."""
+        from rich.markup import escape
         from rich.table import Table
 
         where = self.measurements[0].provenance.where if self.measurements else self.target.where
         table = Table(title=f"on {where}")
         base = self.measurements[0].model if self.measurements else "first"
         cols = ("model", "runtime", "ms: median [p10, p90]", "runs", "artifact", "x eager", f"x {base}")
-        for col in cols:
-            table.add_column(col, justify="left" if col in ("model", "runtime") else "right")
+        for col in cols:  # "[p10, p90]" is text, not rich markup
+            table.add_column(escape(col), justify="left" if col in ("model", "runtime") else "right")
         eager = {m.model: m.latency.median_ms for m in self.measurements if m.runtime == "pytorch-eager" and m.latency}
         first: dict[str, float] = {}
         for m in self.measurements:
