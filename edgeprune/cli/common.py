@@ -207,7 +207,7 @@ def verbosity_args(p: argparse.ArgumentParser, top: bool) -> None:
     g = p.add_mutually_exclusive_group()
     default = logging.INFO if top else argparse.SUPPRESS
     g.add_argument("-v", "--verbose", dest="log_level", action="store_const", const=logging.DEBUG, default=default,
-                   help="also debug lines on stderr (commands run, files written)")  # fmt: skip
+                   help="also debug lines on stderr (steps within stages, commands run)")  # fmt: skip
     g.add_argument("-q", "--quiet", dest="log_level", action="store_const", const=logging.WARNING, default=default,
                    help="no progress lines on stderr, only warnings and errors")  # fmt: skip
 
