@@ -19,7 +19,10 @@ Methods, at 20/40/60/80 % of parameters removed, each without and with a short f
 - ``vanilla``: ``prune(..., Budget(total=f), mode="vanilla")`` (whole-model groups, latent prunable).
 - ``component``: ``Budget(total=f)``, ``mode="component"`` (one ranking across components, interfaces kept).
 - ``component+sens``: ``Budget(total=f, allocate="sensitivity")`` with a sensitivity report measured on the
-  output-fidelity proxy over 256 replay-buffer samples (training episodes: disjoint from the evaluation seeds).
+  task metric — the planner's closed-loop return on ``--sensitivity-episodes`` episodes with env seeds 3000…,
+  disjoint from the evaluation seeds (2000…) and the training seeds.
+- ``component+proxy`` (not run by default): the same allocation from the data-free output-fidelity proxy over
+  256 replay-buffer samples.
 
 Evaluation: the latent MPPI planner on ``--episodes`` seeded episodes (seeds 2000…); every model of a trained
 network sees the same seeds, so differences are paired. Models with bit-identical weights are evaluated once.
@@ -47,10 +50,12 @@ from edgeprune.control.env import random_act_fn
 from edgeprune.control.pretrained import EVAL_SEED0, PLANNER_SEED, STEM, pretrained_dir
 from edgeprune.control.train import train_and_save
 from edgeprune.io import write_atomic
-from edgeprune.prune import Budget, prune, sensitivity
+from edgeprune.prune import Budget, SensitivityReport, prune, sensitivity
 
 FRACTIONS = (0.2, 0.4, 0.6, 0.8)
 METHODS = ("torch-pruning", "vanilla", "component", "component+sens")
+ALL_METHODS = (*METHODS, "component+proxy")
+SENSITIVITY_SEED0 = 3000  # sensitivity episodes: disjoint from training (seed * 100000 + ep) and evaluation (2000…)
 OUT = Path("benchmarks/results/control")
 # two-sided 95 % Student-t quantiles by degrees of freedom (>= 120: normal)
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
@@ -120,6 +125,8 @@ def calibration(replay: Replay, n: int = 256, seed: int = 0) -> tuple[torch.Tens
 
 
 def pruner_for(method: str, model: nn.Module, inputs, report) -> Callable[[float], tuple[nn.Module, dict]]:
+    """``fraction -> (pruned model, details)`` for one method; ``report``: the sensitivity report it allocates by."""
+
     def run(f: float) -> tuple[nn.Module, dict]:
         if method == "torch-pruning":
             pruned, ratio = torch_pruning(model, f, inputs)
@@ -181,20 +188,42 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
     if True in variants and "planner_finetuned" not in baseline:
         baseline["planner_finetuned"] = evaluate(tune(model))
     log(f"unpruned {ci95(baseline['planner'])[0]:.1f}, random {ci95(baseline['random'])[0]:.1f}")
-    report, sens_s = None, info.get("sensitivity_seconds", 0.0)
-    if "component+sens" in methods:
+    sens_seeds = list(range(SENSITIVITY_SEED0, SENSITIVITY_SEED0 + args.sensitivity_episodes))
+
+    def closed_loop_return(m: nn.Module) -> float:
+        return float(np.mean(rollout(Planner(m, planner_cfg).act_fn(PLANNER_SEED), sens_seeds)))
+
+    reports, sens_s = {}, dict(info.get("sensitivity_seconds", {}))
+    for method, key, stem in (("component+sens", "sensitivity", "sensitivity"),
+                              ("component+proxy", "sensitivity_proxy", "sensitivity_proxy")):  # fmt: skip
+        if method not in methods:
+            continue
+        if info.get(key):  # measured by an earlier run of this command: reuse it, so resumed points agree
+            reports[method] = SensitivityReport.from_dict(info[key])
+            continue
         t = time.perf_counter()
-        report = sensitivity(model, calibration(replay))
-        sens_s = round(time.perf_counter() - t, 1)
-        log(f"sensitivity ({sens_s:.0f} s):\n{report}")
-        report.plot(out / f"sensitivity_{name}.png")
+        if method == "component+sens":
+            metric_name = f"closed-loop return, {len(sens_seeds)} episodes (seeds {sens_seeds[0]}–{sens_seeds[-1]})"
+            reports[method] = sensitivity(
+                model, inputs, metric=closed_loop_return, metric_name=metric_name, constraints=None
+            )
+        else:
+            reports[method] = sensitivity(model, calibration(replay))
+        sens_s[key] = round(time.perf_counter() - t, 1)
+        log(f"{key} ({sens_s[key]:.0f} s):\n{reports[method]}")
+        reports[method].plot(out / f"{stem}_{name}.png")
     runs: list[dict] = info.get("runs", [])
     evaluated = {r["weights_digest"]: r["returns"] for r in runs}
     commands = [*info.get("commands", []), command]
     info = {"commands": commands, "model": name, "weights": str(weights), "params": n0, "eval_seeds": seeds,
             "planner": planner_cfg.to_dict(), "finetune_steps": args.finetune_steps, "finetune_lr": args.finetune_lr,
             "torch_threads": torch.get_num_threads(), "baseline": baseline,
-            "sensitivity": report.to_dict() if report else info.get("sensitivity"), "sensitivity_seconds": sens_s,
+            "sensitivity_seeds": sens_seeds,
+            "sensitivity": reports["component+sens"].to_dict() if "component+sens" in reports
+            else info.get("sensitivity"),
+            "sensitivity_proxy": reports["component+proxy"].to_dict() if "component+proxy" in reports
+            else info.get("sensitivity_proxy"),
+            "sensitivity_seconds": sens_s,
             "runs": runs, "seconds": info.get("seconds", 0.0)}  # fmt: skip
     seconds0 = info["seconds"]
     done = {(r["method"], r["finetune"], r["fraction"]) for r in runs}
@@ -204,7 +233,7 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
             if not todo:
                 continue
             t = time.perf_counter()
-            pruned, extra = pruner_for(method, model, inputs, report)(f)
+            pruned, extra = pruner_for(method, model, inputs, reports.get(method))(f)
             prune_s = time.perf_counter() - t
             for ft in todo:
                 t = time.perf_counter()
@@ -401,9 +430,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=str(OUT))
     p.add_argument("--episodes", type=int, default=30)
     p.add_argument("--fractions", default=",".join(map(str, FRACTIONS)))
-    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--methods", default=",".join(METHODS), help=f"any of {', '.join(ALL_METHODS)}")
     p.add_argument("--finetune", choices=("both", "none", "only"), default="both",
                    help="evaluate without and with the fine-tune (both), or one of them")  # fmt: skip
+    p.add_argument("--sensitivity-episodes", type=int, default=10,
+                   help="episodes (env seeds 3000…) per sensitivity measurement of component+sens")  # fmt: skip
     p.add_argument("--finetune-steps", type=int, default=300)
     p.add_argument("--finetune-lr", type=float, default=3e-4)
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the machine is shared)")

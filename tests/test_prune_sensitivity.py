@@ -39,6 +39,10 @@ def test_sensitivity_report_measures_every_component_and_the_interfaces(tdmpc_an
     assert (tmp_path / "s.png").stat().st_size > 0
     assert json.loads((tmp_path / "s.json").read_text())["suggest_protect"] == report.suggest_protect()
     assert "suggest protecting" in str(report)
+    assert SensitivityReport.load(tmp_path / "s.json") == report  # measured once, reused by later prunes
+    (tmp_path / "bad.json").write_text('{"metric": "x"}')
+    with pytest.raises(PruneError, match="not a sensitivity report"):
+        SensitivityReport.load(tmp_path / "bad.json")
 
 
 def test_sensitivity_allocation_hits_the_model_wide_target(tdmpc_and_report) -> None:

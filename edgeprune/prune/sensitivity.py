@@ -88,8 +88,29 @@ class SensitivityReport:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "suggest_protect": self.suggest_protect()}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SensitivityReport:
+        """The inverse of :meth:`to_dict` (derived keys such as ``suggest_protect`` are recomputed)."""
+        try:
+            items = [Item(i["name"], i["kind"], int(i["params"]), [Cut(**c) for c in i["cuts"]]) for i in data["items"]]
+            return cls(str(data["metric"]), float(data["base"]), int(data["params"]), items)
+        except (KeyError, TypeError, ValueError) as e:
+            raise PruneError(
+                f"not a sensitivity report ({type(e).__name__}: {e})",
+                expected="the JSON written by SensitivityReport.save()",
+                fix="measure it again with sensitivity(model, inputs) and save it",
+            ) from None
+
     def save(self, path: str | Path) -> None:
         write_atomic(path, json.dumps(self.to_dict(), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> SensitivityReport:
+        """A report written by :meth:`save`."""
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as e:
+            raise PruneError(f"cannot read the sensitivity report {path}: {e}", fix="check the path") from None
 
     def __str__(self) -> str:
         fractions = sorted({c.fraction for i in self.items for c in i.cuts})
