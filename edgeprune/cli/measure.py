@@ -220,7 +220,7 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
         try:
             emu.wait()
         except KeyboardInterrupt:
-            console.print("stopping")
+            log.info("stopping the emulated board")
     return 0
 
 
