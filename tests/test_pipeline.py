@@ -295,7 +295,7 @@ def test_resume_after_the_run_is_killed(tmp_path: Path) -> None:
     assert len(before) >= 2 and all(json.loads(line) for line in before)  # whole lines only
     assert subprocess.run(args, env=env, capture_output=True, timeout=300).returncode == 2  # refuses without --resume
     resumed = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stdout[-2000:]
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     after = log.read_text().splitlines()
     assert after[: len(before)] == before and len(after) > len(before)
     assert json.loads((run / "pareto.json").read_text())["met"]

@@ -46,4 +46,9 @@ def parser() -> argparse.ArgumentParser:
     for path, command in commands(p):
         command.formatter_class = HelpFormatter
         verbosity_args(command, top=not path)
+        for action in command._actions:  # a command's --help opens with the line `edgeprune --help` lists it by
+            if isinstance(action, argparse._SubParsersAction):
+                for listed in action._choices_actions:
+                    sub_parser = action.choices[listed.dest]
+                    sub_parser.description = sub_parser.description or listed.help
     return p

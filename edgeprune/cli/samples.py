@@ -19,8 +19,10 @@ def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "samples",
         help="write int8 calibration samples (.npz keyed by input name) for --calib",
-        description="replay: real (obs, action) pairs from the shipped TD-MPC replay buffer; example: draws of the "
-        "model's example_inputs() (random: smoke tests only). For your own model save real inputs with np.savez.",
+        description="Write int8 calibration samples (.npz keyed by input name) for --calib.\n"
+        "replay: real (obs, action) pairs from the shipped TD-MPC replay buffer;\n"
+        "example: draws of the model's example_inputs() (random: smoke tests only).\n"
+        "For your own model save a few hundred real inputs with np.savez.",
         epilog=example(
             "edgeprune samples edgeprune.control.pretrained:pretrained_tdmpc --source replay --out out/samples.npz"
         ),
