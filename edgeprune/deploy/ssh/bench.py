@@ -9,6 +9,7 @@ versions, power mode and clocks.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,8 @@ from edgeprune.export.tensorrt import PRECISIONS
 from edgeprune.io import write_atomic
 from edgeprune.measure.record import ComponentShare, LatencyStats, Measurement, Provenance
 from edgeprune.profiling.ort import component_times, node_components
+
+logger = logging.getLogger(__name__)
 
 RUNNER = "runner.py"
 TIMING_FILE = "ep_timing.py"  # edgeprune.measure.timing, imported by the runner on the board
@@ -120,13 +123,16 @@ def bench_remote(
         raise EdgepruneError(f"model labels {bad} cannot name a directory on the board", expected="e.g. 'pruned-50'")
     deploy = Path(work_dir) / "deploy"
     for name, (model, inputs) in models.items():
+        logger.info("%s: exporting the bundle", name)
         onnx = (onnx_paths or {}).get(name)
         prepare_bundle(model, inputs, deploy / "bundles" / name, onnx_path=onnx,
                        program=not runtimes or "pytorch-eager" in runtimes)  # fmt: skip
     write_atomic(deploy / RUNNER, resources.files("edgeprune.deploy.ssh").joinpath("remote.py").read_bytes())
     write_atomic(deploy / TIMING_FILE, resources.files("edgeprune.measure").joinpath("timing.py").read_bytes())
     t0 = time.perf_counter()
+    logger.info("copying changed files to %s", target.where)
     report = sync_dir(target, deploy, f"{target.remote_dir}/deploy")
+    logger.info("timing on the board (%s)", ", ".join(runtimes) if runtimes else "every runtime it has")
     request = {
         "root": target.remote_dir,
         "bundles": {name: f"deploy/bundles/{name}" for name in models},
