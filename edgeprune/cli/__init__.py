@@ -11,7 +11,8 @@ from rich.markup import escape
 
 from edgeprune import __version__
 from edgeprune.cli import boards, measure, optimize, prune, samples, sweep
-from edgeprune.cli.common import HelpFormatter, commands, err_console, example, setup_logging, verbosity_args
+from edgeprune.cli.common import HelpFormatter, commands, example, verbosity_args
+from edgeprune.cli.output import err_console, setup_logging
 from edgeprune.errors import EdgepruneError
 from edgeprune.interrupts import exit_status, interruptible
 

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from edgeprune.boards import board_details, boards_table, check_fit, fit_artifact, load_board
-from edgeprune.cli.common import console, example
+from edgeprune.boards import (
+    board_details,
+    boards_table,
+    check_fit,
+    fit_artifact,
+    load_board,
+)
+from edgeprune.cli.common import example
+from edgeprune.cli.output import console
 
 
 def add(sub: argparse._SubParsersAction) -> None:

@@ -8,16 +8,14 @@ from pathlib import Path
 
 from edgeprune.boards import load_board
 from edgeprune.cli.common import (
-    console,
     example,
     given,
-    log,
     model_args,
     plan_args,
     ssh_args,
     ssh_target,
-    stage,
 )
+from edgeprune.cli.output import console, log, stage
 from edgeprune.errors import EdgepruneError
 from edgeprune.io import write_atomic
 from edgeprune.models.spec import load_model

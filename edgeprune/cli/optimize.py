@@ -8,15 +8,14 @@ from pathlib import Path
 from edgeprune.boards import load_board
 from edgeprune.cli.common import (
     components_of,
-    console,
     example,
     given,
     load_callable,
     model_args,
     ssh_args,
     ssh_target,
-    stage,
 )
+from edgeprune.cli.output import console, stage
 from edgeprune.demo import DemoSettings
 from edgeprune.errors import EdgepruneError
 from edgeprune.models.spec import load_model

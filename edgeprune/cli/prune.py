@@ -11,13 +11,11 @@ from edgeprune.cli.common import (
     budget_args,
     budget_of,
     components_of,
-    console,
     example,
-    log,
     model_args,
     plan_args,
-    stage,
 )
+from edgeprune.cli.output import console, log, stage
 from edgeprune.errors import EdgepruneError
 from edgeprune.io import write_atomic
 from edgeprune.models import list_models

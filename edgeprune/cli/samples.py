@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from edgeprune.calib_samples import SOURCES, make_samples
-from edgeprune.cli.common import console, example
+from edgeprune.cli.common import example
+from edgeprune.cli.output import console
 from edgeprune.errors import EdgepruneError
 from edgeprune.io import write_atomic
 from edgeprune.models.spec import load_model

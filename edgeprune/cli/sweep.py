@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from edgeprune.cli.common import console, example, log, number, stage
+from edgeprune.cli.common import example, number
+from edgeprune.cli.output import console, log, stage
 from edgeprune.errors import EdgepruneError
 
 

@@ -152,8 +152,9 @@ def _scaled(value: float | None, scale: float) -> str:
 
 
 def _latency_text(m: Measurement) -> str:
-    """Median [p10, p90] in ms, ``*`` after an estimate."""
-    assert m.latency is not None
+    """Median [p10, p90] in ms, ``*`` after an estimate ("-": the runner had no timer)."""
+    if m.latency is None:
+        return "-"
     return m.latency.text(3) + ("*" if m.provenance.kind == "estimated" else "")
 
 
