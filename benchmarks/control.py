@@ -226,6 +226,7 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
             "sensitivity_seconds": sens_s,
             "runs": runs, "seconds": info.get("seconds", 0.0)}  # fmt: skip
     seconds0 = info["seconds"]
+    write_atomic(path, json.dumps(info, indent=1) + "\n")  # baseline and sensitivity kept if the run is killed
     done = {(r["method"], r["finetune"], r["fraction"]) for r in runs}
     for f in fractions:
         for method in methods:
@@ -285,30 +286,35 @@ def cmd_render(args: argparse.Namespace) -> None:
 
 
 def _cells(infos: list[dict], method: str, ft: bool, f: float, against: str = "torch-pruning"):
-    """Per (model, episode): raw return, normalized return, and the matching returns of ``against``."""
-    raw, norm, tp_raw, tp_norm = [], [], [], []
+    """Per (model, episode) of the models that ran both points: raw return, normalized return, the matching
+    returns of ``against``, and how many models that is (None when no model ran both)."""
+    raw, norm, tp_raw, tp_norm, models = [], [], [], [], 0
     for info in infos:
         runs = {(r["method"], r["finetune"], r["fraction"]): r for r in info["runs"]}
         r, ref = runs.get((method, ft, f)), runs.get((against, ft, f))
         if r is None or ref is None:
-            return None
+            continue
+        models += 1
         raw += r["returns"]
         norm += normalized(r["returns"], info["baseline"]).tolist()
         tp_raw += ref["returns"]
         tp_norm += normalized(ref["returns"], info["baseline"]).tolist()
-    return np.array(raw), np.array(norm), np.array(tp_raw), np.array(tp_norm)
+    if not models:
+        return None
+    return np.array(raw), np.array(norm), np.array(tp_raw), np.array(tp_norm), models
 
 
 def markdown(infos: list[dict]) -> str:
     fractions = sorted({r["fraction"] for i in infos for r in i["runs"]})
-    methods = [m for m in METHODS if any(r["method"] == m for i in infos for r in i["runs"])]
+    methods = [m for m in ALL_METHODS if any(r["method"] == m for i in infos for r in i["runs"])]
     n_ep = len(infos[0]["eval_seeds"])
     lines = [
         "# Control benchmark: pruned TD-MPC-style models on Pendulum-v1 (latent MPPI planner)",
         "",
         f"{len(infos)} independently trained model(s) ({', '.join(i['model'] for i in infos)}) × {n_ep} episodes "
         f"(env seeds {infos[0]['eval_seeds'][0]}–{infos[0]['eval_seeds'][-1]}) per point; cells pool the "
-        f"{len(infos) * n_ep} (model, episode) pairs. Commands:",
+        f"{len(infos) * n_ep} (model, episode) pairs (a cell marked [k of n models] pools the models that ran it). "
+        "Commands:",
         "",
         *[f"    {c}" for i in infos for c in i["commands"]],
         "",
@@ -348,9 +354,10 @@ def markdown(infos: list[dict]) -> str:
                     if m != methods[0]:
                         diffs.append("")
                     continue
-                raw, norm, _, tp_norm = c
+                raw, norm, _, tp_norm, models = c
                 nm, nh = ci95(norm)
-                cells.append(f"{nm:.2f} ± {nh:.2f} ({np.mean(raw):.0f})")
+                few = f" [{models} of {len(infos)} models]" if models < len(infos) else ""
+                cells.append(f"{nm:.2f} ± {nh:.2f} ({np.mean(raw):.0f}){few}")
                 if m != methods[0]:
                     d, dh = ci95(norm - tp_norm)
                     mark = " *" if abs(d) > dh else ""
@@ -378,7 +385,7 @@ def plot(infos: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fractions = sorted({r["fraction"] for i in infos for r in i["runs"]})
-    methods = [m for m in METHODS if any(r["method"] == m for i in infos for r in i["runs"])]
+    methods = [m for m in ALL_METHODS if any(r["method"] == m for i in infos for r in i["runs"])]
     variants = sorted({r["finetune"] for i in infos for r in i["runs"]})
     fig, axes = plt.subplots(2, len(variants), figsize=(5.5 * len(variants), 7.5), sharex=True, squeeze=False)
     for col, ft in enumerate(variants):
@@ -389,7 +396,7 @@ def plot(infos: list[dict], path: Path) -> None:
                 c = _cells(infos, m, ft, f)
                 if c is None:
                     continue
-                _, norm, _, tp_norm = c
+                _, norm, _, tp_norm, _ = c
                 xs.append(100 * f)
                 y, h = ci95(norm)
                 d, dh = ci95(norm - tp_norm)

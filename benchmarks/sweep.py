@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -72,19 +73,30 @@ def run(spec: Path, out: Path, mode: str, cpus: int) -> dict:
     flags = ["--serial"] if mode == "serial" else ["--cpus", str(cpus)]
     cmd = [sys.executable, "-m", "edgeprune.cli", "sweep", str(spec), "--out", str(out), *flags]
     load_before = os.getloadavg()[0]
+    cpu_before = _children_cpu()
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "RAY_ADDRESS": ""})
     seconds = time.perf_counter() - start
+    cpu = _children_cpu() - cpu_before
     if proc.returncode != 0:
         raise SystemExit(f"{mode} sweep failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     records = {p.stem: json.loads(p.read_text()) for p in sorted((out / "points").glob("*.json"))}
     return {
         "mode": mode,
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "load_before": load_before,
         "load_after": os.getloadavg()[0],
         "records": records,
     }
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of this process's finished descendants: the sweep command and every process
+    it waited for (converters, compilers, QEMU; Ray's workers only as far as Ray reaps them, so a lower bound
+    on Ray's side)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def differences(a: dict, b: dict) -> list[str]:
@@ -139,6 +151,8 @@ def main() -> None:
                 {
                     "serial_s": serial["seconds"],
                     "ray_s": ray["seconds"],
+                    "serial_cpu_s": serial["cpu_seconds"],
+                    "ray_cpu_s": ray["cpu_seconds"],
                     "speedup": serial["seconds"] / ray["seconds"],
                     "identical": not diff,
                     "differences": diff,
@@ -149,7 +163,8 @@ def main() -> None:
                 }
             )
             print(
-                f"pair {i + 1}: serial {serial['seconds']:.1f} s, Ray {ray['seconds']:.1f} s, "
+                f"pair {i + 1}: serial {serial['seconds']:.1f} s ({serial['cpu_seconds']:.0f} CPU-s), "
+                f"Ray {ray['seconds']:.1f} s ({ray['cpu_seconds']:.0f} CPU-s), "
                 f"speedup {pairs[-1]['speedup']:.2f}x, identical {not diff}, load {pairs[-1]['load']}",
                 flush=True,
             )
@@ -164,11 +179,14 @@ def main() -> None:
         "goal": GOAL,
     }
     lines = [
-        "| pair | serial s | Ray s | speedup | identical | load avg (serial before/after, Ray before/after) |",
-        "|---|---|---|---|---|---|",
+        "| pair | serial s | Ray s | speedup | serial CPU-s (cores busy) | Ray CPU-s (lower bound) | identical | "
+        "load avg (serial before/after, Ray before/after) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {i + 1} | {p['serial_s']:.1f} | {p['ray_s']:.1f} | {p['speedup']:.2f}x | {p['identical']} | "
+        f"| {i + 1} | {p['serial_s']:.1f} | {p['ray_s']:.1f} | {p['speedup']:.2f}x | "
+        f"{p['serial_cpu_s']:.0f} ({p['serial_cpu_s'] / p['serial_s']:.2f}) | {p['ray_cpu_s']:.0f} | "
+        f"{p['identical']} | "
         f"{' / '.join(f'{x:.1f}' for x in p['load'])} |"
         for i, p in enumerate(pairs)
     ]

@@ -180,3 +180,81 @@ def test_a_toml_spec_reads_paths_relative_to_itself(tmp_path: Path) -> None:
     spec = SweepSpec.load(tmp_path / "s.toml")
     assert [m.name for m in spec.models] == ["simple", "t"]
     assert spec.models[1].calib == str(tmp_path.resolve() / "calib" / "t.npz")
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "knapsack"])
+def test_optimize_evaluates_a_rounds_candidates_as_ray_tasks_and_finds_the_serial_points(
+    tmp_path: Path, state_dir: Path, strategy: str
+) -> None:
+    import scale_metrics
+    import torch
+
+    from edgeprune.boards import load_board
+    from edgeprune.boards.runner import CostModelRunner
+    from edgeprune.measure.runner import Subject
+    from edgeprune.models import create_model
+    from edgeprune.pipeline import Goals, OptimizeOptions, allocation, fidelity_metric, optimize
+    from edgeprune.scale.executor import RayExecutor
+
+    torch.manual_seed(0)
+    model = create_model("simple").eval()
+    inputs = model.example_inputs(1)
+    runner = CostModelRunner(load_board("nucleo-l4r5zi"))
+    baseline = runner.measure(Subject("m", model, inputs, tmp_path / "baseline")).latency_ms
+    goals = Goals(latency_ms=0.3 * baseline, max_drop=1.0)
+    options = OptimizeOptions(strategy=allocation.strategy(strategy), step=0.1)
+    evaluate = fidelity_metric(model, model.example_inputs(16))
+
+    serial = optimize(model, inputs, runner, evaluate, goals, tmp_path / "serial", options)
+    on_ray = optimize(model, inputs, runner, scale_metrics.recording(evaluate), goals, tmp_path / "ray", options,
+                      executor=RayExecutor(ray, retries=0))  # fmt: skip
+
+    def facts(result):
+        return [(p.budgets, p.metric, p.accepted, p.changed, p.result.latency_ms) for p in result.points]
+
+    assert serial.met and len(serial.points) > 2
+    assert facts(on_ray) == facts(serial) and on_ray.chosen.iteration == serial.chosen.iteration
+    pids = {int(f.name.split("-")[1]) for f in (state_dir / "evaluated").iterdir()}
+    assert pids - {os.getpid()}, "every candidate was evaluated in this process, none in a Ray worker"
+
+
+def test_cli_optimize_parallel_on_ray_and_serially_without_it(tmp_path: Path) -> None:
+    from edgeprune.cli import main
+
+    args = ["optimize", "simple", "--board", "nucleo-l4r5zi", "--latency-ms", "0.05", "--eval", "fidelity",
+            "--strategy", "greedy", "--max-iterations", "3"]  # fmt: skip
+    main([*args, "--parallel", "--out", str(tmp_path / "ray")])  # goal met or not: exit 0 or 1, points recorded
+    assert len((tmp_path / "ray" / "iterations.jsonl").read_text().splitlines()) == 4
+    assert main([*args, "--address", "localhost:1", "--out", str(tmp_path / "x")]) == 2  # --address needs --parallel
+    code = "import sys; sys.modules['ray'] = None; from edgeprune.cli import main; sys.exit(main(sys.argv[1:]))"
+    cmd = [sys.executable, "-c", code, *args, "--parallel", "--out", str(tmp_path / "serial")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert "Ray is not installed" in " ".join(proc.stdout.split()), proc.stdout + proc.stderr
+    serial = (tmp_path / "serial" / "iterations.jsonl").read_text().splitlines()
+    parallel = (tmp_path / "ray" / "iterations.jsonl").read_text().splitlines()
+    assert [json.loads(a)["budgets"] for a in serial] == [json.loads(b)["budgets"] for b in parallel]
+
+
+def test_optimize_refuses_a_metric_ray_cannot_send_with_a_clear_error(tmp_path: Path) -> None:
+    import threading
+
+    import torch
+
+    from edgeprune.boards import load_board
+    from edgeprune.boards.runner import CostModelRunner
+    from edgeprune.errors import EdgepruneError
+    from edgeprune.models import create_model
+    from edgeprune.pipeline import Goals, optimize
+    from edgeprune.scale.executor import RayExecutor
+
+    model = create_model("simple").eval()
+    inputs = model.example_inputs(1)
+    lock = threading.Lock()  # a metric holding a lock cannot be pickled
+
+    def evaluate(m: torch.nn.Module) -> float:
+        with lock:
+            return 0.0
+
+    with pytest.raises(EdgepruneError, match="cannot be sent to the Ray workers"):
+        optimize(model, inputs, CostModelRunner(load_board("nucleo-l4r5zi")), evaluate, Goals(latency_ms=1e-6),
+                 tmp_path / "run", executor=RayExecutor(ray, retries=0))  # fmt: skip

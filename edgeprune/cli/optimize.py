@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from edgeprune.boards import load_board
@@ -67,6 +68,14 @@ def add(sub: argparse._SubParsersAction) -> None:
         "--engine", choices=("onnxruntime", "pytorch-eager"), help="an engine on this machine (no --board)"
     )
     ssh_args(p, runtimes="the one runtime to measure with on the board (default: onnxruntime)")
+    ray = p.add_argument_group("candidates in parallel (the scale extra: Ray; default: one after another here)")
+    ray.add_argument(
+        "--parallel",
+        action="store_true",
+        help="evaluate each round's candidate cuts as Ray tasks (Ray started here), the next round's while the "
+        "target measures; the same points as without",
+    )
+    ray.add_argument("--address", help="with --parallel: a running Ray cluster (HOST:6379, ray://HOST:10001)")
     p.set_defaults(run=_cmd_optimize)
 
     p = sub.add_parser(
@@ -107,7 +116,9 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
         ),
     )
     target = _optimize_target(args)
-    with stage("optimize"):
+    with contextlib.ExitStack() as stack:
+        executor = _candidates_executor(args, stack)
+        stack.enter_context(stage("optimize"))
         result = optimize(
             model,
             inputs,
@@ -117,12 +128,29 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
             args.out,
             options,
             resume=args.resume,
+            executor=executor,
         )
     write_outputs(result)
     console.print(points_table(result))
     verdict = "[green]goals met[/]" if result.met else "[bold red]goals not met[/]"
     console.print(f"{verdict}: {result.explanation}; chosen point {result.chosen.iteration} in {args.out}/chosen/")
     return 0 if result.met else 1
+
+
+def _candidates_executor(args: argparse.Namespace, stack: contextlib.ExitStack):
+    """Ray (started here, or the cluster at --address) for --parallel, held open by ``stack``; else None."""
+    if args.address and not args.parallel:
+        raise EdgepruneError("--address is where --parallel runs the candidates", fix="add --parallel")
+    if not args.parallel:
+        return None
+    from edgeprune.extras import MissingExtraError
+    from edgeprune.scale.executor import ray_executor
+
+    try:
+        return stack.enter_context(ray_executor(args.address, {}, retries=0))
+    except MissingExtraError as exc:
+        console.print(f"Ray is not installed ({exc.fix}): candidates are evaluated one after another", highlight=False)
+        return None
 
 
 def _optimize_target(args: argparse.Namespace):

@@ -55,9 +55,11 @@ class Subject:
 
 
 class Runner(abc.ABC):
-    """One way of measuring a model (a runtime here, a board, an estimator). ``name`` says which, for people."""
+    """One way of measuring a model (a runtime here, a board, an estimator). ``name`` says which, for people;
+    ``times_here``: it times on this machine's CPU, so nothing else should run here while it measures."""
 
     name: str = "?"
+    times_here: bool = False
 
     @abc.abstractmethod
     def measure(self, subject: Subject) -> Measurement:

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,9 +26,10 @@ from edgeprune.io import write_atomic
 from edgeprune.measure.record import Measurement
 from edgeprune.measure.runner import Runner, Subject
 from edgeprune.pipeline import allocation
+from edgeprune.pipeline.candidates import ParallelMenus
 from edgeprune.pipeline.fingerprint import run_fingerprint
 from edgeprune.pipeline.runlog import POINTS_NAME, Point, RunLog, point_dir
-from edgeprune.prune import Budget, Components, PruneResult, prune, save_weights
+from edgeprune.prune import Budget, Components, PruneReport, prune, save_weights
 from edgeprune.prune.counting import macs_per_component, params_per_component
 from edgeprune.prune.importance import ImportanceSpec, importance_name
 
@@ -106,10 +108,16 @@ def optimize(
     *,
     resume: bool = False,
     progress: Callable[[str], None] | None = None,
+    executor: Any = None,
 ) -> OptimizeResult:
     """Prune ``model`` component by component until ``goals`` hold on ``target``, any
     :class:`~edgeprune.measure.runner.Runner` (see the module docstring and :class:`OptimizeOptions`);
-    ``resume`` continues the run in ``run_dir`` when its configuration is the same."""
+    ``resume`` continues the run in ``run_dir`` when its configuration is the same.
+
+    ``executor`` (:mod:`edgeprune.scale.executor`, e.g. from ``ray_executor``): each round's candidate cuts
+    are its tasks, and the next round's start while the target measures (unless the target times on this
+    machine, :attr:`Runner.times_here`); the points are the same as without it. None: one after another here.
+    """
     o = options
     protect, round_to, step, min_step = tuple(o.protect), o.round_to, o.step, o.min_step
     max_fraction, max_iterations, finetune = o.max_fraction, o.max_iterations, o.finetune
@@ -136,13 +144,31 @@ def optimize(
     run = Path(run_dir)
     (run / POINTS_NAME).mkdir(exist_ok=True)  # with config.json: the run directory is recognisable from the start
 
+    menus = ParallelMenus(executor) if executor is not None else None
+    overlap = menus is not None and not target.times_here  # a round's menus may run beside the measurement
+
+    def cuts_at(budgets: dict[str, float], params: dict[str, int], base_metric: float) -> allocation.Cuts:
+        max_drop = None if finetune is not None else goals.max_drop  # else known only after fine-tuning
+        return allocation.Cuts(
+            model, inputs, comps, protect, round_to, evaluate, budgets, params, base_metric, max_drop, o.importance
+        )
+
+    def start_next(cuts: allocation.Cuts, step: float) -> None:
+        """Start the menus of the round after the point about to be measured (they do not depend on it)."""
+        todo = [c for c in names if cuts.budgets[c] + step <= max_fraction + 1e-9]
+        levels = allocation.menu_levels(o.strategy, len(todo))
+        if overlap and todo and levels and step >= min_step and len(log.points) < max_iterations:
+            menus.start(cuts, todo, step, max_fraction, levels)
+
     if not log.points:
+        say("baseline: evaluating the metric")
+        zero, metric = dict.fromkeys(comps.names, 0.0), float(evaluate(model))
+        if overlap:  # the first round's menus beside the baseline's measurement
+            zero_params = _component_costs(model, inputs, comps, zero, protect, round_to, o.importance)[1]
+            start_next(cuts_at(zero, zero_params, metric), step)
         say("baseline: measuring on the target")
         result = target.measure(Subject("baseline", model, inputs, point_dir(run, 0)))
-        say("baseline: evaluating the metric")
-        log.append(
-            Point(0, dict.fromkeys(comps.names, 0.0), result, float(evaluate(model)), True, step, None, "baseline")
-        )
+        log.append(Point(0, zero, result, metric, True, step, None, "baseline"))
     base_metric = log.points[0].metric
     current = next(p for p in reversed(log.points) if p.accepted)
     macs, params = _component_costs(model, inputs, comps, current.budgets, protect, round_to, o.importance)
@@ -150,57 +176,68 @@ def optimize(
     step = last.step if last.accepted else last.step / 2
 
     explanation = ""
-    while True:
-        excess = goals.excess(current.result)
-        if not excess:
-            explanation = "every goal holds"
-            break
-        if len(log.points) > max_iterations:
-            explanation = f"stopped after {max_iterations} iterations with {_describe(excess)} still unmet"
-            break
-        if step < min_step:
-            explanation = (
-                f"the smallest step ({min_step:.3f}) costs more than max_drop={goals.max_drop} of the metric; "
-                f"{_describe(excess)} cannot be met within that drop"
+    try:
+        while True:
+            excess = goals.excess(current.result)
+            if not excess:
+                explanation = "every goal holds"
+                break
+            if len(log.points) > max_iterations:
+                explanation = f"stopped after {max_iterations} iterations with {_describe(excess)} still unmet"
+                break
+            if step < min_step:
+                explanation = (
+                    f"the smallest step ({min_step:.3f}) costs more than max_drop={goals.max_drop} of the metric; "
+                    f"{_describe(excess)} cannot be met within that drop"
+                )
+                break
+            candidates = [c for c in names if current.budgets[c] + step <= max_fraction + 1e-9]
+            if not candidates:
+                explanation = f"every component is at max_fraction={max_fraction}; {_describe(excess)} still unmet"
+                break
+            iteration = len(log.points)
+            where = f"iteration {iteration} (step {step:.3f})"
+            ctx = allocation.StepContext(
+                cuts_at(current.budgets, params, base_metric),
+                current.result,
+                macs,
+                excess,
+                lambda m, w=where: say(f"{w}: {m}"),
+                menus or allocation.serial_menus,
             )
-            break
-        candidates = [c for c in names if current.budgets[c] + step <= max_fraction + 1e-9]
-        if not candidates:
-            explanation = f"every component is at max_fraction={max_fraction}; {_describe(excess)} still unmet"
-            break
-        iteration = len(log.points)
-        ctx = allocation.StepContext(
-            model, inputs, comps, protect, round_to, evaluate, current.budgets, current.result, macs, params,
-            excess, base_metric, None if finetune is not None else goals.max_drop,
-            lambda m, where=f"iteration {iteration} (step {step:.3f})": say(f"{where}: {m}"), o.importance,
-        )  # fmt: skip
-        proposal = o.strategy(ctx, candidates, step, max_fraction)
-        if proposal is None:  # every cut costs more than max_drop (known before fine-tuning)
-            step /= 2
-            continue
-        pruned, metric = proposal.pruned.model, proposal.metric
-        if finetune is not None:
-            pruned = copy.deepcopy(pruned)
-            ctx.say("fine-tuning")
-            finetune(pruned)
-            metric = float(evaluate(pruned))
-        folder = point_dir(run, iteration)
-        changed = ", ".join(f"{c} {proposal.budgets[c]:.0%}" for c in proposal.changed)
-        ctx.say(f"{changed}: measuring on the target")
-        result = target.measure(Subject(f"point-{iteration:03d}", pruned, inputs, folder))
-        accepted = base_metric - metric <= goals.max_drop
-        why = "" if accepted else f"metric drop {base_metric - metric:.4g} > max_drop {goals.max_drop}"
-        point = Point(iteration, proposal.budgets, result, metric, accepted, step, ",".join(proposal.changed), why)
-        if accepted:
-            proposal.pruned.plan.save(folder / "plan.json")
-            save_weights(pruned, folder / "pruned.pt")
-            write_atomic(folder / "report.json", proposal.pruned.report.to_json())
-            current = point
-            macs, params = _report_costs(proposal.pruned)
-        else:
-            step /= 2
-        log.append(point)
-
+            proposal = o.strategy(ctx, candidates, step, max_fraction)
+            if proposal is None:  # every cut costs more than max_drop (known before fine-tuning)
+                step /= 2
+                continue
+            pruned, metric = proposal.model, proposal.metric
+            if finetune is not None:
+                pruned = copy.deepcopy(pruned)
+                ctx.say("fine-tuning")
+                finetune(pruned)
+                metric = float(evaluate(pruned))
+            accepted = base_metric - metric <= goals.max_drop
+            if accepted:
+                next_budgets, next_step = proposal.budgets, step
+                macs, params = _report_costs(proposal.report)
+            else:
+                next_budgets, next_step = current.budgets, step / 2
+            start_next(cuts_at(next_budgets, params, base_metric), next_step)
+            folder = point_dir(run, iteration)
+            changed = ", ".join(f"{c} {proposal.budgets[c]:.0%}" for c in proposal.changed)
+            ctx.say(f"{changed}: measuring on the target")
+            result = target.measure(Subject(f"point-{iteration:03d}", pruned, inputs, folder))
+            why = "" if accepted else f"metric drop {base_metric - metric:.4g} > max_drop {goals.max_drop}"
+            point = Point(iteration, proposal.budgets, result, metric, accepted, step, ",".join(proposal.changed), why)
+            if accepted:
+                proposal.plan.save(folder / "plan.json")
+                save_weights(pruned, folder / "pruned.pt")
+                write_atomic(folder / "report.json", proposal.report.to_json())
+                current = point
+            step = next_step
+            log.append(point)
+    finally:
+        if menus is not None:
+            menus.cancel()
     met = not goals.excess(current.result)
     return OptimizeResult(log.points, current, met, explanation, run)
 
@@ -217,13 +254,13 @@ def _component_costs(
     """MACs and parameters per component of the model pruned to ``budgets``."""
     if any(budgets.values()):
         budget = Budget(per_component=budgets, protect=frozenset(protect), round_to=round_to)
-        return _report_costs(prune(model, inputs, budget, components=comps, importance=importance))
+        return _report_costs(prune(model, inputs, budget, components=comps, importance=importance).report)
     return macs_per_component(model, inputs, comps), params_per_component(model, comps)
 
 
-def _report_costs(result: PruneResult) -> tuple[dict[str, int], dict[str, int]]:
+def _report_costs(report: PruneReport) -> tuple[dict[str, int], dict[str, int]]:
     """MACs and parameters per component of a pruned model, as its report counted them."""
-    rows = result.report.components
+    rows = report.components
     return {r.name: r.macs_after for r in rows}, {r.name: r.params_after for r in rows}
 
 

@@ -131,6 +131,8 @@ class HostRunner(Runner):
     component from the runtime's own profile (ONNX Runtime's node profile through the ONNX metadata, eager
     hooks per top-level child); ``memory.flash_bytes`` the size of what the runtime loads."""
 
+    times_here = True
+
     def __init__(
         self,
         engine_name: str = "onnxruntime",

@@ -59,9 +59,13 @@ class Item:
 
     @property
     def cost_per_param(self) -> float:
-        """Drop per parameter removed at the smallest cut that removed any (inf when none did)."""
-        first = next((c for c in self.cuts if c.removed), None)
-        return first.drop / first.removed if first else float("inf")
+        """Mean over the cuts that removed parameters of drop per parameter removed (inf when none did).
+
+        Every cut counts, not only the first: on a noisy task metric (a closed-loop return) the small cuts
+        often measure no drop at all, and one cut alone would make the ranking noise.
+        """
+        costs = [c.drop / c.removed for c in self.cuts if c.removed]
+        return sum(costs) / len(costs) if costs else float("inf")
 
 
 @dataclass
@@ -77,7 +81,7 @@ class SensitivityReport:
         return next(i for i in self.items if i.name == name)
 
     def suggest_protect(self) -> list[str]:
-        """Items whose first cut costs ``PROTECT_RATIO``× the median drop per parameter (or more)."""
+        """Items whose drop per parameter (:attr:`Item.cost_per_param`) is ``PROTECT_RATIO``× the median or more."""
         costs = [i.cost_per_param for i in self.items if i.cost_per_param != float("inf")]
         if len(costs) < 2:
             return []

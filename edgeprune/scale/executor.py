@@ -100,6 +100,13 @@ class Serial:
             raise handle.error
         return handle.value
 
+    def share(self, value: Any) -> Any:
+        """``value`` as an argument for many calls (here: itself)."""
+        return value
+
+    def cancel(self, pending: Sequence[Lazy]) -> None:
+        """Nothing to stop: a call not waited for never runs."""
+
 
 @dataclass
 class RayExecutor:
@@ -128,6 +135,15 @@ class RayExecutor:
             return unwrap(self.ray.get(ref))
         except self.ray.exceptions.RayTaskError as exc:
             raise (getattr(exc, "cause", None) or exc.as_instanceof_cause()) from None
+
+    def share(self, value: Any) -> Any:
+        """``value`` put in the object store once, for many calls (each would otherwise send its own copy)."""
+        return self.ray.put(value)
+
+    def cancel(self, pending: Sequence[Any]) -> None:
+        """Stop tasks whose results are no longer wanted (queued ones never start)."""
+        for ref in pending:
+            self.ray.cancel(ref)
 
 
 @contextlib.contextmanager
