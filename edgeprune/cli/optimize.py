@@ -16,7 +16,7 @@ from edgeprune.cli.common import (
     ssh_args,
     ssh_target,
 )
-from edgeprune.cli.output import console, stage
+from edgeprune.cli.output import console, log, stage
 from edgeprune.demo import DemoSettings
 from edgeprune.errors import EdgepruneError
 from edgeprune.models.spec import load_model
@@ -149,7 +149,7 @@ def _candidates_executor(args: argparse.Namespace, stack: contextlib.ExitStack):
     try:
         return stack.enter_context(ray_executor(args.address, {}, retries=0))
     except MissingExtraError as exc:
-        console.print(f"Ray is not installed ({exc.fix}): candidates are evaluated one after another", highlight=False)
+        log.warning("Ray is not installed (%s): candidates are evaluated one after another", exc.fix)
         return None
 
 
