@@ -22,10 +22,10 @@ from edgeprune.pipeline.runlog import holds_run
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """The demo's defaults: NUCLEO-L4R5ZI (Cortex-M4 at 120 MHz), emulated baseline ≈ 11.8 ms (estimate)."""
+    """The demo's defaults: NUCLEO-L4R5ZI (Cortex-M4 at 120 MHz), emulated baseline ≈ 30 ms (estimate)."""
 
     board: str = "nucleo-l4r5zi"
-    latency_ms: float = 9.0
+    latency_ms: float = 23.0
     max_drop: float = 15.0  # return units; the baseline is ≈ −155 over 5 episodes
     episodes: int = 5
     strategy: str = "knapsack"

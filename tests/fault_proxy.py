@@ -30,6 +30,7 @@ class FaultProxy:
     max_delay: float = 1.5
     kinds: tuple[str, ...] = KINDS
     injected: Counter = field(default_factory=Counter)
+    relayed: Counter = field(default_factory=Counter)  # bytes read from each side: "host", "board"
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -80,6 +81,7 @@ class FaultProxy:
 
     def _relay(self) -> None:
         pairs = {self._master: self._board, self._board: self._master}
+        side = {self._master: "host", self._board: "board"}
         while not self._stop.is_set():
             try:
                 ready, _, _ = select.select(list(pairs), [], [], 0.05)
@@ -87,6 +89,7 @@ class FaultProxy:
                     data = os.read(src, 4096)
                     if not data:
                         continue
+                    self.relayed[side[src]] += len(data)
                     out = self._fault(data)
                     if out is None:  # disconnect: the host's end goes away (its reads fail with EIO)
                         os.close(self._master)

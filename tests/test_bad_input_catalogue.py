@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +38,44 @@ def broken():
 
 def zero(model):
     return 0.0
+
+class Head(nn.Module):
+    def __init__(self, act, scale=1.0):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1, self.act, self.fc2 = nn.Linear(8, 16), act, nn.Linear(16, 10)
+        with torch.no_grad():
+            self.fc2.weight.mul_(scale)
+            self.fc2.bias.zero_()
+    def forward(self, x):
+        return torch.softmax(self.fc2(self.act(self.fc1(x))), dim=-1)
+    def example_inputs(self):
+        return torch.randn(2, 8)  # batch 2, as the bundled models' example inputs
+
+def gelu():
+    return Head(nn.GELU())
+
+def flat():  # near-uniform softmax outputs: int8 flips argmaxes within one quantization step
+    return Head(nn.ReLU(), scale=0.02)
+"""
+
+TINY_BOARD = """
+name = "tiny-m4"
+display_name = "A Cortex-M4 with 12 KiB of flash"
+vendor = "test"
+chip = "test"
+core = "cortex-m4"
+clock_hz = 80_000_000
+sram_bytes = 131_072
+flash_bytes = 12_288
+runtimes = ["tflm"]
+flash_method = "openocd"
+qemu_machine = "mps2-an386"
+
+[[sources]]
+title = "made up for the bad-input catalogue"
+url = "https://example.org/tiny-m4"
+covers = ["flash_bytes"]
 """
 
 
@@ -64,6 +103,10 @@ def _cases(tmp: Path) -> dict[str, tuple[list[str], dict[str, str], int, list[st
     boards.mkdir()
     (boards / "mine.toml").write_text("name = [broken")
     (tmp / "garbage.pt").write_bytes(b"garbage")
+    np.save(tmp / "cal8.npy", np.random.default_rng(0).standard_normal((32, 8)).astype(np.float32))
+    tiny = tmp / "tiny-boards"
+    tiny.mkdir()
+    (tiny / "tiny-m4.toml").write_text(TINY_BOARD)
     export = ["export", "simple", "--to", "onnx,tflite"]
     return {
         "plan path missing": ([*export, "--plan", str(tmp / "nope.json"), "--out", str(tmp / "o1")], {}, 2,
@@ -90,6 +133,25 @@ def _cases(tmp: Path) -> dict[str, tuple[list[str], dict[str, str], int, list[st
                                                "--arena-bytes", "1000"], {}, 2, ["not a TFLite or ONNX model file"]),
         "single-tensor example_inputs": (["prune", "catpkg17:batched", "--budget", "0.3", "--out", str(tmp / "o8")],
                                          {}, 0, ["wrote plan.json"]),
+        "exact GELU": (["export", "catpkg17:gelu", "--to", "onnx,tflm", "--calib", str(tmp / "cal8.npy"), "--out",
+                        str(tmp / "o9")], {}, 2, ["/act/Erf (Erf", "nn.GELU(approximate='tanh')"]),
+        # near-uniform outputs, rel. error ~0.02: int8 parity passes (top-1 not assessed on undecided rows)
+        "near-uniform int8 outputs": (["export", "catpkg17:flat", "--to", "onnx,tflm", "--calib",
+                                       str(tmp / "cal8.npy"), "--out", str(tmp / "flat")], {"COLUMNS": "250"}, 0,
+                                      ["top-1 n/a (0 decisive rows)"]),
+    }  # fmt: skip
+
+
+def _after_export(tmp: Path) -> dict[str, tuple[list[str], dict[str, str], int, list[str]]]:
+    """Cases on the export of the "near-uniform int8 outputs" case (a batch-2 model)."""
+    flat, tiny = str(tmp / "flat"), {"EDGEPRUNE_BOARD_PATH": str(tmp / "tiny-boards")}
+    return {
+        "bench of a batch-2 export": (["bench", "--board", "nucleo-l4r5zi", "--export", flat, "--emulate", "--runs",
+                                       "1"], {}, 0, ["ms per inference of a batch of 2"]),
+        "emulating a model the flash cannot hold": (["bench", "--board", "tiny-m4", "--export", flat, "--emulate"],
+                                                    tiny, 2, ["flash over by", "as linked", "boards fit tiny-m4"]),
+        "boards fit on the same basis": (["boards", "fit", "tiny-m4", "--export", flat], tiny, 1,
+                                         ["flash over by", "as linked"]),
     }  # fmt: skip
 
 
@@ -108,6 +170,9 @@ def test_every_catalogued_bad_input_gets_a_clear_message_and_no_traceback(tmp_pa
 
     with ThreadPoolExecutor(2) as pool:
         results = dict(zip(cases, pool.map(run, cases.values()), strict=True))
+        later = _after_export(tmp_path)
+        results |= dict(zip(later, pool.map(run, later.values()), strict=True))
+    cases |= later
     failures = []
     for name, (_, _, code, phrases) in cases.items():
         out = results[name].stdout + results[name].stderr
@@ -117,6 +182,9 @@ def test_every_catalogued_bad_input_gets_a_clear_message_and_no_traceback(tmp_pa
             failures.append(f"{name}: exit {results[name].returncode}\n{out[-1500:]}")
     assert not failures, "\n\n".join(failures)
     assert (tmp_path / "victim.txt").read_text() == "keep me"
+    over = [re.search(r"flash over by ([\d,]+) B", results[k].stdout + results[k].stderr).group(1)
+            for k in ("emulating a model the flash cannot hold", "boards fit on the same basis")]  # fmt: skip
+    assert over[0] == over[1], over  # one basis: the same figure from --emulate and from boards fit
 
 
 def test_resume_with_another_metric_is_refused(tmp_path: Path) -> None:

@@ -236,7 +236,7 @@ def test_fit_all_accepts_custom_calibration() -> None:
 
 
 def test_estimates_are_labelled(ops: dict[str, list[OpCost]]) -> None:
-    est = estimate_latency(ops["kws_dscnn"], load_board("nucleo-l4r5zi"))
+    est = estimate_latency(ops["kws_dscnn"], load_board("nucleo-l4r5zi"), cost_model="cortex-m4/tflm-reference")
     assert isinstance(est, LatencyEstimate)
     assert est.kind == "estimate" and not est.proxy
     assert est.label.startswith("estimate (cost model cortex-m4/tflm-reference fitted to MLPerf Tiny v1.0")
@@ -285,5 +285,5 @@ def test_proxy_estimates_say_so(ops: dict[str, list[OpCost]]) -> None:
 
 def test_unknown_kinds_are_noted() -> None:
     ops = [OpCost("mystery", OpKind.OTHER, macs=0, output_elements=1000)]
-    est = estimate_latency(ops, load_board("l4r5zi"))
+    est = estimate_latency(ops, load_board("l4r5zi"), cost_model="cortex-m4/tflm-reference")
     assert est.notes and "mystery" in est.notes[0]

@@ -138,6 +138,76 @@ def test_a_field_corrupted_every_time_is_a_link_error_never_a_number_or_a_kernel
     assert "OutputMismatch" not in type(err.value).__name__ and err.value.fix
 
 
+class _LostReady:
+    """Drops the ``m-ready`` that ends the first ``infer`` reply (the line after ``m-infer-done`` and the results)."""
+
+    def __init__(self, port) -> None:
+        self.port, self.buf, self.out, self.armed, self.dropped = port, b"", b"", False, 0
+
+    def read(self, n: int) -> bytes:
+        if not self.out:
+            self.buf += self.port.read(max(n, 1))
+            while b"\n" in self.buf:
+                line, _, self.buf = self.buf.partition(b"\n")
+                if line.startswith(b"m-infer-done"):
+                    self.armed = not self.dropped
+                elif self.armed and line.startswith(b"m-ready"):
+                    self.armed, self.dropped = False, 1
+                    continue
+                self.out += line + b"\n"
+        data, self.out = self.out[:n], self.out[n:]
+        return data
+
+    def __getattr__(self, name: str):
+        return getattr(self.port, name)
+
+
+def test_a_lost_m_ready_after_the_work_costs_the_link_timeout_not_the_inference_deadline(board, clean_numbers) -> None:
+    """Before any inference was timed an ``infer`` may work for ``FIRST_INFERENCE_S`` (60 s); once the board said
+    ``m-infer-done`` only the link's timeout is left for the rest (a session used to wait the whole minute)."""
+    model, tflite = prepare(exported(MODEL))
+    link = Link.open(board.port, timeout=1.0, retries=2)
+    link.port = _LostReady(link.port)
+    t0 = time.monotonic()
+    try:
+        m = bench(link, model, tflite, load_board(BOARD), emulated=True, runs=1, warmup=0, check_sets=1)
+    finally:
+        link.close()
+    assert link.port.dropped and same(numbers(m), clean_numbers) and time.monotonic() - t0 < 20
+
+
+class _HalfCommands:
+    """A serial port wrapper that cuts the ``%`` off the ``db HEX`` chunk commands numbered in ``cut``: the board
+    keeps a half command in its line buffer, and the next command the host sends is appended to it."""
+
+    def __init__(self, port, cut: set[int]) -> None:
+        self.port, self.cut, self.chunks = port, cut, 0
+
+    def write(self, data: bytes) -> int:
+        if data.startswith(b"db ") and not data.startswith(b"db load"):
+            self.chunks += 1
+            if self.chunks in self.cut:
+                data = data[:-1]
+        return self.port.write(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self.port, name)
+
+
+def test_half_received_commands_are_resynchronised_and_the_load_resumes(board, clean_numbers: list[float]) -> None:
+    """Two input chunks lost their terminator: each time the host ends the half command (a bare ``%``), asks the
+    board how much it holds (``ep-db``) and goes on from there. Restarting the whole load instead, with the next
+    ``db load`` appended to the half chunk (read as more hex bytes), failed all three load attempts."""
+    model, tflite = prepare(exported(MODEL))
+    link = Link.open(board.port, timeout=1.0, retries=2)
+    link.port = _HalfCommands(link.port, {3, 12})
+    try:
+        m = bench(link, model, tflite, load_board(BOARD), emulated=True, runs=1, warmup=0, check_sets=1)
+    finally:
+        link.close()
+    assert same(numbers(m), clean_numbers) and link.port.chunks == 20  # 640 B in 20 chunks, each sent once
+
+
 class _SlowLines:
     """A correct but slow board: each reply line arrives ``delay`` seconds after the previous one."""
 

@@ -47,7 +47,7 @@ import serial
 from deploy_exports import exported, random_inputs
 
 from edgeprune.boards import load_board
-from edgeprune.boards.insn_cost import CALIBRATION_INSNS, core_cost
+from edgeprune.boards.cycle_model import LayerMix, cycle_model
 from edgeprune.boards.schema import Core
 from edgeprune.deploy.mcu import bench_export, emulate
 from edgeprune.deploy.mcu.aot.codegen import GeneratedModel
@@ -207,13 +207,24 @@ def test_runner_identifies_the_board_and_picks_the_kws01_script(kws01) -> None:
     assert dut.model == "kws01"  # a key of the runner's tests_*.yaml, so run_test finds the script
     assert dut.profile == (
         "edgeprune-fw 0.2 (EEMBC ULPMark-ML protocol); m-lap-us: estimated, QEMU instructions x "
-        f"{core_cost(Core.CORTEX_M4).cycles_per_insn:.3f} cycles/insn at 120 MHz"
+        f"{_kws01_cycles(kws01) / _kws01_mix(kws01).instructions:.3f} cycles/insn (cycle model) at 120 MHz"
     )
+
+
+def _kws01_mix(emu) -> LayerMix:
+    total = LayerMix()
+    for mix in emu.firmware.layer_mixes:
+        total += mix
+    return total
+
+
+def _kws01_cycles(emu) -> float:
+    return cycle_model(Core.CORTEX_M4).cycles(_kws01_mix(emu), load_board(M4))
 
 
 def test_runner_performance_mode_throughput_is_the_estimate(kws01) -> None:
     """The runner's throughput (iterations over the m-lap-us difference) is the emulated board's estimate:
-    instructions per inference x the M4's cycles per instruction at the L4R5ZI's 120 MHz."""
+    the traced inference's cycles (cycle model) at the L4R5ZI's 120 MHz."""
     model, tflite = prepare(exported("kws_dscnn"))
     loops, n, warmup = PERFORMANCE
     port = RunnerPort(kws01.port)
@@ -222,10 +233,11 @@ def test_runner_performance_mode_throughput_is_the_estimate(kws01) -> None:
     finally:
         port.close()
     assert len(results) == loops
-    estimate_s = CALIBRATION_INSNS[Core.CORTEX_M4]["kws_dscnn"] * core_cost(Core.CORTEX_M4).cycles_per_insn / 120e6
+    estimate_s = _kws01_cycles(kws01) / 120e6
     for res in results:
         assert n / (res["elapsed_time"] / 1e6) == pytest.approx(1 / estimate_s, rel=0.01)
-    m = bench_export(exported("kws_dscnn"), load_board(M4), kws01.port, emulated=True, runs=1, warmup=0)
+    m = bench_export(exported("kws_dscnn"), load_board(M4), kws01.port, emulated=True, runs=1, warmup=0,
+                     firmware=kws01.firmware)  # fmt: skip
     assert m.latency is not None
     assert results[0]["elapsed_time"] / n / 1e3 == pytest.approx(m.latency.mean_ms, rel=0.001)
 
@@ -275,7 +287,7 @@ def test_ad01_takes_float32_windows_and_returns_the_anomaly_score(tmp_path: Path
     data = rng.uniform(lo * 1.1, hi * 1.1, n + 2 * 128).astype("<f4")  # 3 windows, stride 128 floats; some clamp
     windows = ad01_windows(data.tobytes(), 4 * n, 4 * 128)
     assert len(windows) == 3
-    with emulate(M4, d, tmp_path, mlperf_model="ad01") as emu:
+    with emulate(M4, d, tmp_path, mlperf_model="ad01", estimate=False) as emu:
         dut = RunnerDut(emu.port)
         dut.init()
         assert dut.model == "ad01"
@@ -300,7 +312,7 @@ def test_ic01_subtracts_128_from_each_dataset_byte(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
     raw = rng.integers(0, 256, model.inputs[0].size, dtype=np.uint8)
     want = run_tflm(tflite, [[(raw.astype(np.int16) - 128).astype(np.int8).reshape(model.inputs[0].shape)]], 4 << 20)
-    with emulate(M4, d, tmp_path, mlperf_model="ic01") as emu:
+    with emulate(M4, d, tmp_path, mlperf_model="ic01", estimate=False) as emu:
         port = RunnerPort(emu.port)
         try:
             assert RunnerDut.load(port, raw.tobytes()) == ["m-load-done", "m-ready"]

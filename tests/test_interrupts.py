@@ -94,6 +94,32 @@ def test_sigterm_on_emulate_stops_qemu(tmp_path: Path) -> None:
     assert _gone(qemu), "QEMU outlived edgeprune emulate"
 
 
+_LIBRARY_CALLER = """
+import sys, time
+from edgeprune.deploy.mcu import emulate
+with emulate("nucleo-l4r5zi", sys.argv[1], sys.argv[2]) as emu:
+    print("UART at", emu.port, flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not shutil.which("qemu-system-arm"), reason="needs qemu-system-arm (make setup)")
+def test_sigterm_on_a_library_caller_does_not_orphan_qemu(tmp_path: Path) -> None:
+    """A program using the library (no CLI signal handler: Python's default SIGTERM runs no clean-up)."""
+    from deploy_exports import exported
+
+    proc = subprocess.Popen([sys.executable, "-c", _LIBRARY_CALLER, str(exported("ad_autoencoder")), str(tmp_path)],
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    qemu = _wait_for_child(proc, "qemu-system-arm")
+    deadline = time.monotonic() + 120
+    while proc.stdout and "UART at" not in proc.stdout.readline() and time.monotonic() < deadline:
+        pass
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGTERM
+    assert _gone(qemu), "QEMU outlived the program that started it"
+
+
 def _limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # pruned.pt is larger: EFBIG, as on a full disk
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

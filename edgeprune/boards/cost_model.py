@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from types import MappingProxyType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from rich.table import Table
 
@@ -29,6 +29,9 @@ from edgeprune.boards import _toml
 from edgeprune.boards.errors import NoCostModelError
 from edgeprune.boards.ops import OpCost, OpKind
 from edgeprune.boards.schema import BoardProfile
+
+if TYPE_CHECKING:
+    from edgeprune.boards.op_costs import DerivedCosts
 
 Column = Literal["conv", "fc"]
 Unit = Literal["macs", "output_elements"]
@@ -110,7 +113,11 @@ class CostCoefficients:
     def fitted_to(self) -> str:
         """Short text of the calibration points, e.g. 'kws_dscnn 181.9 ms, ad_autoencoder 10.1 ms on ...'."""
         boards = sorted({f"{p.board} @{p.clock_hz / 1e6:g} MHz" for p in self.fit})
-        points = ", ".join(f"{p.model} {p.measured_ms:g} ms" for p in self.fit)
+        if len(self.fit) > 2:  # many points: their number and the error range
+            errs = [p.error_pct for p in self.fit]
+            points = f"{len(self.fit)} models, fit error {min(errs):+.1f} to {max(errs):+.1f} %"
+        else:
+            points = ", ".join(f"{p.model} {p.measured_ms:g} ms" for p in self.fit)
         return f"{self.source}: {points} on {', '.join(boards)}"
 
     def op_cycles(self, op: OpCost) -> float:
@@ -144,9 +151,12 @@ def load_cost_models(text: str | None = None) -> dict[str, CostCoefficients]:
     return out
 
 
-def load_cost_model(name: str) -> CostCoefficients:
-    """The fitted set ``name`` (``core/stack``); a clear error listing the fitted sets otherwise."""
-    sets = load_cost_models()
+def load_cost_model(name: str) -> CostCoefficients | DerivedCosts:
+    """The set ``name`` (``core/stack``): fitted to published results (``coefficients.toml``) or derived from the
+    emulated board (``emulated.toml``, :mod:`edgeprune.boards.op_costs`); a clear error listing them otherwise."""
+    from edgeprune.boards.op_costs import load_derived_costs
+
+    sets: dict[str, CostCoefficients | DerivedCosts] = {**load_cost_models(), **load_derived_costs()}
     if name not in sets:
         raise NoCostModelError(
             f"no fitted cost model {name!r}",
@@ -256,8 +266,14 @@ def estimate_latency(
             f"no calibration for {board.core.value}; at {board.name}'s {mhz})"
         )
     else:
-        label = f"estimate (cost model {name} fitted to {coeffs.fitted_to}; board {board.name} @{mhz})"
-    notes = tuple(f"{o.name}: kind 'other', costed as 1 MAC per output element" for o in ops if o.kind is OpKind.OTHER)
+        verb = "fitted to" if isinstance(coeffs, CostCoefficients) else "derived from"
+        label = f"estimate (cost model {name} {verb} {coeffs.fitted_to}; board {board.name} @{mhz})"
+    if isinstance(coeffs, CostCoefficients):
+        unknown, how = [o for o in ops if o.kind is OpKind.OTHER], "as 1 MAC per output element"
+    else:
+        how = "at the 'other' rate"
+        unknown = [o for o in ops if o.kind is OpKind.OTHER and o.module not in coeffs.rates]
+    notes = tuple(f"{o.name}: kind 'other' ({o.module or '?'}), costed {how}" for o in unknown)
     return LatencyEstimate(
         board=board.name,
         cost_model=name,

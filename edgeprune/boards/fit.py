@@ -143,8 +143,9 @@ class FitVerdict:
             t.add_row(
                 r.resource, parts, f"{r.used:,}", f"{r.capacity:,}", f"{r.margin_bytes:,}", f"{r.margin_pct:.1f}", mark
             )
-        if any(r.estimated for r in self.resources) or self.notes:
-            t.caption += "\n" + "\n".join(("* estimated (docs/boards.md#fit-check)", *self.notes))
+        estimated = ("* estimated (docs/boards.md#fit-check)",) if any(r.estimated for r in self.resources) else ()
+        if estimated or self.notes:
+            t.caption += "\n" + "\n".join((*estimated, *self.notes))
         return t
 
 
@@ -169,7 +170,8 @@ def check_fit(
             raise BoardError(f"{label} is negative ({value})", expected="a size in bytes >= 0")
     if not board.core.is_mcu:
         return _check_dram(board, model_bytes, arena_bytes, reserve_bytes)
-    notes: list[str] = []
+    notes = ["basis: a TFLite Micro firmware (the model file stored as is + interpreter code); for edgeprune's own "
+             "firmware, linked and measured as `bench --emulate` builds it: boards fit --export DIR"]  # fmt: skip
     if code_bytes is None:
         kinds = _count_kinds(op_kinds)
         code = Part(f"code ({kinds} kernels)", code_size_estimate(kinds), estimated=True)

@@ -18,6 +18,7 @@ from enum import Enum
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 
 class OpKind(str, Enum):
@@ -50,7 +51,8 @@ class OpCost:
     ``macs``: multiply-accumulates for conv/depthwise/fully connected; accumulations (output elements ×
     window) for pooling and mean; 0 for everything else. ``input_elements``/``output_elements``: elements
     of the (first) input and of the output tensor. ``weights``: weight + bias elements the op reads
-    (≈ int8 bytes in flash). ``fused``: names of the ops folded into this one.
+    (≈ int8 bytes in flash). ``fused``: names of the ops folded into this one. ``module``: the PyTorch class
+    (``LayerNorm``, ``Tanh``...): kinds whose cost differs by class are costed per class where a set has one.
     """
 
     name: str
@@ -60,6 +62,7 @@ class OpCost:
     input_elements: int = 0
     weights: int = 0
     fused: tuple[str, ...] = ()
+    module: str = ""
 
 
 def total_macs(ops: Sequence[OpCost], kinds: frozenset[OpKind] = MAC_KINDS) -> int:
@@ -83,6 +86,33 @@ _ACTIVATIONS = (
 )
 _FUSABLE_ACTIVATIONS = (nn.ReLU, nn.ReLU6)
 _SKIPPED = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+
+
+# Functional calls between modules that become int8 kernels of their own (x + y, torch.cat, ...): recorded too.
+_FUNCTIONAL: dict[str, OpKind] = {
+    "add": OpKind.ADD, "__add__": OpKind.ADD, "__radd__": OpKind.ADD, "sub": OpKind.ADD, "__sub__": OpKind.ADD,
+    "__rsub__": OpKind.ADD, "mul": OpKind.MUL, "__mul__": OpKind.MUL, "__rmul__": OpKind.MUL,
+    "cat": OpKind.DATA_MOVEMENT, "concat": OpKind.DATA_MOVEMENT, "concatenate": OpKind.DATA_MOVEMENT,
+}  # fmt: skip
+
+
+class _Functional(TorchFunctionMode):
+    """Records the :data:`_FUNCTIONAL` calls made outside every leaf module through ``record(name, kind, output)``;
+    ``stack`` holds the modules running (forward hooks push and pop), ``leaves`` the leaf modules."""
+
+    def __init__(self, record, leaves: set[nn.Module]) -> None:
+        super().__init__()
+        self.stack: list[nn.Module] = []
+        self.leaves = leaves
+        self.record = record
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        name = getattr(func, "__name__", "")
+        kind = _FUNCTIONAL.get(name)
+        if kind is not None and isinstance(out, torch.Tensor) and not (self.stack and self.stack[-1] in self.leaves):
+            self.record(self.stack[-1] if self.stack else None, name.strip("_").removeprefix("r"), kind, out)
+        return out
 
 
 def _numel(t: object) -> int:
@@ -143,6 +173,22 @@ def ops_from_module(model: nn.Module, example_inputs: Sequence[torch.Tensor], *,
     records: list[OpCost] = []
     last: dict[str, object] = {"output": None}
 
+    def functional(within: nn.Module | None, op: str, kind: OpKind, y: torch.Tensor) -> None:
+        path = ".".join(p for p in (names.get(within, "") if within is not None else "", op) if p)
+        calls[path] += 1
+        name = path if calls[path] == 1 else f"{path}#{calls[path]}"
+        records.append(OpCost(name, kind, 0, y.numel() // batch, _numel(y) // batch, module=op))
+        last["output"] = y
+
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
+    mode = _Functional(functional, set(leaves))
+
+    def push(module: nn.Module, args: tuple[object, ...]) -> None:
+        mode.stack.append(module)
+
+    def pop(module: nn.Module, args: tuple[object, ...], output: object) -> None:
+        mode.stack.pop()
+
     def hook(module: nn.Module, args: tuple[object, ...], output: object) -> None:
         if isinstance(module, _SKIPPED):
             return
@@ -167,16 +213,18 @@ def ops_from_module(model: nn.Module, example_inputs: Sequence[torch.Tensor], *,
                 output_elements=y.numel() // batch,
                 input_elements=_numel(x) // batch,
                 weights=_weights(module),
+                module=type(module).__name__,
             )
         )
         last["output"] = y
 
-    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
-    handles = [m.register_forward_hook(hook) for m in leaves]
+    handles = [m.register_forward_pre_hook(push) for m in model.modules()]
+    handles += [m.register_forward_hook(pop) for m in model.modules()]
+    handles += [m.register_forward_hook(hook) for m in leaves]
     modes = {m: m.training for m in model.modules()}
     try:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), mode:
             model(*example_inputs)
     finally:
         for h in handles:

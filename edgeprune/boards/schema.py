@@ -166,6 +166,9 @@ class BoardProfile(_Strict):
     flash_bytes: Bytes | None = Field(
         None, description="program flash the firmware runs from (on-chip, or on-board XIP flash); required for MCUs"
     )
+    flash_wait_states: int | None = Field(
+        None, ge=0, description="flash wait states at clock_hz (the emulated board's cycle model charges them on loads)"
+    )
     external_ram_bytes: Bytes | None = Field(None, description="external PSRAM/SDRAM on the board, in bytes")
     external_flash_bytes: Bytes | None = Field(None, description="additional on-board flash (e.g. QSPI), in bytes")
     dram_bytes: Bytes | None = Field(None, description="DRAM in bytes; required for arm64 boards")

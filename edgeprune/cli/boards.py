@@ -13,6 +13,7 @@ from edgeprune.boards import (
 )
 from edgeprune.cli.common import example
 from edgeprune.cli.output import console
+from edgeprune.errors import EdgepruneError
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +45,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument("--artifact", help="model file (e.g. model.tflite): its size is the flash for weights")
     size.add_argument("--model-bytes", type=int, help="flash taken by the model's weights")
-    p.add_argument("--arena-bytes", type=int, required=True, help="tensor arena in bytes (TFLM bundle manifest)")
+    size.add_argument("--export", help="an `edgeprune export --to tflm` folder: edgeprune's firmware for the board is "
+                      "linked and measured, the basis `bench --emulate` reports on")  # fmt: skip
+    p.add_argument("--arena-bytes", type=int, help="tensor arena in bytes (TFLM bundle manifest; not with --export)")
     p.add_argument("--code-bytes", type=int, help="measured code size (default: an estimate)")
     p.set_defaults(run=_cmd_boards_fit)
 
@@ -61,6 +64,15 @@ def _cmd_boards_show(args: argparse.Namespace) -> int:
 
 def _cmd_boards_fit(args: argparse.Namespace) -> int:
     board = load_board(args.board)
+    if args.export:
+        from edgeprune.deploy.mcu import fit_export
+
+        verdict = fit_export(args.export, board)
+        console.print(verdict.table())
+        return 0 if verdict.fits else 1
+    if args.arena_bytes is None:
+        raise EdgepruneError("boards fit needs --arena-bytes with --artifact or --model-bytes",
+                             fix="pass the TFLM arena from the export's manifest, or --export DIR")  # fmt: skip
     if args.artifact:
         verdict = fit_artifact(board, args.artifact, arena_bytes=args.arena_bytes, code_bytes=args.code_bytes)
     else:

@@ -118,7 +118,8 @@ class ExportResult:
 
 
 def _parity_text(rep: ParityReport) -> str:
-    top1 = "" if rep.top1 is None else f", top-1 {rep.top1:.0%}"
+    top1 = "" if rep.top1 is None else f", top-1 {rep.top1:.0%} of {rep.top1_rows} rows"
+    top1 = ", top-1 n/a (0 decisive rows)" if rep.top1_rows == 0 else top1
     return f"max abs {rep.max_abs:.2g}, rel {rep.max_rel:.2g}{top1}"
 
 
@@ -321,7 +322,7 @@ def _tflm_parity(
     position = {name: j for j, name in enumerate(out_names)}
     gots = [[from_tflite(ys[position[lay.tflite_name]], lay) for lay in tfl.int8_outputs] for ys in outs]
     refs = [eager_outputs(model, s) for s in sets]
-    return compare("tflm/model.tflite", "TFLite Micro", refs, gots, tolerance)
+    return compare("tflm/model.tflite", "TFLite Micro", refs, gots, tolerance, [x.scale for x in tfl.int8_outputs])
 
 
 def _tensorrt_step(

@@ -107,7 +107,16 @@ def make_interpreter(data: bytes):
         except ImportError as exc:
             raise MissingExtraError("ai_edge_litert", "export", "running a TFLite model (LiteRT)") from exc
     it = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    it.allocate_tensors()
+    try:
+        it.allocate_tensors()
+    except RuntimeError as exc:  # e.g. Select TensorFlow (Flex) ops: the builtin interpreter has no kernel
+        flex = sorted(set(re.findall(r"\((Flex\w+)\)", str(exc))))
+        raise ExportError(
+            f"LiteRT cannot run the converted model: {', '.join(flex) + ' (Select TensorFlow ops)' if flex else exc}.",
+            expected="a TFLite model of builtin ops only (what LiteRT's builtin interpreter and TFLite Micro run)",
+            do="replace the op(s) in the model (see docs/export.md, unsupported ops).",
+            detail=str(exc)[-2000:],
+        ) from None
     return it
 
 
@@ -307,6 +316,27 @@ def _onnx2tf_error(log: str, returncode: int, onnx_export: OnnxExport) -> Export
     )
 
 
+# ONNX ops onnx2tf turns into Select TensorFlow ("Flex") ops, which LiteRT's builtin interpreter and TFLite Micro
+# cannot run, with the way out.
+FLEX_ONNX_OPS = {
+    "Erf": "exact GELU (nn.GELU(), F.gelu) lowers to Erf: use nn.GELU(approximate='tanh'), which converts to "
+    "TANH, MUL and ADD (int8 TFLite, TFLite Micro and the emulated board)",
+}
+
+
+def _refuse_flex_ops(onnx_export: OnnxExport) -> None:
+    """Refused before the conversion (about a minute) that would give a model no interpreter here runs."""
+    nodes = [n for n in onnx_nodes(onnx_export.model, onnx_export.components) if n.op_type in FLEX_ONNX_OPS]
+    if nodes:
+        raise ExportError(
+            f"the ONNX model has op(s) {describe(nodes)} that onnx2tf converts to Select TensorFlow (Flex) ops, "
+            "which LiteRT's builtin interpreter and TFLite Micro cannot run.",
+            expected="ops with a TFLite builtin kernel",
+            do="; ".join(FLEX_ONNX_OPS[t] for t in sorted({n.op_type for n in nodes}))
+            + "; or keep that component off TFLite.",
+        )
+
+
 def _refuse_recurrent_ops(onnx_export: OnnxExport) -> None:
     """ONNX GRU/LSTM/RNN/Loop/Scan nodes: onnx2tf gives no full-integer model TFLite Micro can run."""
     nodes = [n for n in onnx_nodes(onnx_export.model, onnx_export.components) if n.op_type in RECURRENT_ONNX_OPS]
@@ -344,6 +374,7 @@ def tflite_from_onnx(
     if int8:
         calib = load_calibration(require_calibration(calibration, "full-integer int8 TFLite"), onnx_export.input_shapes)
     _refuse_recurrent_ops(onnx_export)
+    _refuse_flex_ops(onnx_export)
     t0 = time.perf_counter()
     out, log = _onnx2tf(onnx_export, workdir, calib, timeout)
     seconds = time.perf_counter() - t0
@@ -379,6 +410,7 @@ def tflite_from_onnx(
     qsets = int8_parity_sets(example, calib, max_parity_samples)
     qrefs = [eager_outputs(model, s) for s in qsets]
     qgots = [run_q([t.numpy() for t in s]) for s in qsets]
-    result.int8_parity = compare("model_int8.tflite", "LiteRT", qrefs, qgots, int8_tolerance)
+    steps = [lay.scale for lay in result.int8_outputs]
+    result.int8_parity = compare("model_int8.tflite", "LiteRT", qrefs, qgots, int8_tolerance, steps)
     result.float_ops = float_ops(result.int8, onnx_nodes(onnx_export.model, onnx_export.components))
     return result

@@ -131,6 +131,7 @@ class Measurement:
     params: int | None = None
     macs: int | None = None
     instructions: float | None = None  # per inference, counted by the emulated board
+    batch: int = 1  # samples per inference: the batch the model was exported with (latency is per inference)
     components: dict[str, ComponentShare] = field(default_factory=dict)
     layers: list[LayerFigure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

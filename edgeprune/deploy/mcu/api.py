@@ -4,6 +4,7 @@ after flashing, ``wait_ready``."""
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import shutil
 import subprocess
@@ -12,16 +13,27 @@ import time
 from pathlib import Path
 
 from edgeprune.boards import load_board
+from edgeprune.boards.cycle_model import cycle_model, total_mix
+from edgeprune.boards.fit import FitVerdict
 from edgeprune.boards.schema import BoardProfile
 from edgeprune.deploy.mcu import emulator
 from edgeprune.deploy.mcu.aot.codegen import GeneratedModel
 from edgeprune.deploy.mcu.bench import bench
-from edgeprune.deploy.mcu.build import Firmware, FirmwareBuildError, Kernels, build_firmware, footprint, overflow_error
+from edgeprune.deploy.mcu.build import (
+    Firmware,
+    FirmwareBuildError,
+    Kernels,
+    build_firmware,
+    firmware_fit,
+    footprint,
+    overflow_error,
+)
 from edgeprune.deploy.mcu.link import Link, LinkError
 from edgeprune.deploy.mcu.model import prepare
 from edgeprune.deploy.mcu.platformio import platformio_project
 from edgeprune.deploy.mcu.ports import PortNotFoundError, find_port
 from edgeprune.deploy.mcu.protocol import Dut
+from edgeprune.deploy.mcu.trace import trace_inference
 from edgeprune.measure.record import Measurement
 
 
@@ -36,7 +48,7 @@ def build(
     *,
     mlperf_model: str | None = None,
     model: GeneratedModel | None = None,
-    kernels: Kernels = "reference",
+    kernels: Kernels | None = None,
 ) -> tuple[GeneratedModel, Firmware]:
     """Generate and cross-compile the firmware of an export for ``board`` into ``out_dir`` (``mlperf_model``: the
     ``m-model-[...]`` id the MLPerf Tiny runner selects its test script by, e.g. ``kws01``; ``model``: the export's
@@ -44,6 +56,16 @@ def build(
     :func:`~edgeprune.deploy.mcu.build.build_firmware`)."""
     model = model or prepare(export_dir)[0]
     return model, build_firmware(model, _board(board), Path(out_dir), mlperf_model=mlperf_model, kernels=kernels)
+
+
+def fit_export(export_dir: str | Path, board: BoardProfile | str, *, kernels: Kernels | None = None) -> FitVerdict:
+    """Does the export's firmware fit ``board``? Linked with room for anything and measured: the figures
+    ``--emulate`` reports when a model does not fit (:func:`~edgeprune.deploy.mcu.build.firmware_fit`)."""
+    profile = _board(board)
+    model = prepare(export_dir)[0]
+    with tempfile.TemporaryDirectory(prefix="edgeprune-fit-") as tmp:
+        fw = build_firmware(model, profile, Path(tmp), kernels=kernels, sizing=True)
+    return firmware_fit(profile, fw, model)
 
 
 def build_platformio(
@@ -115,13 +137,27 @@ def emulate(
     tcp: bool = False,
     mlperf_model: str | None = None,
     model: GeneratedModel | None = None,
-    kernels: Kernels = "reference",
+    kernels: Kernels | None = None,
+    estimate: bool = True,
 ) -> emulator.EmulatedBoard:
     """Build the firmware for ``board`` and start it in QEMU; ``.port`` is the UART: a pty, or with ``tcp`` a
-    ``socket://127.0.0.1:N`` URL (context manager). ``mlperf_model``, ``model``, ``kernels``: as for :func:`build`."""
+    ``socket://127.0.0.1:N`` URL (context manager). ``mlperf_model``, ``model``, ``kernels``: as for :func:`build`.
+
+    On a core with a cycle model (M4, M7) one inference is first run in a traced QEMU for its per-layer instruction
+    mix (``firmware.layer_mixes``, what ``bench`` turns into cycles), and the firmware is built again with the
+    model's estimated cycles per instruction, so ``m-lap-us`` is in estimated microseconds of the board.
+    ``estimate=False`` skips that (instruction counts only: for checking outputs, a few seconds faster)."""
     profile = _board(board)
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix=f"edgeprune-{profile.name}-"))
+    model = model or prepare(export_dir)[0]
     _, fw = build(export_dir, profile, out, mlperf_model=mlperf_model, model=model, kernels=kernels)
+    cycles = cycle_model(profile.core)
+    if cycles is not None and estimate:
+        mixes = trace_inference(profile, fw.elf, sum(x.size for x in model.inputs), len(model.layers))
+        total = total_mix(mixes)
+        cpi = cycles.cycles(total, profile) / total.instructions
+        fw = build_firmware(model, profile, out, mlperf_model=mlperf_model, kernels=kernels, cycles_per_insn=cpi)
+        fw = dataclasses.replace(fw, layer_mixes=tuple(mixes))
     emu = emulator.start(profile, fw.elf, tcp=tcp)
     emu.firmware = fw
     return emu

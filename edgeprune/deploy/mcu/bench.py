@@ -9,10 +9,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edgeprune.boards.insn_cost import CALIBRATION_INSNS, INSNS_PER_SECOND, core_cost
+from edgeprune.boards.cycle_model import cycle_model
 from edgeprune.boards.schema import BoardProfile
 from edgeprune.deploy.mcu.aot.codegen import GeneratedModel
-from edgeprune.deploy.mcu.build import Firmware
+from edgeprune.deploy.mcu.build import INSNS_PER_SECOND, Firmware
 from edgeprune.deploy.mcu.link import Link, LinkError
 from edgeprune.deploy.mcu.protocol import Dut, LayerTicks
 from edgeprune.errors import EdgepruneError
@@ -85,10 +85,11 @@ def bench(
 ) -> Measurement:
     """Handshake, check outputs on ``check_sets`` random inputs, time ``runs`` inferences after ``warmup``,
     read per-layer ticks. On the emulator ticks are virtual time (1 instruction = 1 ns) and cycles are
-    estimated with the core's fitted factor; on a board with DWT they are cycles. ``emulated=None``: decided
+    estimated per layer from ``firmware.layer_mixes`` by the core's cycle model
+    (:mod:`edgeprune.boards.cycle_model`); on a board with DWT they are cycles. ``emulated=None``: decided
     by the firmware's ``m-ep-board-`` (``mps2-qemu`` is the emulated board)."""
     dut = Dut(link)
-    link.drain()
+    link.resync()  # a half command or a late reply an earlier session left behind
     info = dut.info()
     if info.sha256 != model.sha256:
         raise EdgepruneError(
@@ -105,29 +106,27 @@ def bench(
     mem = dut.memory()
     tflm = [t.op for t in ticks] == [TFLM_LAYER]
     where = f"emulated {board.name} (QEMU {board.qemu_machine.value if board.qemu_machine else '?'})"
-    if emulated and info.kernels == "dsp":  # the factors are fitted to the reference kernels' instruction counts
-        per_insn, label = 0.0, "DSP-extension kernels: instruction counts only (no cycles/insn factor for them yet)"
-        provenance = Provenance("estimated", where, label)
-    elif emulated and board.core in CALIBRATION_INSNS:
-        cost = core_cost(board.core)
-        per_insn, label = cost.cycles_per_insn, cost.label
-        provenance = Provenance("estimated", where, label)
-    elif emulated:  # no calibration point for this core: instruction counts only, no latency
-        per_insn, label = 0.0, f"no cycles/insn factor for {board.core.value}: instruction counts only"
+    per_insn: list[float] | None = None  # estimated cycles per instruction per layer; None: measured, or no estimate
+    if emulated:
+        per_insn, label = _layer_cpi(board, firmware, len(ticks))
         provenance = Provenance("estimated", where, label)
     else:
-        per_insn, label = None, f"{info.timer} at {info.tick_hz} Hz"
+        label = f"{info.timer} at {info.tick_hz} Hz"
         provenance = Provenance("measured", board.name, f"{'TFLM' if tflm else 'edgeprune AOT'} int8 firmware, {label}")
-    layers = [_layer_cycles(t, n, info.tick_hz, per_insn, board) for t in ticks]
-    per_run_s = sum(t.ticks for t in ticks) / max(n, 1) / info.tick_hz  # m-lap-us is already an estimate
-    total_cycles = per_run_s * INSNS_PER_SECOND * per_insn if emulated else per_run_s * board.clock_hz
+    layers = [_layer_cycles(t, n, info.tick_hz, emulated, per_insn[k] if per_insn else None, board)
+              for k, t in enumerate(ticks)]  # fmt: skip
+    total_cycles = sum(lay.cycles for lay in layers)
     ms = 1e3 * total_cycles / board.clock_hz
-    timed = not emulated or bool(per_insn)
-    comps: dict[str, float] = defaultdict(float)  # cycles, or instructions when there is no factor
+    timed = total_cycles > 0
+    comps: dict[str, float] = defaultdict(float)  # cycles, or instructions when there is no cycle estimate
     for lay in layers:
         comps[lay.component] += lay.cycles if timed else lay.instructions or 0.0
     summed = sum(comps.values()) or 1.0
     notes = [f"outputs bit-identical to the TFLM host interpreter on {checked} random input sets"]
+    batch = model.inputs[0].shape[0] if model.inputs and model.inputs[0].shape else 1
+    if batch > 1:
+        notes.append(f"the model was exported with batch {batch}: one inference runs {batch} samples "
+                     "(export with --input-shape 1x... for one sample per inference)")  # fmt: skip
     if emulated:
         notes.append("instructions counted by QEMU (-icount shift=0)")
     if not timed:
@@ -145,7 +144,8 @@ def bench(
             stack_bytes=mem.get("stack_used", 0),
         ),
         fits=True,  # it linked and runs
-        instructions=per_run_s * INSNS_PER_SECOND if emulated else None,
+        instructions=sum(lay.instructions or 0.0 for lay in layers) if emulated else None,
+        batch=batch,
         components={
             c: ComponentShare(latency_ms=1e3 * v / board.clock_hz if timed else None, share=v / summed)
             for c, v in comps.items()
@@ -155,9 +155,29 @@ def bench(
     )
 
 
-def _layer_cycles(t: LayerTicks, runs: int, tick_hz: int, per_insn: float | None, board: BoardProfile) -> LayerFigure:
+def _layer_cpi(board: BoardProfile, firmware: Firmware | None, n_layers: int) -> tuple[list[float] | None, str]:
+    """Estimated cycles per instruction of each layer (from the firmware's traced instruction mixes and the core's
+    cycle model) and the estimate's label; ``None`` and why when there is no estimate."""
+    model = cycle_model(board.core)
+    if model is None:
+        return None, f"no cycle model for {board.core.value}: instruction counts only"
+    mixes = firmware.layer_mixes if firmware else ()
+    if len(mixes) != n_layers:
+        return (
+            None,
+            "no traced instruction mix for this firmware (start it with edgeprune.deploy.mcu.emulate): "
+            "instruction counts only",
+        )
+    return [model.cycles(m, board) / m.instructions if m.instructions else 1.0 for m in mixes], model.label
+
+
+def _layer_cycles(t: LayerTicks, runs: int, tick_hz: int, emulated: bool, per_insn: float | None,
+                  board: BoardProfile) -> LayerFigure:  # fmt: skip
+    """A layer's cycles per run: on a real board ticks at ``tick_hz`` -> cycles at the board's clock; on the emulated
+    board ticks are QEMU virtual time (1 instruction = 1 ns), times the layer's estimated cycles per instruction
+    (``None``: no estimate, cycles 0 and the instruction count only)."""
     seconds = t.ticks / max(runs, 1) / tick_hz
-    if per_insn is None:
+    if not emulated:
         return LayerFigure(t.index, t.op, t.component, seconds * board.clock_hz)
     insns = seconds * INSNS_PER_SECOND
-    return LayerFigure(t.index, t.op, t.component, insns * per_insn, instructions=insns)
+    return LayerFigure(t.index, t.op, t.component, insns * (per_insn or 0.0), instructions=insns)

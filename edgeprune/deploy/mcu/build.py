@@ -9,12 +9,14 @@ import re
 import shlex
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
-from edgeprune.boards.insn_cost import CALIBRATION_INSNS, INSNS_PER_SECOND, core_cost
+from edgeprune.boards.cycle_model import LayerMix
+from edgeprune.boards.fit import FitVerdict, Part, ResourceFit
 from edgeprune.boards.schema import BoardProfile, Core
 from edgeprune.deploy.mcu.aot.codegen import GeneratedModel
 from edgeprune.errors import EdgepruneError
@@ -25,10 +27,13 @@ logger = logging.getLogger(__name__)
 FIRMWARE = Path(__file__).resolve().parent / "firmware"
 SOURCES = ("ep_main.c", "ep_board_mps2.c", "ep_kernels.c", "ep_kernels_dsp.c", "startup.c")
 STACK_BYTES = 8192
+SIZING_BYTES = 0x20000000  # flash and SRAM of a sizing link: room for any model (flash ends where SRAM starts)
+FIT_BASIS = "edgeprune's AOT firmware as linked by arm-none-eabi-gcc (what the emulated board runs)"
 MAX_LAYERS = 512
 MLPERF_MODEL_ID = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 Kernels = Literal["reference", "dsp"]
 MPS2_TICK_HZ = 25_000_000  # SysTick on the MPS2 CPU clock as QEMU models it (ep_board_mps2.c EP_CPU_HZ)
+INSNS_PER_SECOND = 1_000_000_000  # QEMU -icount shift=0: 2**0 ns of virtual time per instruction
 # How the MLPerf Tiny reference firmwares read the runner's dataset bytes (th_load_tensor), by model id.
 MLPERF_INPUT = {"ic01": "EP_INPUT_UINT8_MINUS_128", "vww01": "EP_INPUT_UINT8_MINUS_128",
                 "ad01": "EP_INPUT_FLOAT32_AD_SCORE"}  # fmt: skip
@@ -45,7 +50,8 @@ class FirmwareBuildError(EdgepruneError):
 
 @dataclass(frozen=True)
 class Firmware:
-    """A linked image and its footprint (bytes, from ``arm-none-eabi-size``)."""
+    """A linked image and its footprint (bytes, from ``arm-none-eabi-size``); on the emulated board, the instruction
+    mix of each layer its cycle estimate comes from."""
 
     elf: Path
     core: Core
@@ -54,6 +60,7 @@ class Firmware:
     bss: int
     arena: int
     stack: int
+    layer_mixes: tuple[LayerMix, ...] = ()  # per layer, from a traced inference (emulated board: deploy.mcu.trace)
 
     @property
     def flash_bytes(self) -> int:
@@ -76,7 +83,7 @@ def toolchain(tool: str = "gcc") -> str:
 
 
 def overflow_error(log: str, board: BoardProfile, model: GeneratedModel) -> FirmwareBuildError | None:
-    """The does-not-fit error when the linker's ``log`` says a memory region overflowed, else ``None``."""
+    """The does-not-fit error when the PlatformIO linker's ``log`` says a memory region overflowed, else ``None``."""
     over = dict(re.findall(r"region `(\w+)' overflowed by (\d+) bytes", log))
     if not over:
         return None
@@ -94,18 +101,48 @@ def overflow_error(log: str, board: BoardProfile, model: GeneratedModel) -> Firm
     )
 
 
-def lap_defines(board: BoardProfile, kernels: Kernels = "reference") -> list[str]:
+def firmware_fit(board: BoardProfile, firmware: Firmware, model: GeneratedModel) -> FitVerdict:
+    """The fit of a linked firmware on ``board``: flash = weights + code and constants, SRAM = arena + stack +
+    the rest of .data/.bss, every figure measured (``arm-none-eabi-size``); the basis of ``--emulate`` and of
+    ``edgeprune boards fit --export``."""
+    code = firmware.flash_bytes - model.weight_bytes
+    other = firmware.ram_bytes - firmware.arena - firmware.stack
+    flash = ResourceFit("flash", board.flash_bytes or 0, (Part("weights", model.weight_bytes), Part("code", code)))
+    sram = ResourceFit("sram", board.sram_bytes or 0, (Part("arena", firmware.arena), Part("stack", firmware.stack),
+                                                       Part(".data/.bss", other)))  # fmt: skip
+    return FitVerdict(board.name, (flash, sram), (f"basis: {FIT_BASIS}",))
+
+
+def _does_not_fit(board: BoardProfile, verdict: FitVerdict) -> FirmwareBuildError:
+    return FirmwareBuildError(
+        f"the model does not fit {board.name}: {verdict.verdict.removeprefix('does not fit: ')} ("
+        + "; ".join(
+            f"{r.resource}: {', '.join(f'{p.label} {p.bytes:,} B' for p in r.parts)}" for r in verdict.resources
+        )
+        + f"; {FIT_BASIS})",
+        expected=f"firmware within {board.sram_bytes:,} B SRAM and {board.flash_bytes:,} B flash",
+        fix="prune further (edgeprune prune --budget ...) or pick a board with more memory; "
+        f"`edgeprune boards fit {board.name} --export DIR` shows the same figures",
+    )
+
+
+def default_kernels(core: Core) -> Kernels:
+    """The DSP-extension kernels on the Cortex-M4/M7 (what the measured boards run: CMSIS-NN-style SMLAD loops), the
+    reference loops on the M0+ (no DSP extension)."""
+    return "reference" if core == Core.CORTEX_M0PLUS else "dsp"
+
+
+def lap_defines(board: BoardProfile, cycles_per_insn: float | None = None) -> list[str]:
     """``m-lap-us`` of the emulated board as estimated microseconds of ``board``: SysTick ticks -> QEMU instructions
-    (-icount shift=0) -> cycles (the core's fitted cycles per instruction) -> microseconds at the board's clock, so
-    a runner's throughput is the estimate. Without a factor for the core, or for the DSP-extension kernels (the
-    factors are fitted to the reference kernels' instruction counts): QEMU virtual microseconds."""
-    if board.core not in CALIBRATION_INSNS or kernels == "dsp":
-        what = "the DSP-extension kernels" if kernels == "dsp" else "this core"
-        return [f'-DEP_LAP_US_NOTE="QEMU virtual time (1 instruction = 1 ns), no cycle estimate for {what}"']
-    cpi = core_cost(board.core).cycles_per_insn
-    per_tick = Fraction(INSNS_PER_SECOND, MPS2_TICK_HZ) * Fraction(cpi) * 1_000_000 / board.clock_hz
+    (-icount shift=0) -> cycles (``cycles_per_insn``: the model's estimated cycles over its instructions, from its
+    traced inference) -> microseconds at the board's clock, so a runner's throughput is the estimate. Without it:
+    QEMU virtual microseconds."""
+    if not cycles_per_insn:
+        return ['-DEP_LAP_US_NOTE="QEMU virtual time (1 instruction = 1 ns), no cycle estimate"']
+    per_tick = Fraction(INSNS_PER_SECOND, MPS2_TICK_HZ) * Fraction(cycles_per_insn) * 1_000_000 / board.clock_hz
     per_tick = per_tick.limit_denominator(1_000_000)
-    note = f"estimated, QEMU instructions x {cpi:.3f} cycles/insn at {board.clock_hz / 1e6:g} MHz"
+    mhz = f"{board.clock_hz / 1e6:g} MHz"
+    note = f"estimated, QEMU instructions x {cycles_per_insn:.3f} cycles/insn (cycle model) at {mhz}"
     return [f"-DEP_LAP_US_NUM={per_tick.numerator}u", f"-DEP_LAP_US_DEN={per_tick.denominator}u",
             f'-DEP_LAP_US_NOTE="{note}"']  # fmt: skip
 
@@ -134,15 +171,19 @@ def build_firmware(
     out_dir: Path,
     *,
     mlperf_model: str | None = None,
-    kernels: Kernels = "reference",
+    kernels: Kernels | None = None,
+    cycles_per_insn: float | None = None,
     timeout: float = 300,
+    sizing: bool = False,
 ) -> Firmware:
     """Write ``model.c`` and the linker script to ``out_dir`` and link ``firmware.elf`` for ``board``.
     ``mlperf_model`` (``kws01``, ``ad01``, ...) is what ``profile%`` reports as ``m-model-[...]``: the MLPerf Tiny
     runner picks its test script by it (default: the model's name), and it sets the input format of that task's
-    reference firmware (:data:`MLPERF_INPUT`). ``m-lap-us`` is in estimated microseconds (:func:`lap_defines`).
-    ``kernels``: ``"reference"`` (TFLM's reference loops, what the cycle factors are fitted to) or ``"dsp"`` (the
-    Cortex-M4/M7 DSP-extension kernels real-board AOT builds use; instruction counts, no latency estimate yet)."""
+    reference firmware (:data:`MLPERF_INPUT`). ``m-lap-us`` is in estimated microseconds when ``cycles_per_insn``
+    is given (:func:`lap_defines`). ``kernels``: ``"dsp"`` (the Cortex-M4/M7 DSP-extension kernels, what real-board
+    AOT builds use) or ``"reference"`` (TFLM's reference loops); default :func:`default_kernels`.
+    A model that overflows the board's memory is linked again with room for anything (``sizing``) to measure it,
+    and the error gives the figures of :func:`firmware_fit`."""
     if mlperf_model is not None and not MLPERF_MODEL_ID.fullmatch(mlperf_model):
         raise FirmwareBuildError(
             f"MLPerf Tiny model id {mlperf_model!r} cannot be reported as m-model-[...]",
@@ -153,6 +194,7 @@ def build_firmware(
             f"{board.name} has a {board.core.value} core: no firmware build for it here",
             expected=f"one of {', '.join(c.value for c in CPU_FLAGS)}",
         )
+    kernels = kernels or default_kernels(board.core)
     if kernels == "dsp" and board.core == Core.CORTEX_M0PLUS:
         raise FirmwareBuildError(
             f"{board.name} has a Cortex-M0+: it has no DSP extension", expected='kernels="reference" for this board'
@@ -165,7 +207,8 @@ def build_firmware(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(out_dir / "model.c", model.source)
     script = (FIRMWARE / "mps2.ld.in").read_text()
-    for key, val in (("@FLASH@", board.flash_bytes), ("@RAM@", board.sram_bytes), ("@STACK@", STACK_BYTES)):
+    flash, ram = (SIZING_BYTES, SIZING_BYTES) if sizing else (board.flash_bytes, board.sram_bytes)
+    for key, val in (("@FLASH@", flash), ("@RAM@", ram), ("@STACK@", STACK_BYTES)):
         script = script.replace(key, str(val))
     write_atomic(out_dir / "link.ld", script)
     elf = out_dir / "firmware.elf"
@@ -173,15 +216,18 @@ def build_firmware(
            "-Wall", "-std=gnu11", "-I", str(FIRMWARE), "--specs=nano.specs", "--specs=nosys.specs",
            "-nostartfiles", "-Wl,--gc-sections", "-T", str(out_dir / "link.ld"), "-o", str(elf),
            f"-DEP_DB_MAX={max(db_bytes, 64)}",
-           *mlperf_defines(model, mlperf_model), *lap_defines(board, kernels),
+           *mlperf_defines(model, mlperf_model), *lap_defines(board, cycles_per_insn),
            *(["-DEP_REFERENCE_KERNELS"] if kernels == "reference" else []), str(out_dir / "model.c"),
            *(str(FIRMWARE / s) for s in SOURCES), "-lm"]  # fmt: skip
     logger.debug("running %s", shlex.join(cmd))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0 and not sizing and "overflowed by" in proc.stderr:
+        with tempfile.TemporaryDirectory(prefix="sizing-", dir=out_dir) as tmp:
+            fw = build_firmware(model, board, Path(tmp), mlperf_model=mlperf_model, kernels=kernels,
+                                timeout=timeout, sizing=True)  # fmt: skip
+        raise _does_not_fit(board, firmware_fit(board, fw, model))
     if proc.returncode != 0:
-        raise overflow_error(proc.stderr, board, model) or FirmwareBuildError(
-            "the firmware did not compile", fix=proc.stderr[-3000:]
-        )
+        raise FirmwareBuildError("the firmware did not compile", fix=proc.stderr[-3000:])
     return footprint(elf, board.core, model.arena_bytes, STACK_BYTES)
 
 

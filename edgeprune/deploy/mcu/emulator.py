@@ -4,15 +4,19 @@ its UART on a pseudo-terminal that pyserial (ours, or any EEMBC runner) opens li
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import re
 import select
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -24,14 +28,17 @@ from edgeprune.errors import EdgepruneError
 logger = logging.getLogger(__name__)
 
 BANNER_SECONDS = 3.0  # at most this long for the boot lines (they come within milliseconds)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class EmulatorError(EdgepruneError):
     """QEMU is missing, refused the board, or did not come up."""
 
 
-def qemu_command(board: BoardProfile, elf: Path, serial: str = "pty") -> list[str]:
-    """The exact ``qemu-system-arm`` argument list for ``board`` running ``elf`` (UART on ``serial``)."""
+def qemu_command(board: BoardProfile, elf: Path, serial: str = "pty", trace: Path | None = None) -> list[str]:
+    """The exact ``qemu-system-arm`` argument list for ``board`` running ``elf`` (UART on ``serial``). ``trace``: log
+    every translation block's instructions when translated and each execution of a block, unchained, to this file
+    (``-d in_asm,exec,nochain``; the input of :mod:`edgeprune.deploy.mcu.cycles`)."""
     machine = board.qemu_machine or QEMU_MACHINE_FOR_CORE.get(board.core)
     if machine is None:
         raise EmulatorError(
@@ -42,7 +49,8 @@ def qemu_command(board: BoardProfile, elf: Path, serial: str = "pty") -> list[st
     if qemu is None:
         raise EmulatorError("qemu-system-arm is not installed", fix="make setup (or: apt-get install qemu-system-arm)")
     return [qemu, "-M", machine.value, "-display", "none", "-monitor", "none", "-serial", serial,
-            "-icount", "shift=0", "-kernel", str(elf)]  # fmt: skip
+            "-icount", "shift=0", "-kernel", str(elf),
+            *(["-d", "in_asm,exec,nochain", "-D", str(trace)] if trace else [])]  # fmt: skip
 
 
 @dataclass
@@ -118,15 +126,40 @@ def _consume_banner(pty: str, deadline: float) -> None:
         os.close(fd)
 
 
-def start(board: BoardProfile, elf: Path, *, tcp: bool = False, timeout: float = 10.0) -> EmulatedBoard:
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get SIGKILL when its parent dies (Linux ``PR_SET_PDEATHSIG``), however
+    the parent dies: SIGTERM with Python's default handler, SIGKILL, a crash. Nothing else ends QEMU then, since
+    no ``finally`` runs. ``None`` off Linux (there only ``stop()``, the context manager and the CLI's signal path
+    end it)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child after fork only calls it
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died between fork and prctl: nobody would kill us later
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
+def start(
+    board: BoardProfile, elf: Path, *, tcp: bool = False, timeout: float = 10.0, trace: Path | None = None
+) -> EmulatedBoard:
     """Start QEMU on ``elf`` for ``board``; return once the UART (pty, or a local TCP port) is reachable and, on a
-    pty, the firmware's boot lines are consumed (the port is idle, as a booted board's is)."""
+    pty, the firmware's boot lines are consumed (the port is idle, as a booted board's is). ``trace``: see
+    :func:`qemu_command`.
+
+    On Linux QEMU dies with the process that started it, even when that process is killed without running any
+    clean-up (SIGTERM to a library caller, SIGKILL); strictly with the *thread* that started it (the kernel's
+    parent-death signal), so keep the board within the thread that started it."""
     tcp_port = _free_port() if tcp else None
     serial = f"tcp:127.0.0.1:{tcp_port},server=on,wait=off" if tcp_port else "pty"
-    cmd = qemu_command(board, elf, serial)
+    cmd = qemu_command(board, elf, serial, trace)
     logger.debug("running %s", shlex.join(cmd))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            text=True)  # fmt: skip
+                            text=True, preexec_fn=_die_with_parent())  # fmt: skip
     try:
         return _connect(board, elf, proc, tcp_port, time.monotonic() + timeout)
     except BaseException:  # an error, or SIGTERM/Ctrl-C while QEMU comes up: never leave it running

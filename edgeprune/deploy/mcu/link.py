@@ -76,7 +76,7 @@ class Link:
             self.port.flush()
         except PORT_ERRORS as exc:
             raise LinkError(
-                f"the serial link failed while sending {text[:40]!r}: {type(exc).__name__}: {exc}",
+                f"the serial link failed while sending {(text + '%')[:40]!r}: {type(exc).__name__}: {exc}",
                 fix="check the cable / that the board is up and no other program uses the port",
             ) from exc
 
@@ -88,18 +88,29 @@ class Link:
                 last = time.monotonic()
         self._buf = b""
 
-    def command(self, text: str, *, timeout: float | None = None, retry: bool = True) -> list[str]:
+    def resync(self) -> None:
+        """Bring the board and the host back in step after a fault: a bare ``%`` ends any half-received command
+        in the board's line buffer (it answers with an error and ``m-ready``), then every late or stray reply is
+        drained. Without it the next command would be appended to that half line and fail, or be taken for
+        something else (``db 0a0bdb load 640`` reads as hex bytes)."""
+        self._send("")
+        self.drain()
+
+    def command(
+        self, text: str, *, timeout: float | None = None, retry: bool = True, work_done: str | None = None
+    ) -> list[str]:
         """Send ``text%``; collect ``m-``/``e-`` lines until ``m-ready``. The board must start answering within
         ``self.timeout`` seconds (a lost command is retried at once); from its first line on, ``timeout``
         seconds of work are allowed (default ``self.timeout``), and every further line extends the deadline to
-        at least ``self.timeout`` from then, so a slow but steady board is never cut off. Retries (when
-        ``retry``) after a timeout or an ``e-[Unknown command`` that shows the command arrived corrupted."""
+        at least ``self.timeout`` from then, so a slow but steady board is never cut off. A line starting with
+        ``work_done`` (``m-infer-done``) ends the work allowance: the rest of the reply comes at once, so a lost
+        ``m-ready`` costs ``self.timeout``, not the work's deadline. Retries (when ``retry``) after a timeout or
+        an ``e-[Unknown command`` that shows the command arrived corrupted."""
         attempts = 1 + (self.retries if retry else 0)
         last_problem = ""
         for attempt in range(attempts):
             if attempt:
-                self._send("")  # terminate any half-received command on the board
-                self.drain()
+                self.resync()
             self._send(text)
             deadline, lines, seen = time.monotonic() + self.timeout, [], 0
             while True:
@@ -111,6 +122,8 @@ class Link:
                     break
                 work = (timeout or self.timeout) if seen == 1 else self.timeout
                 deadline = max(deadline, time.monotonic() + work)
+                if work_done and line.startswith(work_done):
+                    deadline = time.monotonic() + self.timeout
                 if line == READY:
                     if any(x.startswith("e-[Unknown command") for x in lines) and retry:
                         last_problem = f"the board did not understand it: {lines[-1]}"

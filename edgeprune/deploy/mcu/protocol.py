@@ -126,15 +126,17 @@ class Dut:
         self.link = link
         self.seconds_per_inference: float | None = None  # host-side wall time of the last inference
 
-    def _ask(self, command: str, parse: Callable[[list[str]], T], timeout: float | None = None) -> T:
+    def _ask(
+        self, command: str, parse: Callable[[list[str]], T], timeout: float | None = None, work_done: str | None = None
+    ) -> T:
         """``parse(reply)``; the command is sent again (after a drain, bounded by the link's retries) when the
         reply is missing, cut, corrupted or fails ``parse``'s checks."""
         problem = ""
         for attempt in range(1 + self.link.retries):
             if attempt:
-                self.link.drain()
+                self.link.resync()
             try:
-                return parse(self.link.command(command, timeout=timeout))
+                return parse(self.link.command(command, timeout=timeout, work_done=work_done))
             except LinkError as exc:
                 problem = exc.problem
         raise LinkError(
@@ -178,22 +180,41 @@ class Dut:
 
     def load(self, data: bytes, *, attempts: int = 3) -> None:
         """``db load N%`` then ``db HEX%`` chunks; then checks (``ep-db``) that the board holds exactly ``data``.
-        Restarts the whole load (bounded) when a chunk is lost or a byte arrived corrupted."""
+        After a lost or corrupted chunk the link is resynchronised and the load goes on from the bytes the board
+        verifiably holds (their CRC-32 matches), or starts over; it gives up after ``attempts`` failures in a row
+        that made no progress (bounded: each other failure moved on by at least one byte)."""
         want = (len(data), len(data), zlib.crc32(data))
-        for _ in range(attempts):
-            lines: list[str] = []
+        pos: int | None = None  # bytes of ``data`` the board holds; None: start with ``db load``
+        stalled = 0
+        while stalled < attempts:
+            before = pos or 0
             try:
-                self.link.command(f"db load {len(data)}")
-                for i in range(0, len(data), DB_CHUNK):
+                if pos is None:
+                    if f"m-[Expecting {len(data)} bytes]" not in self.link.command(f"db load {len(data)}"):
+                        raise LinkError(f"db load {len(data)} was not acknowledged")
+                    pos = 0
+                for i in range(pos, len(data), DB_CHUNK):
                     lines = self.link.command("db " + data[i : i + DB_CHUNK].hex(), retry=False)
                     if any(x.startswith("e-") for x in lines):
-                        break
-                if "m-load-done" in lines and self.loaded() == want:
+                        raise LinkError(f"db chunk at byte {i} refused: {lines}")
+                if self.loaded() == want:
                     return
-            except LinkError:  # a chunk got no m-ready: start the load over
+            except LinkError:
                 pass
-            self.link.drain()
-        raise LinkError(f"loading {len(data)} input bytes failed {attempts} times", fix="check the link quality")
+            self.link.resync()
+            pos = self._held(data)
+            stalled = 0 if (pos or 0) > before else stalled + 1
+        raise LinkError(
+            f"loading {len(data)} input bytes failed {attempts} times in a row", fix="check the link quality"
+        )
+
+    def _held(self, data: bytes) -> int | None:
+        """How many leading bytes of ``data`` the board's buffer verifiably holds (None: unknown or wrong)."""
+        try:
+            size, pos, crc = self.loaded()
+        except LinkError:
+            return None
+        return pos if size == len(data) and pos <= size and crc == zlib.crc32(data[:pos]) else None
 
     def deadline(self, runs: int, warmup: int) -> float:
         """Seconds ``infer runs warmup`` may work once the board acknowledged it: ``DEADLINE_MARGIN`` times the
@@ -208,7 +229,7 @@ class Dut:
         deadline."""
         t0 = time.monotonic()
         reply = self._ask(f"infer {runs} {warmup}", lambda lines: _infer_reply(lines, runs),
-                          timeout or self.deadline(runs, warmup))  # fmt: skip
+                          timeout or self.deadline(runs, warmup), work_done="m-infer-done")  # fmt: skip
         self.seconds_per_inference = (time.monotonic() - t0) / (runs + warmup)
         return reply
 
@@ -247,7 +268,7 @@ class Dut:
                 timing = self._timed_once(runs, warmup, info)
             except LinkError as exc:
                 problem = exc.problem
-                self.link.drain()
+                self.link.resync()
                 continue
             if kept and abs(timing.ticks - kept[-1].ticks) <= AGREE_REL * kept[-1].ticks:
                 return timing

@@ -25,7 +25,8 @@ def layer_table(measurement: Measurement) -> Table:
 def component_table(measurement: Measurement) -> Table:
     """One row per component: latency (ms) and share, then the whole-inference latency."""
     lat = measurement.latency
-    title = f"{measurement.model}: " + (f"{lat.text(3)} ms per inference" if lat else "no latency estimate")
+    per = "per inference" if measurement.batch == 1 else f"per inference of a batch of {measurement.batch}"
+    title = f"{measurement.model}: " + (f"{lat.text(3)} ms {per}" if lat else "no latency estimate")
     t = Table(title=title, caption=measurement.provenance.label, caption_justify="left")
     for col in ("component", "ms", "%"):
         t.add_column(col, justify="left" if col == "component" else "right")
