@@ -28,8 +28,9 @@ import numpy as np
 import torch
 
 from edgeprune.boards import _toml
-from edgeprune.boards.cost_model import CostCoefficients, FitPoint, features, load_cost_models
+from edgeprune.boards.cost_model import CostCoefficients, features, load_cost_models
 from edgeprune.boards.errors import BoardError
+from edgeprune.boards.fitpoint import FitPoint
 from edgeprune.boards.ops import OpCost, ops_from_module
 from edgeprune.io import write_atomic
 

@@ -27,6 +27,7 @@ from rich.table import Table
 
 from edgeprune.boards import _toml
 from edgeprune.boards.errors import NoCostModelError
+from edgeprune.boards.fitpoint import FitPoint
 from edgeprune.boards.ops import OpCost, OpKind
 from edgeprune.boards.schema import BoardProfile
 
@@ -74,22 +75,6 @@ def features(op: OpCost) -> tuple[float, float]:
     tie = TIED_KINDS[op.kind]
     units = tie.ratio * (op.macs if tie.unit == "macs" else op.output_elements)
     return (units, 0.0) if tie.column == "conv" else (0.0, units)
-
-
-@dataclass(frozen=True)
-class FitPoint:
-    """One calibration point and how well the fitted set reproduces it."""
-
-    model: str
-    board: str
-    clock_hz: int
-    measured_ms: float
-    predicted_ms: float
-    source: str
-
-    @property
-    def error_pct(self) -> float:
-        return 100.0 * (self.predicted_ms - self.measured_ms) / self.measured_ms
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from types import MappingProxyType
 
 from edgeprune.boards import _toml
 from edgeprune.boards.calibration import calibration_path, load_calibration
-from edgeprune.boards.cost_model import FitPoint
+from edgeprune.boards.fitpoint import FitPoint
 from edgeprune.boards.schema import BoardProfile, Core
 
 LOAD_CLASSES = ("load", "load_pair", "load_multi", "vfp_load", "vfp_load_multi")

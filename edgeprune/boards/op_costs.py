@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from edgeprune.boards import _toml
-from edgeprune.boards.cost_model import FitPoint
+from edgeprune.boards.fitpoint import FitPoint
 from edgeprune.boards.ops import MAC_KINDS, OpCost, OpKind
 
 Unit = Literal["macs", "output_elements", "weights", "none"]

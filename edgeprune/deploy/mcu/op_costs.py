@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from edgeprune.boards import load_board, ops_from_module
-from edgeprune.boards.cost_model import FitPoint
+from edgeprune.boards.fitpoint import FitPoint
 from edgeprune.boards.op_costs import DerivedCosts, OpRate, Unit, derived_path, render_derived, units
 from edgeprune.boards.ops import OpCost
 from edgeprune.deploy.mcu.api import bench_export, emulate
