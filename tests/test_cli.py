@@ -39,7 +39,7 @@ def test_prune_refuses_to_overwrite_without_force(tmp_path: Path, capsys: pytest
     args = ["prune", "simple", "--budget", "0.3", "--out", str(tmp_path)]
     assert main(args) == 0
     assert main(args) == 2
-    assert "--force" in capsys.readouterr().out
+    assert "--force" in capsys.readouterr().err
     assert main([*args, "--force"]) == 0
 
 
@@ -61,9 +61,9 @@ def test_bad_input_gives_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
     assert main([*args, "--out", str(tmp_path / "o")]) == 2
-    out = capsys.readouterr().out
-    assert "error:" in out and message in out
-    assert "Traceback" not in out
+    err = capsys.readouterr().err
+    assert "error:" in err and message in err
+    assert "Traceback" not in err
     assert not (tmp_path / "o").exists()
 
 
@@ -92,7 +92,7 @@ def test_pickled_module_weights_are_refused(tmp_path: Path, capsys: pytest.Captu
     path = tmp_path / "module.pt"
     torch.save(create_model("simple"), path)  # a whole pickled module: weights_only=True must refuse it
     assert main(["prune", "simple", "--weights", str(path), "--budget", "0.3", "--out", str(tmp_path / "o")]) == 2
-    assert "state_dict" in capsys.readouterr().out
+    assert "state_dict" in capsys.readouterr().err
 
 
 def test_groups_writes_json_and_mermaid(tmp_path: Path) -> None:
@@ -118,7 +118,7 @@ def test_demo_runs_the_loop_end_to_end_as_the_installed_command(tmp_path: Path) 
     run = subprocess.run([exe, "demo"], cwd=tmp_path, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr
     run_dir = tmp_path / "out" / "demo"
-    assert "goals met" in run.stdout and "measuring on the target" in run.stdout  # progress throughout
+    assert "goals met" in run.stdout and "measuring on the target" in run.stderr  # progress throughout, on stderr
     summary = json.loads((run_dir / "pareto.json").read_text())
     chosen = summary["chosen"]
     latency = [p["result"]["latency"]["median_ms"] for p in (chosen, summary["points"][0])]  # the record's median
@@ -141,4 +141,4 @@ def test_boards_list_show_and_fit(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["boards", "fit", "nano33ble", "--model-bytes", "1000", "--arena-bytes", "300000"]) == 1
     assert "does not fit" in capsys.readouterr().out
     assert main(["boards", "show", "no-such-board"]) == 2
-    assert "known" in capsys.readouterr().out.lower()
+    assert "known" in capsys.readouterr().err.lower()

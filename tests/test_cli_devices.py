@@ -24,9 +24,9 @@ def test_bench_on_the_emulated_board(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_bench_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--board", "nucleo-l4r5zi"]) == 2
-    assert "--export" in capsys.readouterr().out
+    assert "--export" in capsys.readouterr().err
     assert main(["bench", "--board", "jetson-orin-nano-8gb", "--export", str(tmp_path)]) == 2
-    assert "--host" in capsys.readouterr().out
+    assert "--host" in capsys.readouterr().err
 
 
 def test_flash_dry_run_prints_the_command(capsys: pytest.CaptureFixture[str]) -> None:

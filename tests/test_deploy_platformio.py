@@ -212,10 +212,10 @@ def test_cli_writes_the_project_and_refuses_to_overwrite(tmp_path: Path, capsys:
     args = ["platformio", str(exported("kws_dscnn")), "--board", NANO, "--out", str(tmp_path)]
     assert main(args) == 0
     assert "pio run -t upload" in capsys.readouterr().out and (tmp_path / "src/ep_model_tflm.cpp").is_file()
-    assert main(args) == 2 and "already holds a PlatformIO project" in capsys.readouterr().out
+    assert main(args) == 2 and "already holds a PlatformIO project" in capsys.readouterr().err
     assert main([*args, "--force"]) == 0
     assert main([*args[:-2], "--board", "nucleo-l4r5zi", "--out", str(tmp_path / "n")]) == 2
-    assert "--runtime aot" in capsys.readouterr().out
+    assert "--runtime aot" in capsys.readouterr().err
 
 
 def test_flash_uploads_a_generated_project_with_platformio(tmp_path: Path, capsys, monkeypatch) -> None:

@@ -152,5 +152,5 @@ def test_export_force_cli_refuses_a_manifest_listing_an_outside_file(
     out.mkdir()
     (out / MANIFEST_NAME).write_text(json.dumps({"artifacts": [{"path": str(victim)}]}))
     assert main(["export", "tdmpc", "--to", "onnx", "--force", "--out", str(out)]) != 0
-    assert "outside" in capsys.readouterr().out
+    assert "outside" in capsys.readouterr().err
     assert victim.read_text() == "keep me" and not list(out.glob(".staging-*"))

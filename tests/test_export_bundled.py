@@ -70,11 +70,11 @@ def test_cli_exports_a_pruned_plan(tmp_path: Path, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert "tflm/model.tflite" in out and "buildable" in out
     assert main(args) == 2  # the directory holds an export now: refused without --force
-    assert "--force" in capsys.readouterr().out
+    assert "--force" in capsys.readouterr().err
 
 
 def test_cli_refuses_int8_without_calibration(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", "simple", "--to", "tflm", "--out", str(tmp_path / "e")]) == 2
-    out = capsys.readouterr().out
-    assert "calibration" in out.lower() and "Traceback" not in out
+    err = capsys.readouterr().err
+    assert "calibration" in err.lower() and "Traceback" not in err
     assert not (tmp_path / "e" / "manifest.json").exists()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from headless_browser import assert_self_contained_and_rendered
 
 from edgeprune.boards import load_board
 from edgeprune.boards.runner import CostModelRunner
@@ -62,6 +63,7 @@ def test_meets_a_latency_goal_and_arena_goal_with_real_bundles(tmp_path: Path) -
     page = (tmp_path / "run" / "report.html").read_text()
     assert "Goals: baseline vs chosen point" in page and page.count("data:image/png;base64,") >= 4
     assert "cost-model" in page or "estimate" in page  # the latency's provenance is on the page
+    assert_self_contained_and_rendered(tmp_path / "run" / "report.html", min_images=len(plots))  # in chromium
 
 
 def test_budgets_grow_where_latency_is_and_protected_components_stay(tmp_path: Path) -> None:
@@ -293,7 +295,7 @@ def test_resume_after_the_run_is_killed(tmp_path: Path) -> None:
     assert len(before) >= 2 and all(json.loads(line) for line in before)  # whole lines only
     assert subprocess.run(args, env=env, capture_output=True, timeout=300).returncode == 2  # refuses without --resume
     resumed = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stdout[-2000:]
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     after = log.read_text().splitlines()
     assert after[: len(before)] == before and len(after) > len(before)
     assert json.loads((run / "pareto.json").read_text())["met"]

@@ -257,6 +257,6 @@ def test_cli_optimize_target_arguments_are_checked(tmp_path: Path, capsys, args:
 
     argv = ["optimize", "simple", "--eval", "fidelity", "--latency-ms", "1", *args, "--out", str(tmp_path / "o")]
     assert main(argv) == 2
-    out = capsys.readouterr().out
-    assert "error:" in out and message in out and "Traceback" not in out
+    err = capsys.readouterr().err
+    assert "error:" in err and message in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()

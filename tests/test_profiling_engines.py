@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from headless_browser import assert_self_contained_and_rendered
 
 from edgeprune.boards import load_board
 from edgeprune.cli import main
@@ -153,6 +154,7 @@ def test_report_from_compare_and_prune_json(tmp_path: Path, capsys: pytest.Captu
     assert "## Pruning (component mode" in md
     assert page.count("data:image/png;base64,") >= 3  # self-contained: plots inline
     assert "<table>" in page and "nucleo-l4r5zi" in page
+    assert_self_contained_and_rendered(tmp_path / "r/report.html", min_images=3)  # in a real browser, offline
     (tmp_path / "bad.json").write_text('{"something": 1}')
     assert main(["report", str(tmp_path / "bad.json"), "--out", str(tmp_path / "r2")]) == 2
-    assert "not a file this report understands" in capsys.readouterr().out
+    assert "not a file this report understands" in capsys.readouterr().err

@@ -243,4 +243,4 @@ def test_cli_bench_over_ssh_original_and_pruned(loopback_sshd, tmp_path: Path, c
     timed = json.loads((tmp_path / "c" / "measurements.json").read_text())
     assert {m["model"] for m in timed} == {"original", "pruned"}
     assert main(["bench", "simple", "--board", "nucleo-l4r5zi", "--host", "me@x", "--out", str(tmp_path / "c")]) == 2
-    assert "runs a TFLite Micro bundle" in capsys.readouterr().out  # an MCU board benches an export
+    assert "runs a TFLite Micro bundle" in capsys.readouterr().err  # an MCU board benches an export

@@ -167,7 +167,7 @@ def test_without_ray_the_sweep_runs_serially_and_says_so(tmp_path: Path) -> None
     args = ["sweep", "--model", "simple", "--budget", "0.3", "--target", "cost:nucleo-l4r5zi", "--out", str(tmp_path)]
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = " ".join(proc.stdout.split())
+    out = " ".join(proc.stderr.split())
     assert "Ray is not installed" in out and "serially in this process" in out
     assert len(list((tmp_path / "points").glob("*.json"))) == 1
 
@@ -229,7 +229,7 @@ def test_cli_optimize_parallel_on_ray_and_serially_without_it(tmp_path: Path) ->
     code = "import sys; sys.modules['ray'] = None; from edgeprune.cli import main; sys.exit(main(sys.argv[1:]))"
     cmd = [sys.executable, "-c", code, *args, "--parallel", "--out", str(tmp_path / "serial")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert "Ray is not installed" in " ".join(proc.stdout.split()), proc.stdout + proc.stderr
+    assert "warning: Ray is not installed" in " ".join(proc.stderr.split()), proc.stdout + proc.stderr
     serial = (tmp_path / "serial" / "iterations.jsonl").read_text().splitlines()
     parallel = (tmp_path / "ray" / "iterations.jsonl").read_text().splitlines()
     assert [json.loads(a)["budgets"] for a in serial] == [json.loads(b)["budgets"] for b in parallel]

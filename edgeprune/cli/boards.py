@@ -4,25 +4,43 @@ from __future__ import annotations
 
 import argparse
 
-from edgeprune.boards import board_details, boards_table, check_fit, fit_artifact, load_board
-from edgeprune.cli.common import (
-    console,
+from edgeprune.boards import (
+    board_details,
+    boards_table,
+    check_fit,
+    fit_artifact,
+    load_board,
 )
+from edgeprune.cli.common import example
+from edgeprune.cli.output import console
 from edgeprune.errors import EdgepruneError
 
 
 def add(sub: argparse._SubParsersAction) -> None:
     """Register this module's commands."""
-    boards = sub.add_parser("boards", help="board profiles: list, show, fit check").add_subparsers(
-        required=True, metavar="action"
+    boards = sub.add_parser(
+        "boards", help="board profiles: list, show, fit check", epilog=example("edgeprune boards list 'nucleo*'")
+    ).add_subparsers(required=True, metavar="action")
+    p = boards.add_parser(
+        "list",
+        help="list known boards (shipped and on $EDGEPRUNE_BOARD_PATH)",
+        epilog=example("edgeprune boards list", "edgeprune boards list 'nucleo*'"),
     )
-    p = boards.add_parser("list", help="list known boards (shipped and on $EDGEPRUNE_BOARD_PATH)")
     p.add_argument("pattern", nargs="?", help="fnmatch pattern over board names")
     p.set_defaults(run=_cmd_boards_list)
-    p = boards.add_parser("show", help="a board's profile with its data-sheet sources")
+    p = boards.add_parser(
+        "show", help="a board's profile with its data-sheet sources", epilog=example("edgeprune boards show l4r5zi")
+    )
     p.add_argument("board", help="board name, alias or profile file")
     p.set_defaults(run=_cmd_boards_show)
-    p = boards.add_parser("fit", help="does a model fit this board (flash and SRAM, with margins)?")
+    p = boards.add_parser(
+        "fit",
+        help="does a model fit this board (flash and SRAM, with margins)?",
+        epilog=example(
+            "edgeprune boards fit nucleo-l4r5zi --model-bytes 52000 --arena-bytes 24000",
+            "edgeprune boards fit nucleo-l4r5zi --artifact out/export/tflm/model.tflite --arena-bytes 62496",
+        ),
+    )
     p.add_argument("board", help="board name, alias or profile file")
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument("--artifact", help="model file (e.g. model.tflite): its size is the flash for weights")

@@ -1,14 +1,11 @@
-"""The option groups several commands share, and the objects they build (so no option is dropped on the way)."""
+"""The option groups several commands share, and the objects they build (so no option is dropped on the way); the
+help conventions (defaults and an Example in every --help) and -v/-q."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import sys
+import logging
 from collections.abc import Callable, Iterator
-
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from edgeprune.boards import BoardProfile
 from edgeprune.errors import EdgepruneError
@@ -18,9 +15,6 @@ from edgeprune.prune import (
 )
 from edgeprune.prune.groups import MODES
 from edgeprune.prune.importance import IMPORTANCES
-
-# wide enough for tables in logs; lines of text are never wrapped (commands and paths stay copyable)
-console = Console(width=None if sys.stdout.isatty() else 120, soft_wrap=True, log_path=False)
 
 
 def model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -46,7 +40,7 @@ def model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
         metavar="NAME=PATTERN[,PATTERN]",
         help="explicit component: module paths or globs (repeatable)",
     )
-    g.add_argument("--mode", choices=MODES, default="component", help="grouping mode (default: component)")
+    g.add_argument("--mode", choices=MODES, default="component", help="grouping mode")
 
 
 def plan_args(p: argparse.ArgumentParser, required: bool = False) -> None:
@@ -66,8 +60,8 @@ def ssh_args(
     g.add_argument("--host", help="user@host or user@host:port")
     g.add_argument("--key", help="SSH private key (default: your ssh config and agent)")
     g.add_argument("--known-hosts", help="known_hosts file (host-key checking is always on)")
-    g.add_argument("--python", help="Python on the board (default python3)")
-    g.add_argument("--remote-dir", help="work directory on the board (default ~/edgeprune)")
+    g.add_argument("--python", help="Python on the board (default: python3)")
+    g.add_argument("--remote-dir", help="work directory on the board (default: ~/edgeprune)")
     g.add_argument("--runtimes", help=runtimes)
 
 
@@ -83,9 +77,10 @@ def budget_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--total", type=float, help="remove this fraction of the whole model, ranked across components")
     g.add_argument("--protect", action="append", default=[], metavar="NAME[,NAME]", help="components to keep intact")
     g.add_argument("--interfaces", type=float, metavar="RATIO", help="also prune cross-component interfaces")
-    g.add_argument("--round-to", type=int, default=1, help="keep channel counts multiples of this (default 1)")
+    g.add_argument("--round-to", type=int, default=1, help="keep channel counts multiples of this")
     g.add_argument("--weight", action="append", default=[], metavar="NAME=W", help="importance weight per component")
-    g.add_argument("--importance", choices=[i for i in IMPORTANCES if i != "taylor"], default="l2")
+    importances = [i for i in IMPORTANCES if i != "taylor"]
+    g.add_argument("--importance", choices=importances, default="l2", help="how channels are ranked")
     g.add_argument("--seed", type=int, default=0, help="seed for random importance")
 
 
@@ -168,10 +163,38 @@ def load_callable(spec: str, flag: str) -> Callable:
     return fn
 
 
-@contextlib.contextmanager
-def status(start: str) -> Iterator[Callable[[str], None]]:
-    """A spinner with elapsed time for long work; yields the function that updates its message."""
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(start)
-        yield lambda message: progress.update(task, description=message)
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's default in its help (unless the help names it already); the Example epilog as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if not action.option_strings or action.default in (None, False, [], argparse.SUPPRESS) or "%(default)" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def example(*lines: str) -> str:
+    """A command's ``Example:`` epilog: real command lines, runnable as written (one per line)."""
+    return "Example:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+Command = tuple[tuple[str, ...], argparse.ArgumentParser]
+
+
+def commands(p: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[Command]:
+    """``p`` and every (sub)command parser below it, with its command path (``("boards", "fit")``)."""
+    yield path, p
+    for action in p._actions:  # argparse has no public way to list subparsers
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from commands(sub, (*path, name))
+
+
+def verbosity_args(p: argparse.ArgumentParser, top: bool) -> None:
+    """-v/-q: on the top-level parser (default INFO) and again after each command (default: left as given)."""
+    g = p.add_mutually_exclusive_group()
+    default = logging.INFO if top else argparse.SUPPRESS
+    g.add_argument("-v", "--verbose", dest="log_level", action="store_const", const=logging.DEBUG, default=default,
+                   help="also debug lines on stderr (steps within stages, commands run)")  # fmt: skip
+    g.add_argument("-q", "--quiet", dest="log_level", action="store_const", const=logging.WARNING, default=default,
+                   help="no progress lines on stderr, only warnings and errors")  # fmt: skip

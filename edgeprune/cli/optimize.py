@@ -9,14 +9,14 @@ from pathlib import Path
 from edgeprune.boards import load_board
 from edgeprune.cli.common import (
     components_of,
-    console,
+    example,
     given,
     load_callable,
     model_args,
     ssh_args,
     ssh_target,
-    status,
 )
+from edgeprune.cli.output import console, log, stage
 from edgeprune.demo import DemoSettings
 from edgeprune.errors import EdgepruneError
 from edgeprune.models.spec import load_model
@@ -25,13 +25,22 @@ from edgeprune.pipeline.allocation import STRATEGIES, strategy
 
 def add(sub: argparse._SubParsersAction) -> None:
     """Register this module's commands."""
-    p = sub.add_parser("optimize", help="prune component by component until the board's goals hold (the loop)")
+    p = sub.add_parser(
+        "optimize",
+        help="prune component by component until the board's goals hold (the loop)",
+        epilog=example(
+            "edgeprune optimize tdmpc --board nucleo-l4r5zi --latency-ms 9 --protect encoder --eval fidelity "
+            "--calib out/samples.npz --emulate --out out/opt",
+            "edgeprune optimize tdmpc --board nucleo-l4r5zi --latency-ms 9 --protect encoder --eval fidelity "
+            "--calib out/samples.npz --emulate --resume --out out/opt",
+        ),
+    )
     model_args(p)
     p.add_argument("--board", help="board name or alias (MCU boards alone: cost-model latency estimate)")
     p.add_argument("--latency-ms", type=float, help="latency goal")
     p.add_argument("--arena-kb", type=float, help="tensor arena goal (KiB); default: the board's fit check")
     p.add_argument("--flash-kb", type=float, help="model flash goal (KiB); default: the board's fit check")
-    p.add_argument("--max-drop", type=float, help="largest metric drop allowed (default 0.05)")
+    p.add_argument("--max-drop", type=float, help="largest metric drop allowed (default: 0.05)")
     p.add_argument(
         "--eval",
         required=True,
@@ -41,14 +50,14 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--finetune", metavar="module:fn", help="finetune(model) -> None, run after each pruning step")
     p.add_argument("--calib", help="samples for the int8 TFLM bundle (exact arena and flash); without: latency only")
     p.add_argument("--protect", action="append", default=[], metavar="NAME[,NAME]", help="components to keep intact")
-    p.add_argument("--round-to", type=int, help="keep channel counts multiples of this (default 1)")
+    p.add_argument("--round-to", type=int, help="keep channel counts multiples of this (default: 1)")
     p.add_argument(
         "--strategy",
         choices=list(STRATEGIES),
         help="knapsack: a combination of cuts per step (default); greedy: one",
     )
-    p.add_argument("--step", type=float, help="budget step per iteration (default 0.1)")
-    p.add_argument("--max-iterations", type=int, help="stop after this many points (default 20)")
+    p.add_argument("--step", type=float, help="budget step per iteration (default: 0.1)")
+    p.add_argument("--max-iterations", type=int, help="stop after this many points (default: 20)")
     p.add_argument("--out", required=True, help="run directory (iterations.jsonl, points/, chosen/, pareto.*)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     where = p.add_argument_group("where to measure (one of; default: the MCU board's cost model)")
@@ -58,7 +67,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     where.add_argument(
         "--engine", choices=("onnxruntime", "pytorch-eager"), help="an engine on this machine (no --board)"
     )
-    ssh_args(p, runtimes="the one runtime to measure with on the board (default onnxruntime)")
+    ssh_args(p, runtimes="the one runtime to measure with on the board (default: onnxruntime)")
     ray = p.add_argument_group("candidates in parallel (the scale extra: Ray; default: one after another here)")
     ray.add_argument(
         "--parallel",
@@ -70,13 +79,15 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_cmd_optimize)
 
     p = sub.add_parser(
-        "demo", help="optimize the trained TD-MPC model for an MCU on the emulated board, end to end, with a report"
+        "demo",
+        help="optimize the trained TD-MPC model for an MCU on the emulated board, end to end, with a report",
+        epilog=example("edgeprune demo --out out/demo"),
     )
-    p.add_argument("--out", default="out/demo", help="run directory (default out/demo; an earlier demo is replaced)")
-    p.add_argument("--board", default=DemoSettings.board, help=f"MCU board (default {DemoSettings.board})")
+    p.add_argument("--out", default="out/demo", help="run directory (an earlier demo there is replaced)")
+    p.add_argument("--board", default=DemoSettings.board, help="MCU board")
     p.add_argument("--latency-ms", type=float, default=DemoSettings.latency_ms, help="latency goal (estimate)")
     p.add_argument("--max-drop", type=float, default=DemoSettings.max_drop, help="largest drop of the return")
-    p.add_argument("--strategy", choices=list(STRATEGIES), default=DemoSettings.strategy)
+    p.add_argument("--strategy", choices=list(STRATEGIES), default=DemoSettings.strategy, help="how cuts are chosen")
     p.set_defaults(run=_cmd_demo)
 
 
@@ -107,7 +118,7 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     target = _optimize_target(args)
     with contextlib.ExitStack() as stack:
         executor = _candidates_executor(args, stack)
-        say = stack.enter_context(status("optimizing"))
+        stack.enter_context(stage("optimize"))
         result = optimize(
             model,
             inputs,
@@ -117,7 +128,6 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
             args.out,
             options,
             resume=args.resume,
-            progress=say,
             executor=executor,
         )
     write_outputs(result)
@@ -139,7 +149,7 @@ def _candidates_executor(args: argparse.Namespace, stack: contextlib.ExitStack):
     try:
         return stack.enter_context(ray_executor(args.address, {}, retries=0))
     except MissingExtraError as exc:
-        console.print(f"Ray is not installed ({exc.fix}): candidates are evaluated one after another", highlight=False)
+        log.warning("Ray is not installed (%s): candidates are evaluated one after another", exc.fix)
         return None
 
 
@@ -195,8 +205,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         f"{settings.max_drop} ({settings.episodes} episodes); encoder protected; strategy {settings.strategy}",
         highlight=False,
     )
-    with status("starting") as say:
-        result = run_demo(args.out, settings, progress=lambda m: (say(m), console.log(m, highlight=False)))
+    with stage("demo"):
+        result = run_demo(args.out, settings)
     console.print(points_table(result))
     verdict = "[green]goals met[/]" if result.met else "[bold red]goals not met[/]"
     console.print(f"{verdict}: {result.explanation}", highlight=False)

@@ -11,11 +11,11 @@ from edgeprune.cli.common import (
     budget_args,
     budget_of,
     components_of,
-    console,
+    example,
     model_args,
     plan_args,
-    status,
 )
+from edgeprune.cli.output import console, log, stage
 from edgeprune.errors import EdgepruneError
 from edgeprune.io import write_atomic
 from edgeprune.models import list_models
@@ -34,29 +34,47 @@ from edgeprune.prune import (
 
 def add(sub: argparse._SubParsersAction) -> None:
     """Register this module's commands."""
-    p = sub.add_parser("models", help="list the bundled models")
+    p = sub.add_parser("models", help="list the bundled models", epilog=example("edgeprune models"))
     p.set_defaults(run=_cmd_models)
 
-    p = sub.add_parser("groups", help="print a model's components, flows and pruning groups")
+    p = sub.add_parser(
+        "groups",
+        help="print a model's components, flows and pruning groups",
+        epilog=example("edgeprune groups tdmpc --json out/groups.json --mermaid out/graph.mmd"),
+    )
     model_args(p)
     p.add_argument("--json", metavar="FILE", help="also write components, flows and groups as JSON")
     p.add_argument("--mermaid", metavar="FILE", help="also write the component graph as a Mermaid diagram")
     p.set_defaults(run=_cmd_groups)
 
-    p = sub.add_parser("prune", help="prune a model; writes plan.json, pruned.pt and the report to --out")
+    p = sub.add_parser(
+        "prune",
+        help="prune a model; writes plan.json, pruned.pt and the report to --out",
+        epilog=example(
+            "edgeprune prune tdmpc --budget 0.5 --budget dynamics=0.3 --protect encoder --round-to 8 --out out/pruned"
+        ),
+    )
     model_args(p)
     budget_args(p)
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--force", action="store_true", help="overwrite existing files in --out")
     p.set_defaults(run=_cmd_prune)
 
-    p = sub.add_parser("export", help="export a (pruned) model: ONNX, TFLite int8, TFLM bundle, TensorRT")
+    p = sub.add_parser(
+        "export",
+        help="export a (pruned) model: ONNX, TFLite int8, TFLM bundle, TensorRT",
+        epilog=example(
+            "edgeprune samples tdmpc --source example --out out/samples.npz",
+            "edgeprune export tdmpc --plan out/pruned/plan.json --pruned-weights out/pruned/pruned.pt "
+            "--calib out/samples.npz --to onnx,tflm --out out/export",
+        ),
+    )
     model_args(p)
     plan_args(p)
     p.add_argument(
         "--to",
         default="onnx,tflite,tflm",
-        help="comma-separated export targets, e.g. onnx,tflite,tflm,tensorrt (default onnx,tflite,tflm)",
+        help="comma-separated export targets among onnx, tflite, tflm, tensorrt, tensorrt-check",
     )
     p.add_argument("--calib", help="representative samples for int8 (.npy, or .npz keyed by input name)")
     p.add_argument("--no-int8", action="store_true", help="TFLite float32 only (not with tflm)")
@@ -115,7 +133,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         plan = PrunePlan.load(args.plan)
         model = load_pruned(model, plan, inputs, args.pruned_weights)
         plan_hash = plan.digest
-    with status("exporting") as say:
+    with stage(f"export to {args.to}"):
         result = export(
             model,
             inputs,
@@ -126,7 +144,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
             force=args.force,
             onnx_options=OnnxOptions(plan_hash=plan_hash),
             tensorrt=TensorRTOptions(precision=args.precision),
-            progress=say,
         )
     console.print(result.table())
     for note in result.notes:
@@ -138,7 +155,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _run_prune(model, inputs, budget: Budget, comps: Components, mode: str, importance: str, seed: int) -> PruneResult:
-    with status("pruning") as say:
+    with stage("pruning"):
         result = prune(
             model,
             inputs,
@@ -147,7 +164,7 @@ def _run_prune(model, inputs, budget: Budget, comps: Components, mode: str, impo
             importance=importance,
             mode=mode,
             seed=seed,
-            on_step=lambda step: say(f"pruning: {step}"),
+            on_step=lambda step: log.debug("pruning: %s", step),
         )
     console.print(result.report.component_table())
     return result

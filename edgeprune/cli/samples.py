@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from edgeprune.calib_samples import SOURCES, make_samples
-from edgeprune.cli.common import console
+from edgeprune.cli.common import example
+from edgeprune.cli.output import console
 from edgeprune.errors import EdgepruneError
 from edgeprune.io import write_atomic
 from edgeprune.models.spec import load_model
@@ -19,15 +20,18 @@ def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "samples",
         help="write int8 calibration samples (.npz keyed by input name) for --calib",
-        description="replay: real (obs, action) pairs from the shipped TD-MPC replay buffer; example: draws of the "
-        "model's example_inputs() (random: smoke tests only). For your own model save real inputs with np.savez.",
-        epilog="example: edgeprune samples edgeprune.control.pretrained:pretrained_tdmpc --source replay "
-        "--out samples.npz",
+        description="Write int8 calibration samples (.npz keyed by input name) for --calib.\n"
+        "replay: real (obs, action) pairs from the shipped TD-MPC replay buffer;\n"
+        "example: draws of the model's example_inputs() (random: smoke tests only).\n"
+        "For your own model save a few hundred real inputs with np.savez.",
+        epilog=example(
+            "edgeprune samples edgeprune.control.pretrained:pretrained_tdmpc --source replay --out out/samples.npz"
+        ),
     )
     p.add_argument("model", help="bundled model name or package.module:factory")
     p.add_argument("--source", choices=SOURCES, required=True, help="replay: real TD-MPC data; example: random")
-    p.add_argument("--count", type=int, default=256, help="number of samples (default 256)")
-    p.add_argument("--seed", type=int, default=0, help="which samples (default 0)")
+    p.add_argument("--count", type=int, default=256, help="number of samples")
+    p.add_argument("--seed", type=int, default=0, help="which samples")
     p.add_argument("--out", required=True, help="the .npz file to write")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out")
     p.set_defaults(run=_run)

@@ -6,13 +6,22 @@ import argparse
 import json
 from pathlib import Path
 
-from edgeprune.cli.common import console, number
+from edgeprune.cli.common import example, number
+from edgeprune.cli.output import console, log, stage
 from edgeprune.errors import EdgepruneError
 
 
 def add(sub: argparse._SubParsersAction) -> None:
     """Register this module's commands."""
-    p = sub.add_parser("sweep", help="measure models × budgets × targets (Ray tasks; boards as Ray resources)")
+    p = sub.add_parser(
+        "sweep",
+        help="measure models × budgets × targets (Ray tasks; boards as Ray resources)",
+        epilog=example(
+            "edgeprune sweep --model simple --model tdmpc --budget 0 --budget 0.3 --target engine:onnxruntime "
+            "--target cost:nucleo-l4r5zi --serial --out out/sweep",
+            "edgeprune sweep --out out/sweep",
+        ),
+    )
     p.add_argument("spec", nargs="?", help="sweep TOML (models, budgets, targets); the options below add to it")
     p.add_argument("--model", action="append", default=[], metavar="NAME|module:factory", help="a model (repeatable)")
     p.add_argument("--calib", help="calibration samples (.npy/.npz) for the --model models (MCU targets need them)")
@@ -31,7 +40,7 @@ def add(sub: argparse._SubParsersAction) -> None:
         metavar="KIND:BOARD[:WHERE]",
         help="emulate:BOARD, serial:BOARD:PORT, ssh:BOARD:USER@HOST, cost:BOARD, engine:NAME",
     )
-    p.add_argument("--retries", type=int, help="retries of a failing step before the point is reported (default 1)")
+    p.add_argument("--retries", type=int, help="retries of a failing step before the point is reported (default: 1)")
     p.add_argument("--out", required=True, help="run directory (points/, pareto-*.md/png); rerun to resume")
     ray = p.add_mutually_exclusive_group()
     ray.add_argument("--address", help="an existing Ray cluster (default: RAY_ADDRESS, else Ray started here)")
@@ -61,19 +70,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         raise EdgepruneError("no models to sweep", fix="pass a sweep TOML or --model NAME (or --out of an earlier run)")
     spec = SweepSpec.from_dict(data)
     points = len(spec.models) * len(spec.budgets) * len(spec.targets)
-    console.print(
-        f"sweep: {len(spec.models)} model(s) × {len(spec.budgets)} budget(s) × {len(spec.targets)} "
-        f"target(s) = {points} points -> {args.out}",
-        highlight=False,
-    )
-    result = run_sweep(
-        spec,
-        args.out,
-        address=args.address,
-        use_ray=False if args.serial else None,
-        num_cpus=args.cpus,
-        progress=lambda m: console.print(m, highlight=False),
-    )
+    log.info(
+        "sweep: %d model(s) × %d budget(s) × %d target(s) = %d points -> %s",
+        len(spec.models), len(spec.budgets), len(spec.targets), points, args.out,
+    )  # fmt: skip
+    with stage("sweep"):
+        result = run_sweep(
+            spec, args.out, address=args.address, use_ray=False if args.serial else None, num_cpus=args.cpus
+        )
     console.print(
         f"{len(result.records)} point(s) recorded ({result.skipped} from before), "
         f"{len(result.failures)} failed, {result.seconds:.1f} s {result.executor}; "

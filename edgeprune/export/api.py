@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -41,6 +42,7 @@ from edgeprune.export.tflite import (
 from edgeprune.export.tflm import TFLMBundle, run_tflm, tflm_bundle
 from edgeprune.export.tflm import io_names as tflm_io_names
 
+logger = logging.getLogger(__name__)
 TARGETS = ("onnx", "tflite", "tflm", "tensorrt", "tensorrt-check")
 
 
@@ -161,7 +163,7 @@ def export(
     path, array, mapping or iterable) for int8. Refuses to overwrite an earlier export unless
     ``force``. Raises :class:`ExportError` with what/expected/what-to-do on bad input.
     """
-    say = progress or (lambda _msg: None)
+    say = progress or logger.info
     plan = _plan(targets)
     out = Path(out_dir)
     check_writable(out, _expected_names(plan), force)

@@ -8,8 +8,10 @@ as TFLite Micro wants), per-channel, calibrated on the user's samples with one `
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -29,6 +31,8 @@ from edgeprune.export.parity import ParityReport, Tolerance, compare
 from edgeprune.export.recurrent import RECURRENT_ONNX_OPS, no_int8_error
 from edgeprune.export.samples import CalibrationSource, load_calibration, require_calibration
 from edgeprune.extras import MissingExtraError, require_installed
+
+logger = logging.getLogger(__name__)
 
 FLOAT_TOLERANCE = Tolerance(atol=1e-4, rtol=1e-3)
 INT8_TOLERANCE = Tolerance(atol=0.0, rtol=0.1, min_top1=0.9)
@@ -285,6 +289,7 @@ def _onnx2tf(
         np.save(workdir / _ONNX2TF_SAMPLE_FILE, np.resize(img, (20, *img.shape[1:])).astype(np.float32))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1", "PYTHONUNBUFFERED": "1"}
     try:
+        logger.debug("running %s", shlex.join(map(str, args)))
         proc = subprocess.run(args, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
         raise ExportError(f"onnx2tf did not finish within {timeout:.0f} s.", do="raise the timeout.") from exc

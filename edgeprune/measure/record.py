@@ -44,11 +44,25 @@ class LatencyStats:
     p99_ms: float
     std_ms: float
     iqr_ms: float = 0.0  # interquartile range: the spread a busy machine widens
+    p10_ms: float | None = None  # with p90_ms, the spread every table and plot shows (None: a record before 0.2)
 
     @classmethod
     def single(cls, ms: float) -> LatencyStats:
         """One figure (an estimate, or a board's cycle count): no spread."""
-        return cls(1, 0, ms, ms, ms, ms, ms, 0.0)
+        return cls(1, 0, ms, ms, ms, ms, ms, 0.0, p10_ms=ms)
+
+    @property
+    def spread(self) -> tuple[float, float] | None:
+        """(p10, p90) in ms: the spread shown beside the median; None when there is none (one figure, repeated)."""
+        if self.p10_ms is None or self.p10_ms == self.p90_ms:
+            return None
+        return self.p10_ms, self.p90_ms
+
+    def text(self, digits: int = 4) -> str:
+        """The median with its p10–p90 spread, ``0.3800 [0.3510, 17.2000]`` (the median alone without spread)."""
+        spread = self.spread
+        median = f"{self.median_ms:.{digits}f}"
+        return median if spread is None else f"{median} [{spread[0]:.{digits}f}, {spread[1]:.{digits}f}]"
 
     @classmethod
     def from_samples(cls, samples_ms: list[float], warmup: int) -> LatencyStats:
@@ -63,6 +77,7 @@ class LatencyStats:
             p99_ms=float(np.percentile(a, 99)),
             std_ms=float(statistics.pstdev(a)) if len(a) > 1 else 0.0,
             iqr_ms=float(np.percentile(a, 75) - np.percentile(a, 25)),
+            p10_ms=float(np.percentile(a, 10)),
         )
 
 

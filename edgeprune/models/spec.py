@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shlex
 from collections.abc import Sequence
 
 import torch
@@ -76,7 +77,7 @@ def _build(spec: str) -> nn.Module:
         raise EdgepruneError(
             f"{spec}() raised {type(exc).__name__}: {exc}",
             expected="a factory that builds the model without arguments",
-            fix=f"fix {spec} (try: python -c 'import {module_name}; {module_name}.{attr}()')",
+            fix=f"fix {spec} (try: {shlex.join(['python', '-c', f'import {module_name}; {module_name}.{attr}()'])})",
         ) from exc
     if not isinstance(model, nn.Module):
         raise EdgepruneError(f"{spec} returned {type(model).__name__}", expected="a torch.nn.Module")

@@ -4,6 +4,7 @@ the two are timed in alternation (ABBA rounds), so the speedup holds on a busy m
 from __future__ import annotations
 
 import json
+import logging
 import os
 import statistics
 from collections.abc import Callable, Sequence
@@ -12,19 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.markup import escape
 from rich.table import Table
 from torch import nn
 
 from edgeprune.boards import BoardProfile, NoCostModelError
 from edgeprune.boards.runner import CostModelRunner
 from edgeprune.io import write_atomic
-from edgeprune.measure.record import Measurement
+from edgeprune.measure.record import LatencyStats, Measurement
 from edgeprune.measure.runner import Subject, measure_paired
 from edgeprune.pipeline.plots import grouped_bars
 from edgeprune.profiling.engines import ENGINES, finish, open_profiler
 from edgeprune.prune import Components
 from edgeprune.prune.counting import macs_per_component
 
+logger = logging.getLogger(__name__)
 VARIANTS = ("original", "pruned")
 
 
@@ -59,6 +62,7 @@ class Comparison:
     macs: dict[str, int]
     board: str | None = None
     notes: list[str] = field(default_factory=list)
+    components: list[str] = field(default_factory=list)  # the model's declared order: tables and plots follow it
 
     @property
     def ideal_speedup(self) -> float:
@@ -67,8 +71,8 @@ class Comparison:
     def row(self, engine: str) -> EngineRow:
         return next(r for r in self.rows if r.engine == engine)
 
-    HEADER = ("engine", "original ms", "pruned ms", "pruned speedup", "round range", "vs eager (orig / pruned)",
-              "source")  # fmt: skip
+    HEADER = ("engine", "original ms [p10, p90]", "pruned ms [p10, p90]", "pruned speedup", "round range",
+              "vs eager (orig / pruned)", "source")  # fmt: skip
 
     def text_rows(self) -> list[list[str]]:
         """The comparison as text cells (``HEADER`` columns); estimates are marked and never compared to eager."""
@@ -81,8 +85,8 @@ class Comparison:
             rows.append(
                 [
                     r.engine + (" (estimate)" if estimated else ""),
-                    f"{_median(r.original):.4f}",
-                    f"{_median(r.pruned):.4f}",
+                    _stats(r.original).text(),
+                    _stats(r.pruned).text(),
                     f"{r.speedup:.2f}x",
                     "-" if r.spread is None else f"{r.spread[0]:.2f}-{r.spread[1]:.2f}x",
                     vs_eager,
@@ -100,30 +104,33 @@ class Comparison:
         )
 
     def table(self) -> Table:
-        t = Table(title="Latency per engine: original vs pruned (median ms)", caption=self.caption)
-        for col in self.HEADER:
-            t.add_column(col, justify="left" if col in ("engine", "source") else "right")
+        t = Table(title=escape("Latency per engine: original vs pruned (median ms [p10, p90])"), caption=self.caption)
+        for col in self.HEADER:  # "[p10, p90]" is text, not rich markup
+            t.add_column(escape(col), justify="left" if col in ("engine", "source") else "right")
         for row in self.text_rows():
             source = row[-1]
             t.add_row(*row[:-1], source if len(source) < 70 else source[:67] + "...")
         return t
 
     def plot_png(self) -> bytes:
-        """Grouped bars: median latency per engine, original vs pruned (log scale; estimates hatched)."""
+        """Grouped bars: median latency per engine with p10–p90 error bars, original vs pruned (log scale;
+        estimates hatched)."""
         return grouped_bars(
             [r.engine for r in self.rows],
             [_median(r.original) for r in self.rows],
             [_median(r.pruned) for r in self.rows],
-            "median latency (ms, log)",
-            title=f"original vs pruned (ideal speedup from MACs {self.ideal_speedup:.2f}x); hatched = estimate",
+            "median latency (ms, log; bars p10-p90)",
+            title=f"original vs pruned (ideal speedup from MACs {self.ideal_speedup:.2f}x)\nhatched = estimate",
             log=True,
             hatched=[r.original.provenance.kind == "estimated" for r in self.rows],
+            spreads=([_stats(r.original).spread for r in self.rows], [_stats(r.pruned).spread for r in self.rows]),
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "board": self.board,
             "macs": self.macs,
+            "components": self.components,
             "ideal_speedup": self.ideal_speedup,
             "notes": self.notes,
             "engines": [
@@ -149,7 +156,8 @@ class Comparison:
             )
             for e in data["engines"]
         ]
-        return cls(rows, dict(data["macs"]), data.get("board"), list(data.get("notes", [])))
+        return cls(rows, dict(data["macs"]), data.get("board"), list(data.get("notes", [])),
+                   list(data.get("components", [])))  # fmt: skip
 
     def save(self, json_path: str | os.PathLike, png_path: str | os.PathLike | None = None) -> None:
         write_atomic(json_path, json.dumps(self.to_dict(), indent=2))
@@ -162,8 +170,12 @@ def _ratio(a: Measurement, b: Measurement) -> str:
 
 
 def _median(m: Measurement) -> float:
+    return _stats(m).median_ms
+
+
+def _stats(m: Measurement) -> LatencyStats:
     assert m.latency is not None
-    return m.latency.median_ms
+    return m.latency
 
 
 def compare(
@@ -189,7 +201,7 @@ def compare(
     per-round ratios, with their spread. Without calibration samples the int8 engines are skipped, with a
     note: int8 is never calibrated on noise.
     """
-    say = progress or (lambda _m: None)
+    say = progress or logger.info
     inputs = tuple(example_inputs)
     work = Path(workdir)
     notes: list[str] = []
@@ -222,7 +234,7 @@ def compare(
         estimates = _board_estimates(board, subjects, notes)
         if estimates is not None:
             rows.append(EngineRow(board.name, *estimates))
-    return Comparison(rows, macs, board.name if board else None, notes)
+    return Comparison(rows, macs, board.name if board else None, notes, Components.from_children(original).names)
 
 
 def _board_estimates(

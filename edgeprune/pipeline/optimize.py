@@ -12,6 +12,7 @@ closest point was.
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from edgeprune.prune import Budget, Components, PruneReport, prune, save_weights
 from edgeprune.prune.counting import macs_per_component, params_per_component
 from edgeprune.prune.importance import ImportanceSpec, importance_name
 
+logger = logging.getLogger(__name__)
 Evaluate = Callable[[nn.Module], float]
 Finetune = Callable[[nn.Module], None]
 
@@ -119,7 +121,7 @@ def optimize(
     o = options
     protect, round_to, step, min_step = tuple(o.protect), o.round_to, o.step, o.min_step
     max_fraction, max_iterations, finetune = o.max_fraction, o.max_iterations, o.finetune
-    say = progress or (lambda _m: None)
+    say = progress or logger.info
     inputs = tuple(example_inputs)
     comps = o.components or Components.from_children(model)
     comps.check_names(protect, "protected component")

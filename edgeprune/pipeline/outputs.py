@@ -8,13 +8,14 @@ import json
 import shutil
 from collections.abc import Sequence
 
+from rich.markup import escape
 from rich.table import Table
 
 from edgeprune.extras import require
 from edgeprune.io import write_atomic
 from edgeprune.measure.record import Measurement
 from edgeprune.pipeline.optimize import OptimizeResult
-from edgeprune.pipeline.plots import grouped_bars
+from edgeprune.pipeline.plots import component_order, error_bars, grouped_bars
 from edgeprune.pipeline.report import Section, load_sections, write_report
 from edgeprune.pipeline.runlog import CONFIG_NAME, Point, point_dir
 
@@ -33,7 +34,7 @@ def _dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return all(x <= y for x, y in zip(a, b, strict=True)) and a != b
 
 
-POINT_COLUMNS = ("#", "changed", "budgets", "latency ms", "arena B", "flash B", "metric", "kept")
+POINT_COLUMNS = ("#", "changed", "budgets", "latency ms [p10, p90]", "arena B", "flash B", "metric", "kept")
 
 
 def arena_name(points: Sequence[Point]) -> str:
@@ -50,8 +51,8 @@ def points_table(result: OptimizeResult) -> Table:
     """Every point tried as a rich table (``*`` after a latency: an estimate; last column: on the Pareto front)."""
     front = {p.iteration for p in pareto(result.points)}
     t = Table(title=f"optimize: {len(result.points)} points tried", caption=result.explanation)
-    for col in (*_point_columns(result.points), "pareto"):
-        t.add_column(col, justify="left" if col in ("changed", "budgets") else "right")
+    for col in (*_point_columns(result.points), "pareto"):  # "[p10, p90]" is text, not rich markup
+        t.add_column(escape(col), justify="left" if col in ("changed", "budgets") else "right")
     for p in result.points:
         t.add_row(*_point_row(p), "*" if p.iteration in front else "")
     return t
@@ -79,7 +80,7 @@ def write_outputs(result: OptimizeResult, title: str = "edgeprune optimize") -> 
     }
     write_atomic(run / "pareto.json", json.dumps(summary, indent=2))
     goals = json.loads((run / CONFIG_NAME).read_text())["goals"]
-    pareto_png, budgets_png = _pareto_png(result.points, front, goals), _budgets_png(result.points)
+    pareto_png, budgets_png = _pareto_png(result.points, front, goals), _png(budgets_figure(result.points))
     write_report(report_sections(result, goals, pareto_png, budgets_png), run, title)
 
 
@@ -88,13 +89,13 @@ def report_sections(result: OptimizeResult, goals: dict, pareto_png: bytes, budg
     base, chosen = result.points[0], result.chosen
     label = chosen.result.provenance.label
     estimated = chosen.result.provenance.kind == "estimated"
-    names = list(base.result.components_ms)
-    before = [base.result.components_ms[n] for n in names]
+    names = component_order(list(base.budgets), base.result.components_ms, chosen.result.components_ms)
+    before = [base.result.components_ms.get(n, 0.0) for n in names]
     after = [chosen.result.components_ms.get(n, 0.0) for n in names]
     sections = [
         Section(
             "Goals: baseline vs chosen point",
-            ["quantity", "goal", "baseline", f"chosen (#{chosen.iteration})", "met"],
+            ["quantity", "goal", "baseline", f"chosen (#{chosen.iteration})", "met"],  # latency: median [p10, p90]
             _goal_rows(goals, base, chosen, arena_name(result.points)),
             caption=f"{result.explanation}. Latency: {label}.",
             notes=chosen.result.notes,
@@ -113,7 +114,9 @@ def report_sections(result: OptimizeResult, goals: dict, pareto_png: bytes, budg
             "Per component: latency at the baseline and the chosen point",
             ["component", "baseline ms", "chosen ms"],
             [[n, f"{b:.4f}", f"{a:.4f}"] for n, b, a in zip(names, before, after, strict=True)],
-            caption=label + (" (hatched bars: estimates)" if estimated else ""),
+            caption=label
+            + (" (hatched bars: estimates)" if estimated else "")
+            + "; per-component figures have no spread of their own (the whole model's p10-p90 is in the tables above)",
             png=grouped_bars(names, before, after, "ms per component", hatched=[estimated] * len(names)),
             png_name="components.png",
         ),
@@ -130,7 +133,10 @@ def _goal_rows(goals: dict, base: Point, chosen: Point, arena: str) -> list[list
                                ("flash_bytes", "flash (KiB)", 1024)):  # fmt: skip
         limit, b, a = goals[name], _figure(base.result, name), _figure(chosen.result, name)
         met = "-" if limit is None or a is None else ("yes" if a <= limit else "no")
-        rows.append([label, *(_scaled(v, scale) for v in (limit, b, a)), met])
+        shown = [_scaled(v, scale) for v in (limit, b, a)]
+        if name == "latency_ms":  # the median the goal is checked against, with its spread
+            shown[1:] = [_latency_text(p.result) for p in (base, chosen)]
+        rows.append([label, *shown, met])
     drop_ok = base.metric - chosen.metric <= goals["max_drop"]
     metric = ["metric (higher is better)", f"drop <= {goals['max_drop']:g}", f"{base.metric:.4g}"]
     return [*rows, [*metric, f"{chosen.metric:.4g}", "yes" if drop_ok else "no"]]
@@ -145,13 +151,20 @@ def _scaled(value: float | None, scale: float) -> str:
     return "-" if value is None else f"{value / scale:,.3f}"
 
 
+def _latency_text(m: Measurement) -> str:
+    """Median [p10, p90] in ms, ``*`` after an estimate ("-": the runner had no timer)."""
+    if m.latency is None:
+        return "-"
+    return m.latency.text(3) + ("*" if m.provenance.kind == "estimated" else "")
+
+
 def _point_row(p: Point) -> list[str]:
     r = p.result
     return [
         str(p.iteration),
         p.changed or "baseline",
         ", ".join(f"{c}={v:.0%}" for c, v in p.budgets.items() if v) or "-",
-        f"{r.latency_ms:.3f}" + ("*" if r.provenance.kind == "estimated" else ""),
+        _latency_text(r),
         "-" if r.memory.arena_bytes is None else f"{r.memory.arena_bytes:,}",
         "-" if r.memory.flash_bytes is None else f"{r.memory.flash_bytes:,}",
         f"{p.metric:.4g}",
@@ -166,7 +179,11 @@ def _pareto_png(points: Sequence[Point], front: Sequence[Point], goals: dict) ->
     fig, ax = plt.subplots(figsize=(6, 4))
     arena = [p.result.memory.arena_bytes for p in points]
     colour = {"c": [a or 0 for a in arena], "cmap": "viridis"} if any(arena) else {"color": "tab:blue"}
-    sc = ax.scatter([p.result.latency_ms for p in points], [p.metric for p in points], marker="o",
+    xs = [p.result.latency_ms for p in points]
+    err = error_bars(xs, [p.result.latency.spread if p.result.latency else None for p in points])
+    if err is not None:  # p10-p90 of each point's latency
+        ax.errorbar(xs, [p.metric for p in points], xerr=err, fmt="none", ecolor="#999999", elinewidth=1, capsize=2)
+    sc = ax.scatter(xs, [p.metric for p in points], marker="o", zorder=3,
                     edgecolors=["none" if p.accepted else "red" for p in points], **colour)  # fmt: skip
     ax.plot([p.result.latency_ms for p in front], [p.metric for p in front], "k--", lw=0.8, label="Pareto front")
     for p in points:  # the point numbers of the tables
@@ -176,7 +193,7 @@ def _pareto_png(points: Sequence[Point], front: Sequence[Point], goals: dict) ->
         ax.axvline(goals["latency_ms"], color="tab:red", ls=":", lw=1, label="latency goal")
     ax.axhline(points[0].metric - goals["max_drop"], color="tab:orange", ls=":", lw=1, label="baseline − max_drop")
     estimated = any(p.result.provenance.kind == "estimated" for p in points)
-    ax.set_xlabel("latency (ms" + (", estimate)" if estimated else ")"))
+    ax.set_xlabel("latency (ms" + (", estimate" if estimated else "") + (", bars p10-p90)" if err else ")"))
     ax.set_ylabel("metric (higher is better)")
     if any(arena):  # targets without a tensor arena (SSH boards, local engines) get no colour scale
         fig.colorbar(sc, label=f"{arena_name(points)} (bytes)")
@@ -186,19 +203,32 @@ def _pareto_png(points: Sequence[Point], front: Sequence[Point], goals: dict) ->
     return _png(fig)
 
 
-def _budgets_png(points: Sequence[Point]) -> bytes:
+def budgets_figure(points: Sequence[Point]):
+    """Each component's removed fraction over the iterations, one row per component in the model's order."""
     require("matplotlib", "plot", "the optimize report plots").use("Agg")
     plt = require("matplotlib.pyplot", "plot", "the optimize report plots")
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    names = list(points[0].budgets)  # the model's declared component order
     kept = [p for p in points if p.accepted]
-    for name in points[0].budgets:
-        ax.step([p.iteration for p in kept], [p.budgets[name] for p in kept], where="post", label=name)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("fraction of the component removed")
-    ax.legend(fontsize=8)
+    # each kept budget holds until the next kept point; the last one until the end of the run (one step wide at
+    # least), so a change at the last point is a step, not a tick
+    xs = [p.iteration for p in kept] + [points[-1].iteration + 1]
+    top = max(0.05, *(p.budgets[n] for p in kept for n in names))
+    fig, axes = plt.subplots(len(names), 1, figsize=(6, 0.3 + 0.75 * len(names)), sharex=True, squeeze=False)
+    for ax, name in zip(axes[:, 0], names, strict=True):  # one row each: no component hides another
+        ys = [p.budgets[name] for p in kept]
+        ax.fill_between(xs, [*ys, ys[-1]], step="post", alpha=0.3, color="#2b7bb9")
+        ax.step(xs, [*ys, ys[-1]], where="post", color="#2b7bb9")
+        ax.plot([p.iteration for p in kept], ys, "o", ms=3, color="#2b7bb9")
+        ax.set_ylim(0, top * 1.15)
+        ax.set_ylabel(name, rotation=0, ha="right", va="center")
+        ax.yaxis.set_major_formatter(lambda v, _pos: f"{v:.0%}")
+        ax.tick_params(labelsize=7)
+    axes[-1, 0].xaxis.get_major_locator().set_params(integer=True)
+    axes[-1, 0].set_xlabel("iteration (kept points marked)")
+    axes[0, 0].set_title("fraction of each component removed", fontsize=10)
     fig.tight_layout()
-    return _png(fig)
+    return fig
 
 
 def _png(fig) -> bytes:

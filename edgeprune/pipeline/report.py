@@ -13,7 +13,8 @@ from typing import Any
 
 from edgeprune.errors import EdgepruneError
 from edgeprune.io import write_atomic
-from edgeprune.pipeline.plots import grouped_bars
+from edgeprune.measure.record import LatencyStats
+from edgeprune.pipeline.plots import component_order, grouped_bars
 
 
 @dataclass
@@ -100,19 +101,22 @@ def _compare_sections(data: dict[str, Any], source: str) -> list[Section]:
             comparison.notes,
         )
     ]
-    sections += [_component_section(e) for e in data["engines"] if e["original"]["components"]]
+    declared = comparison.components
+    sections += [_component_section(e, declared) for e in data["engines"] if e["original"]["components"]]
     return sections
 
 
-def _component_section(engine: dict[str, Any]) -> Section:
+def _component_section(engine: dict[str, Any], declared: Sequence[str]) -> Section:
     o, p = engine["original"]["components"], engine["pruned"]["components"]
-    names = list(dict.fromkeys([*o, *p]))
+    names = component_order(declared, o, p)
     rows = [[n, _fmt(o.get(n, {}).get("latency_ms")), _fmt(p.get(n, {}).get("latency_ms"))] for n in names]
     label = engine["original"]["provenance"]["kind"]
     return Section(
         f"Per component: {engine['engine']} ({label})",
         ["component", "original ms", "pruned ms"],
         rows,
+        caption="Per-component times come from the runtime's profile, which gives no spread per component "
+        "(the whole model's p10-p90 is in the engine table).",
         png=grouped_bars(
             names,
             [o.get(n, {}).get("latency_ms") or 0 for n in names],
@@ -125,7 +129,8 @@ def _component_section(engine: dict[str, Any]) -> Section:
 
 def _measurement_section(data: dict[str, Any], source: str) -> Section:
     lat = data.get("latency") or {}
-    rows = [[k, f"{v:.4f}" if isinstance(v, float) else str(v)] for k, v in lat.items()]
+    rows = [["latency ms: median [p10, p90]", LatencyStats(**lat).text()]] if lat else []
+    rows += [[k, f"{v:.4f}" if isinstance(v, float) else str(v)] for k, v in lat.items()]
     rows += [[k, f"{v:,}"] for k, v in data.get("memory", {}).items() if v is not None]
     prov = data["provenance"]
     return Section(

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from edgeprune.io import write_atomic
+from edgeprune.measure.record import LatencyStats
+from edgeprune.pipeline.plots import error_bars
 
 
 def front(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -30,12 +32,12 @@ def table(target: str, records: list[dict[str, Any]]) -> str:
     lines = [
         f"# {target}",
         "",
-        "| model | budget | latency ms | metric | params | fits | provenance | Pareto |",
+        "| model | budget | latency ms [p10, p90] | metric | params | fits | provenance | Pareto |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(records, key=lambda r: (r["model"], r["budget"])):
         m = r["measurement"]
-        ms = f"{m['latency']['median_ms']:.4g}" if m.get("latency") else "-"
+        ms = LatencyStats(**m["latency"]).text() if m.get("latency") else "-"
         lines.append(
             f"| {r['model']} | {r['budget']:.0%} | {ms} | {r['metric']:.4g} | {r['params']:,} | "
             f"{m.get('fits')} | {m['provenance']['kind']} | {'*' if r['id'] in on_front else ''} |"
@@ -70,7 +72,12 @@ def _plot(target: str, records: list[dict[str, Any]]) -> bytes:
     fig, ax = plt.subplots(figsize=(6, 4))
     for model in sorted({r["model"] for r in records}):
         rows = [r for r in records if r["model"] == model and r["measurement"].get("latency")]
-        ax.scatter([r["measurement"]["latency"]["median_ms"] for r in rows], [r["metric"] for r in rows], label=model)
+        stats = [LatencyStats(**r["measurement"]["latency"]) for r in rows]
+        xs, ys = [s.median_ms for s in stats], [r["metric"] for r in rows]
+        err = error_bars(xs, [s.spread for s in stats])
+        if err is not None:  # p10-p90 of each point's latency
+            ax.errorbar(xs, ys, xerr=err, fmt="none", ecolor="#999999", elinewidth=1, capsize=2)
+        ax.scatter(xs, ys, label=model, zorder=3)
         for r in rows:
             ax.annotate(f"{r['budget']:.0%}", (r["measurement"]["latency"]["median_ms"], r["metric"]), fontsize=7)
     pts = front(records)
@@ -81,7 +88,7 @@ def _plot(target: str, records: list[dict[str, Any]]) -> bytes:
         lw=0.8,
         label="Pareto front",
     )
-    ax.set_xlabel("latency (ms, median)")
+    ax.set_xlabel("latency (ms, median; bars p10-p90)")
     ax.set_ylabel("metric (higher is better)")
     ax.set_title(target)
     ax.legend(fontsize=7)

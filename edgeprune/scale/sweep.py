@@ -16,6 +16,7 @@ A rerun on the same directory skips the points already recorded (resume after a 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from edgeprune.scale.executor import Serial, ray_executor
 from edgeprune.scale.pareto import write_pareto
 from edgeprune.scale.targets import Target, local_resources
 
+logger = logging.getLogger(__name__)
 SPEC_NAME, POINTS_NAME, FAILURES_NAME = "sweep.json", "points", "failures.json"
 
 
@@ -176,7 +178,7 @@ def run_sweep(
     """Measure every point of ``spec`` not yet recorded in ``run_dir``. ``use_ray``: None = on Ray when installed
     (``address`` or ``RAY_ADDRESS``: that cluster; else started here with ``num_cpus``), else serially;
     False = serially; True = Ray or an error."""
-    say = progress or (lambda _m: None)
+    say = progress or logger.info
     run = Path(run_dir)
     (run / POINTS_NAME).mkdir(parents=True, exist_ok=True)
     write_atomic(run / SPEC_NAME, json.dumps(spec.to_dict(), indent=2))

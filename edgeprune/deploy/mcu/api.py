@@ -5,6 +5,7 @@ after flashing, ``wait_ready``."""
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -92,7 +93,8 @@ def build_platformio(
         proc = subprocess.run([pio, "run", "-d", str(out), "-e", profile.name], capture_output=True, text=True,
                               timeout=timeout, check=False)  # fmt: skip
     except subprocess.TimeoutExpired:
-        raise FirmwareBuildError(f"pio run did not finish within {timeout:g} s", fix=f"run it in {out}") from None
+        again = shlex.join([pio, "run", "-d", str(out)])
+        raise FirmwareBuildError(f"pio run did not finish within {timeout:g} s", fix=f"run {again}") from None
     if proc.returncode != 0:
         log = proc.stdout + proc.stderr
         raise overflow_error(log, profile, model) or FirmwareBuildError("pio run failed", fix=log[-3000:])

@@ -4,7 +4,9 @@ fails to link, with the numbers in the error."""
 
 from __future__ import annotations
 
+import logging
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -19,6 +21,8 @@ from edgeprune.boards.schema import BoardProfile, Core
 from edgeprune.deploy.mcu.aot.codegen import GeneratedModel
 from edgeprune.errors import EdgepruneError
 from edgeprune.io import write_atomic
+
+logger = logging.getLogger(__name__)
 
 FIRMWARE = Path(__file__).resolve().parent / "firmware"
 SOURCES = ("ep_main.c", "ep_board_mps2.c", "ep_kernels.c", "ep_kernels_dsp.c", "startup.c")
@@ -215,6 +219,7 @@ def build_firmware(
            *mlperf_defines(model, mlperf_model), *lap_defines(board, cycles_per_insn),
            *(["-DEP_REFERENCE_KERNELS"] if kernels == "reference" else []), str(out_dir / "model.c"),
            *(str(FIRMWARE / s) for s in SOURCES), "-lm"]  # fmt: skip
+    logger.debug("running %s", shlex.join(cmd))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0 and not sizing and "overflowed by" in proc.stderr:
         with tempfile.TemporaryDirectory(prefix="sizing-", dir=out_dir) as tmp:

@@ -5,9 +5,11 @@ its UART on a pseudo-terminal that pyserial (ours, or any EEMBC runner) opens li
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import re
 import select
+import shlex
 import shutil
 import signal
 import socket
@@ -22,6 +24,8 @@ from types import TracebackType
 from edgeprune.boards.schema import QEMU_MACHINE_FOR_CORE, BoardProfile
 from edgeprune.deploy.mcu.build import Firmware
 from edgeprune.errors import EdgepruneError
+
+logger = logging.getLogger(__name__)
 
 BANNER_SECONDS = 3.0  # at most this long for the boot lines (they come within milliseconds)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -153,6 +157,7 @@ def start(
     tcp_port = _free_port() if tcp else None
     serial = f"tcp:127.0.0.1:{tcp_port},server=on,wait=off" if tcp_port else "pty"
     cmd = qemu_command(board, elf, serial, trace)
+    logger.debug("running %s", shlex.join(cmd))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             text=True, preexec_fn=_die_with_parent())  # fmt: skip
     try:

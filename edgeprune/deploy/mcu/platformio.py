@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,10 +104,10 @@ def platformio_project(
     model: GeneratedModel | None = None,
 ) -> list[Path]:
     """Write ``platformio.ini``, ``src/`` and ``README.md`` for ``board`` into ``out_dir`` from an export directory
-    (``edgeprune export --to onnx,tflm``); with ``runtime="tflm"`` also ``arduino/<sketch>/``. Returns the files
-    written. Raises :class:`EdgepruneError` for a board without a PlatformIO Arduino target or, with ``"tflm"``,
-    without a maintained TFLM library (``runtime="aot"`` runs our kernels there instead). ``model``: the export's
-generated C model when the caller has it already (:func:`~edgeprune.deploy.mcu.model.prepare`)."""
+        (``edgeprune export --to onnx,tflm``); with ``runtime="tflm"`` also ``arduino/<sketch>/``. Returns the files
+        written. Raises :class:`EdgepruneError` for a board without a PlatformIO Arduino target or, with ``"tflm"``,
+        without a maintained TFLM library (``runtime="aot"`` runs our kernels there instead). ``model``: the export's
+    generated C model when the caller has it already (:func:`~edgeprune.deploy.mcu.model.prepare`)."""
     if runtime not in RUNTIMES:
         raise EdgepruneError(f"unknown runtime {runtime!r}", expected=" or ".join(RUNTIMES))
     target = _target(board)
@@ -271,7 +272,7 @@ def _readme(board: BoardProfile, target: PioBoard, runtime: str, name: str, expo
         "```",
         "pio run -t upload          # PlatformIO downloads the platform, the Arduino core"
         + (" and the TFLM library" if runtime == "tflm" else ""),
-        f"edgeprune bench --board {board.name} --export {export} [--port PORT]",
+        shlex.join(["edgeprune", "bench", "--board", board.name, "--export", str(export)]) + " [--port PORT]",
         "```",
         "",
     ]

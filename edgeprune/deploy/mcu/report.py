@@ -26,7 +26,7 @@ def component_table(measurement: Measurement) -> Table:
     """One row per component: latency (ms) and share, then the whole-inference latency."""
     lat = measurement.latency
     per = "per inference" if measurement.batch == 1 else f"per inference of a batch of {measurement.batch}"
-    title = f"{measurement.model}: " + (f"{lat.mean_ms:.3f} ms {per}" if lat else "no latency estimate")
+    title = f"{measurement.model}: " + (f"{lat.text(3)} ms {per}" if lat else "no latency estimate")
     t = Table(title=title, caption=measurement.provenance.label, caption_justify="left")
     for col in ("component", "ms", "%"):
         t.add_column(col, justify="left" if col == "component" else "right")

@@ -6,6 +6,7 @@ Each measurement exports the int8 model once (the subject's export), generates t
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,7 @@ class SerialBoardRunner(Runner):
         port = wait_ready(self.board, self.port, timeout=self.ready_timeout)
         m = bench_export(workdir, self.board, port, firmware=firmware, runs=self.runs, warmup=self.warmup,
                          prepared=prepared)  # fmt: skip
-        m.notes.append(f"flashed with: {' '.join(command)}; benched on {port}")
+        m.notes.append(f"flashed with: {shlex.join(command)}; benched on {port}")
         return m
 
 

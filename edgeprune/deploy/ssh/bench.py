@@ -9,6 +9,7 @@ versions, power mode and clocks.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,8 @@ from edgeprune.export.tensorrt import PRECISIONS
 from edgeprune.io import write_atomic
 from edgeprune.measure.record import ComponentShare, LatencyStats, Measurement, Provenance
 from edgeprune.profiling.ort import component_times, node_components
+
+logger = logging.getLogger(__name__)
 
 RUNNER = "runner.py"
 TIMING_FILE = "ep_timing.py"  # edgeprune.measure.timing, imported by the runner on the board
@@ -59,14 +62,15 @@ class RemoteBench:
 
     def table(self) -> Any:
         """A ``rich`` table: latency per model and runtime; speed-up over eager (same model) and the first model."""
+        from rich.markup import escape
         from rich.table import Table
 
         where = self.measurements[0].provenance.where if self.measurements else self.target.where
         table = Table(title=f"on {where}")
         base = self.measurements[0].model if self.measurements else "first"
-        cols = ("model", "runtime", "median ms", "p90 ms", "std ms", "runs", "artifact", "x eager", f"x {base}")
-        for col in cols:
-            table.add_column(col, justify="left" if col in ("model", "runtime") else "right")
+        cols = ("model", "runtime", "ms: median [p10, p90]", "runs", "artifact", "x eager", f"x {base}")
+        for col in cols:  # "[p10, p90]" is text, not rich markup
+            table.add_column(escape(col), justify="left" if col in ("model", "runtime") else "right")
         eager = {m.model: m.latency.median_ms for m in self.measurements if m.runtime == "pytorch-eager" and m.latency}
         first: dict[str, float] = {}
         for m in self.measurements:
@@ -77,7 +81,7 @@ class RemoteBench:
             x_eager = eager.get(m.model, 0) / lat.median_ms if m.model in eager else None
             x_first = first[m.runtime] / lat.median_ms
             table.add_row(
-                m.model, m.runtime, f"{lat.median_ms:.4f}", f"{lat.p90_ms:.4f}", f"{lat.std_ms:.4f}", str(lat.runs),
+                m.model, m.runtime, lat.text(), str(lat.runs),
                 f"{m.memory.flash_bytes:,} B" if m.memory.flash_bytes else "", f"{x_eager:.2f}" if x_eager else "",
                 f"{x_first:.2f}",
             )  # fmt: skip
@@ -119,13 +123,16 @@ def bench_remote(
         raise EdgepruneError(f"model labels {bad} cannot name a directory on the board", expected="e.g. 'pruned-50'")
     deploy = Path(work_dir) / "deploy"
     for name, (model, inputs) in models.items():
+        logger.info("%s: exporting the bundle", name)
         onnx = (onnx_paths or {}).get(name)
         prepare_bundle(model, inputs, deploy / "bundles" / name, onnx_path=onnx,
                        program=not runtimes or "pytorch-eager" in runtimes)  # fmt: skip
     write_atomic(deploy / RUNNER, resources.files("edgeprune.deploy.ssh").joinpath("remote.py").read_bytes())
     write_atomic(deploy / TIMING_FILE, resources.files("edgeprune.measure").joinpath("timing.py").read_bytes())
     t0 = time.perf_counter()
+    logger.info("copying changed files to %s", target.where)
     report = sync_dir(target, deploy, f"{target.remote_dir}/deploy")
+    logger.info("timing on the board (%s)", ", ".join(runtimes) if runtimes else "every runtime it has")
     request = {
         "root": target.remote_dir,
         "bundles": {name: f"deploy/bundles/{name}" for name in models},

@@ -14,6 +14,7 @@ run under coreutils ``timeout`` so nothing keeps running on the board after we g
 
 from __future__ import annotations
 
+import logging
 import re
 import shlex
 import subprocess
@@ -31,6 +32,8 @@ from edgeprune.deploy.ssh.errors import (
     classify_ssh_failure,
     tail,
 )
+
+logger = logging.getLogger(__name__)
 
 REMOTE_TIMEOUT_EXIT = 124  # coreutils `timeout` exit status when the time ran out
 NOT_FOUND_EXIT = 127  # shell: command not found
@@ -142,6 +145,7 @@ class SSHTarget:
         wrapped = ["timeout", "-k", str(KILL_GRACE_S), f"{limit:g}", *argv]
         what = what or shlex.join(argv)[:120]
         t0 = time.perf_counter()
+        logger.debug("on %s: %s", self.host, shlex.join(wrapped))
         try:
             proc = subprocess.run(
                 self.ssh_argv(wrapped),
