@@ -374,7 +374,7 @@ def markdown(infos: list[dict]) -> str:
     for info in infos:
         lines.append(f"- {info['model']}: " + "; ".join(
             f"{r['fraction']:.0%} {r['method']} {r['achieved']:.1%} z={r['latent']}"
-            for r in info["runs"] if not r["finetune"]))  # fmt: skip
+            for r in info["runs"] if not r["finetune"] and r["method"] in ALL_METHODS))  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
