@@ -20,8 +20,8 @@ from edgeprune.boards import load_board
 from edgeprune.deploy.mcu import (
     FirmwareBuildError,
     LinkError,
-    build,
     build_platformio,
+    build_traced,
     firmware_image,
     flash_command,
     wait_ready,
@@ -159,12 +159,14 @@ def test_serial_board_target_flashes_waits_and_benches_each_point(qemu_nucleo, t
     """SerialBoardRunner end to end with a test double only for the hardware: the export, the firmware build,
     flash() with the board's openocd command, waiting for the firmware, the serial protocol and bench are the
     real code. The "board" is QEMU's MPS2-AN386 (a Cortex-M4 like the NUCLEO's), so the firmware is built for it
-    (``edgeprune.deploy.mcu.build``; a real board gets the PlatformIO build) and reports itself as emulated, which
-    makes bench label the latency an estimate: on real silicon it is measured (see the ``board`` test)."""
+    (``edgeprune.deploy.mcu.build_traced``; a real board gets the PlatformIO build) and reports itself as
+    emulated, which makes bench label the latency an estimate: on real silicon it is measured (the ``board``
+    test)."""
     board, port, calls = qemu_nucleo
     model, inputs, evaluate = _setup("simple")
     calibration = [tuple(t.numpy() for t in model.example_inputs(1)) for _ in range(32)]
-    target = SerialBoardRunner(board, calibration, port, build=build, ready_timeout=20)
+    # the firmware for QEMU, traced for the latency estimate (as emulate() builds it): the stand-in is emulated
+    target = SerialBoardRunner(board, calibration, port, build=build_traced, ready_timeout=20)
     base = target.measure(Subject("m", model, inputs, tmp_path / "probe"))
     assert base.fits and base.memory.arena_bytes > 0 and base.memory.flash_bytes > 0
     assert base.provenance.kind == "estimated" and base.provenance.where.startswith("emulated nucleo-l4r5zi")

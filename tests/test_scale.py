@@ -201,7 +201,7 @@ def test_optimize_evaluates_a_rounds_candidates_as_ray_tasks_and_finds_the_seria
     inputs = model.example_inputs(1)
     runner = CostModelRunner(load_board("nucleo-l4r5zi"))
     baseline = runner.measure(Subject("m", model, inputs, tmp_path / "baseline")).latency_ms
-    goals = Goals(latency_ms=0.3 * baseline, max_drop=1.0)
+    goals = Goals(latency_ms=0.5 * baseline, max_drop=1.0)  # per-call costs: 0.3 would need ~85 % cut everywhere
     options = OptimizeOptions(strategy=allocation.strategy(strategy), step=0.1)
     evaluate = fidelity_metric(model, model.example_inputs(16))
 

@@ -1,7 +1,15 @@
 """MCU boards: ahead-of-time int8 kernels, benchmark firmware, the emulated board (QEMU), the EEMBC benchmark
 protocol over a serial link, flashing and PlatformIO projects. See docs/emulated-board.md, docs/real-boards.md."""
 
-from edgeprune.deploy.mcu.api import bench_export, build, build_platformio, emulate, fit_export, wait_ready
+from edgeprune.deploy.mcu.api import (
+    bench_export,
+    build,
+    build_platformio,
+    build_traced,
+    emulate,
+    fit_export,
+    wait_ready,
+)
 from edgeprune.deploy.mcu.bench import OutputMismatchError, bench
 from edgeprune.deploy.mcu.build import Firmware, FirmwareBuildError, build_firmware
 from edgeprune.deploy.mcu.emulator import EmulatedBoard, EmulatorError
@@ -29,6 +37,7 @@ __all__ = [
     "build",
     "build_firmware",
     "build_platformio",
+    "build_traced",
     "component_table",
     "emulate",
     "find_port",

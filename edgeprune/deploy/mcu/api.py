@@ -143,24 +143,41 @@ def emulate(
     """Build the firmware for ``board`` and start it in QEMU; ``.port`` is the UART: a pty, or with ``tcp`` a
     ``socket://127.0.0.1:N`` URL (context manager). ``mlperf_model``, ``model``, ``kernels``: as for :func:`build`.
 
-    On a core with a cycle model (M4, M7) one inference is first run in a traced QEMU for its per-layer instruction
-    mix (``firmware.layer_mixes``, what ``bench`` turns into cycles), and the firmware is built again with the
-    model's estimated cycles per instruction, so ``m-lap-us`` is in estimated microseconds of the board.
-    ``estimate=False`` skips that (instruction counts only: for checking outputs, a few seconds faster)."""
+    The firmware is :func:`build_traced` (latency estimated from the traced instruction mix); ``estimate=False``
+    builds it with :func:`build` (instruction counts only: for checking outputs, a few seconds faster)."""
     profile = _board(board)
     out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix=f"edgeprune-{profile.name}-"))
-    model = model or prepare(export_dir)[0]
-    _, fw = build(export_dir, profile, out, mlperf_model=mlperf_model, model=model, kernels=kernels)
-    cycles = cycle_model(profile.core)
-    if cycles is not None and estimate:
-        mixes = trace_inference(profile, fw.elf, sum(x.size for x in model.inputs), len(model.layers))
-        total = total_mix(mixes)
-        cpi = cycles.cycles(total, profile) / total.instructions
-        fw = build_firmware(model, profile, out, mlperf_model=mlperf_model, kernels=kernels, cycles_per_insn=cpi)
-        fw = dataclasses.replace(fw, layer_mixes=tuple(mixes))
+    make = build_traced if estimate else build
+    _, fw = make(export_dir, profile, out, mlperf_model=mlperf_model, model=model, kernels=kernels)
     emu = emulator.start(profile, fw.elf, tcp=tcp)
     emu.firmware = fw
     return emu
+
+
+def build_traced(
+    export_dir: str | Path,
+    board: BoardProfile | str,
+    out_dir: str | Path,
+    *,
+    mlperf_model: str | None = None,
+    model: GeneratedModel | None = None,
+    kernels: Kernels | None = None,
+) -> tuple[GeneratedModel, Firmware]:
+    """:func:`build` for the emulated board, with the latency estimate: on a core with a cycle model (M4, M7) one
+    inference runs in a traced QEMU for its per-layer instruction mix (``firmware.layer_mixes``, what ``bench``
+    turns into cycles) and the firmware is built again with the model's estimated cycles per instruction, so
+    ``m-lap-us`` is in estimated microseconds of the board. Elsewhere it is :func:`build`."""
+    profile = _board(board)
+    model = model or prepare(export_dir)[0]
+    _, fw = build(export_dir, profile, out_dir, mlperf_model=mlperf_model, model=model, kernels=kernels)
+    cycles = cycle_model(profile.core)
+    if cycles is None:
+        return model, fw
+    mixes = trace_inference(profile, fw.elf, sum(x.size for x in model.inputs), len(model.layers))
+    total = total_mix(mixes)
+    cpi = cycles.cycles(total, profile) / total.instructions
+    fw = build_firmware(model, profile, Path(out_dir), mlperf_model=mlperf_model, kernels=kernels, cycles_per_insn=cpi)
+    return model, dataclasses.replace(fw, layer_mixes=tuple(mixes))
 
 
 def bench_export(
