@@ -204,9 +204,7 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
         t = time.perf_counter()
         if method == "component+sens":
             metric_name = f"closed-loop return, {len(sens_seeds)} episodes (seeds {sens_seeds[0]}–{sens_seeds[-1]})"
-            reports[method] = sensitivity(
-                model, inputs, metric=closed_loop_return, metric_name=metric_name, constraints=None
-            )
+            reports[method] = sensitivity(model, inputs, metric=closed_loop_return, metric_name=metric_name)
         else:
             reports[method] = sensitivity(model, calibration(replay))
         sens_s[key] = round(time.perf_counter() - t, 1)
