@@ -48,7 +48,7 @@ from torch import nn
 from edgeprune.control import Planner, PlannerConfig, Replay, TrainConfig, finetune, load_model, rollout
 from edgeprune.control.env import random_act_fn
 from edgeprune.control.pretrained import EVAL_SEED0, PLANNER_SEED, STEM, pretrained_dir
-from edgeprune.control.train import train_and_save
+from edgeprune.control.train import train, train_and_save
 from edgeprune.io import write_atomic
 from edgeprune.prune import Budget, SensitivityReport, prune, sensitivity
 
@@ -145,17 +145,82 @@ def pruner_for(method: str, model: nn.Module, inputs, report) -> Callable[[float
 # ---------------------------------------------------------------------------------------------------- commands
 
 
+BUNDLED_SHAPE = {"hidden_dim": TrainConfig().model["hidden_dim"], "depth": TrainConfig().model["depth"]}
+
+
+def shape_of(model_config: dict) -> dict:
+    """``{"hidden_dim", "depth"}`` of a ``TrainConfig.model`` (older train JSONs have no depth: the bundled shape)."""
+    return {"hidden_dim": model_config["hidden_dim"], "depth": model_config.get("depth")}
+
+
+def shape_tag(shape: dict) -> str:
+    """``""`` for the bundled shape, else ``w<hidden>d<depth>``: file names and tables keep the shapes apart."""
+    return "" if shape == BUNDLED_SHAPE else f"w{shape['hidden_dim']}d{shape['depth']}"
+
+
+def model_config(hidden: int, depth: int | None) -> dict:
+    return {**TrainConfig().model, "hidden_dim": hidden, "depth": depth}
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    train_and_save(Path(args.models), TrainConfig(seed=args.seed), log=print, stem=f"{STEM}_seed{args.seed}")
+    config = model_config(args.hidden, args.depth)
+    tag = shape_tag(shape_of(config))
+    stem = f"{STEM}_{tag}_seed{args.seed}" if tag else f"{STEM}_seed{args.seed}"
+    train_and_save(Path(args.models), TrainConfig(seed=args.seed, model=config), log=print, stem=stem)
+
+
+def cmd_probe(args: argparse.Namespace, command: str) -> None:
+    """Time a short training run per width (CPU seconds) and extrapolate to the full schedule by gradient updates."""
+    torch.set_num_threads(args.threads)
+    full = TrainConfig()
+    full_updates = int(full.updates_per_step * full.env_steps)
+    rows = []
+    for width in (int(w) for w in args.widths.split(",")):
+        cfg = TrainConfig(env_steps=args.env_steps, seed_steps=args.env_steps // 2,
+                          updates_per_step=args.updates_per_step, model=model_config(width, args.depth))  # fmt: skip
+        result = train(cfg)
+        updates = result.curve["loss_step"][-1]
+        projected = result.cpu_seconds * full_updates / updates
+        rows.append({"hidden_dim": width, "depth": args.depth, "params": param_count(result.model),
+                     "updates": updates, "cpu_seconds": round(result.cpu_seconds, 1),
+                     "cpu_seconds_per_update": round(result.cpu_seconds / updates, 4),
+                     "projected_cpu_minutes": round(projected / 60, 1)})  # fmt: skip
+        print(f"width {width} depth {args.depth}: {rows[-1]['params']:,} params, {updates} updates in "
+              f"{result.cpu_seconds:.1f} CPU s -> {projected / 60:.1f} CPU-min for {full_updates} updates")  # fmt: skip
+    fits = [r for r in rows if r["projected_cpu_minutes"] <= args.budget_minutes * 1.1]
+    chosen = max(fits, key=lambda r: r["hidden_dim"])["hidden_dim"] if fits else None
+    info = {"command": command, "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "full_schedule": {"env_steps": full.env_steps, "updates": full_updates},
+            "budget_cpu_minutes": args.budget_minutes, "rule": "widest with projected CPU-min <= 1.1 x budget",
+            "chosen_hidden_dim": chosen, "rows": rows,
+            "note": "process_time of one thread under nice 19 on a shared 2-core machine; linear in updates "
+                    "(collection and evaluation episodes are < 1 % of the probe's time)"}  # fmt: skip
+    out = Path(args.out) / "training_probe.json"
+    write_atomic(out, json.dumps(info, indent=1) + "\n")
+    print(f"chosen width {chosen} (depth {args.depth}); wrote {out}")
+
+
+def load_trained(model: str) -> tuple[nn.Module, Path, dict]:
+    """``bundled`` or a ``<stem>.pt`` -> (model, weights path, model config). A trained file's shape is read back
+    from the ``<stem>_train.json`` beside it (``train`` writes it), never assumed."""
+    if model == "bundled":
+        weights = pretrained_dir() / f"{STEM}.pt"
+        return load_model(weights), weights, TrainConfig().model
+    weights = Path(model)
+    train_json = weights.with_name(weights.stem + "_train.json")
+    if not train_json.exists():
+        raise SystemExit(f"{train_json} not found: the model's shape is read from the train JSON written beside "
+                         f"{weights.name} by `benchmarks/control.py train`")  # fmt: skip
+    config = json.loads(train_json.read_text())["config"]["model"]
+    return load_model(weights, **config), weights, config
 
 
 def cmd_run(args: argparse.Namespace, command: str) -> None:
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    weights = pretrained_dir() / f"{STEM}.pt" if args.model == "bundled" else Path(args.model)
-    name = "seed0" if args.model == "bundled" else weights.stem.rsplit("_", 1)[-1]
-    model = load_model(weights)
+    model, weights, config = load_trained(args.model)
+    name = "seed0" if args.model == "bundled" else weights.stem.removeprefix(f"{STEM}_")
     replay = Replay.load(weights.with_name(weights.stem + "_replay.npz"))
     cfg, planner_cfg = TrainConfig(), PlannerConfig()
     seeds = list(range(EVAL_SEED0, EVAL_SEED0 + args.episodes))
@@ -213,7 +278,8 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
     runs: list[dict] = info.get("runs", [])
     evaluated = {r["weights_digest"]: r["returns"] for r in runs}
     commands = [*info.get("commands", []), command]
-    info = {"commands": commands, "model": name, "weights": str(weights), "params": n0, "eval_seeds": seeds,
+    info = {"commands": commands, "model": name, "weights": str(weights), "model_config": config, "params": n0,
+            "eval_seeds": seeds,
             "planner": planner_cfg.to_dict(), "finetune_steps": args.finetune_steps, "finetune_lr": args.finetune_lr,
             "torch_threads": torch.get_num_threads(), "baseline": baseline,
             "sensitivity_seeds": sens_seeds,
@@ -278,9 +344,32 @@ def cmd_render(args: argparse.Namespace) -> None:
     infos = [json.loads(p.read_text()) for p in sorted(out.glob("runs_*.json"))]
     if not infos:
         raise SystemExit(f"no runs_*.json in {out}")
-    write_atomic(out / "control.md", markdown(infos))
-    plot(infos, out / "control.png")
-    print(f"wrote {out / 'control.md'}, {out / 'control.png'}")
+    sections, pngs = [], []
+    for tag, group in sorted(by_shape(infos).items()):  # "" (the bundled shape) first
+        pngs.append(out / (f"control_{tag}.png" if tag else "control.png"))
+        sections.append(markdown(group))
+        plot(group, pngs[-1])
+    write_atomic(out / "control.md", "\n".join(sections))
+    print(f"wrote {out / 'control.md'}, {', '.join(map(str, pngs))}")
+
+
+def by_shape(infos: list[dict]) -> dict[str, list[dict]]:
+    """Runs grouped by model shape tag: one table and plot per shape, returns of two shapes never pool."""
+    groups: dict[str, list[dict]] = {}
+    for info in infos:
+        groups.setdefault(shape_tag(shape_of(info.get("model_config", TrainConfig().model))), []).append(info)
+    return groups
+
+
+def shape_title(info: dict) -> str:
+    """``width 128 (bundled shape: encoder 1 hidden layer, others 2), 116,420 parameters`` or
+    ``width 256, 3 hidden layers per component, 860,612 parameters``."""
+    shape = shape_of(info.get("model_config", TrainConfig().model))
+    if shape["depth"] is None:
+        layers = " (bundled shape: encoder 1 hidden layer, others 2)"
+    else:
+        layers = f", {shape['depth']} hidden layers per component"
+    return f"width {shape['hidden_dim']}{layers}, {info['params']:,} parameters"
 
 
 def _cells(infos: list[dict], method: str, ft: bool, f: float, against: str = "torch-pruning"):
@@ -308,6 +397,8 @@ def markdown(infos: list[dict]) -> str:
     n_ep = len(infos[0]["eval_seeds"])
     lines = [
         "# Control benchmark: pruned TD-MPC-style models on Pendulum-v1 (latent MPPI planner)",
+        "",
+        f"Model: {shape_title(infos[0])}.",
         "",
         f"{len(infos)} independently trained model(s) ({', '.join(i['model'] for i in infos)}) × {n_ep} episodes "
         f"(env seeds {infos[0]['eval_seeds'][0]}–{infos[0]['eval_seeds'][-1]}) per point; cells pool the "
@@ -415,7 +506,8 @@ def plot(infos: list[dict], path: Path) -> None:
     axes[1][0].legend(fontsize=8)
     n = sum(len(i["eval_seeds"]) for i in infos)
     fig.suptitle(
-        f"Pruned TD-MPC-style models on Pendulum-v1: {len(infos)} trained model(s), {n} (model, episode) pairs"
+        f"Pruned TD-MPC-style models on Pendulum-v1 ({shape_title(infos[0])}):\n"
+        f"{len(infos)} trained model(s), {n} (model, episode) pairs"
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -429,6 +521,17 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("train", help="train one more model")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--models", default=str(OUT / "models"))
+    p.add_argument("--hidden", type=int, default=BUNDLED_SHAPE["hidden_dim"], help="width of every hidden layer")
+    p.add_argument("--depth", type=int, default=None,
+                   help="hidden layers per component (default: the bundled shape, encoder 1, others 2)")  # fmt: skip
+    p.add_argument("--threads", type=int, default=1)
+    p = sub.add_parser("probe", help="time short training runs per width, extrapolate to the full schedule")
+    p.add_argument("--widths", default="512,384,256,192")
+    p.add_argument("--depth", type=int, default=3)
+    p.add_argument("--env-steps", type=int, default=400, help="the probe's schedule (half of it random seed steps)")
+    p.add_argument("--updates-per-step", type=float, default=0.5)
+    p.add_argument("--budget-minutes", type=float, default=45.0, help="CPU-minutes per seed")
+    p.add_argument("--out", default=str(OUT))
     p.add_argument("--threads", type=int, default=1)
     p = sub.add_parser("run", help="prune, fine-tune and evaluate one trained model")
     p.add_argument("--model", default="bundled", help="'bundled' or a .pt next to its _replay.npz")
@@ -449,6 +552,8 @@ def main(argv: list[str] | None = None) -> None:
     command = " ".join(["PYTHONPATH=. python benchmarks/control.py", *map(shlex.quote, argv)])
     if args.cmd == "train":
         cmd_train(args)
+    elif args.cmd == "probe":
+        cmd_probe(args, command)
     elif args.cmd == "run":
         cmd_run(args, command)
     else:

@@ -170,3 +170,42 @@ def test_ci95() -> None:
     bench = _benchmark_module()
     mean, half = bench.ci95([1.0, 2.0, 3.0, 4.0, 5.0])
     assert mean == 3.0 and half == pytest.approx(2.776 * np.std([1, 2, 3, 4, 5], ddof=1) / np.sqrt(5))
+
+
+def _linears(seq: torch.nn.Module) -> int:
+    return sum(isinstance(m, torch.nn.Linear) for m in seq)
+
+
+def test_depth_option_and_the_bundled_weights_still_load() -> None:
+    from edgeprune.control.pretrained import pretrained_tdmpc
+    from edgeprune.errors import EdgepruneError
+
+    bundled = TDMPCStyle()  # default: the bundled shape, encoder 1 hidden layer, the others 2
+    assert _linears(bundled.encoder) == 2 and all(
+        _linears(c) == 3 for c in (bundled.dynamics, bundled.reward, bundled.policy, *bundled.qs)
+    )
+    assert sum(p.numel() for p in pretrained_tdmpc().parameters()) == 116_420  # strict state-dict load
+    deep = TDMPCStyle(**SMALL, depth=3)
+    assert all(_linears(c) == 4 for c in (deep.encoder, deep.dynamics, deep.reward, deep.policy, *deep.qs))
+    assert deep.pruning_constraints().ties == [("dynamics.9", "encoder.9")]  # the latent layers, found by depth
+    with pytest.raises(EdgepruneError, match="depth 0"):
+        TDMPCStyle(depth=0)
+
+
+def test_benchmark_reads_the_shape_back_from_the_train_json(tmp_path: Path) -> None:
+    import json
+
+    bench = _benchmark_module()
+    config = {**SMALL, "depth": 3}
+    torch.manual_seed(0)
+    torch.save(TDMPCStyle(**config).state_dict(), tmp_path / "tdmpc_pendulum_w32d3_seed0.pt")
+    with pytest.raises(SystemExit, match=r"train\.json not found"):
+        bench.load_trained(str(tmp_path / "tdmpc_pendulum_w32d3_seed0.pt"))
+    (tmp_path / "tdmpc_pendulum_w32d3_seed0_train.json").write_text(json.dumps({"config": {"model": config}}))
+    model, _, read = bench.load_trained(str(tmp_path / "tdmpc_pendulum_w32d3_seed0.pt"))
+    assert read == config and _linears(model.encoder) == 4 and model.encoder[0].out_features == 32
+    assert bench.shape_tag(bench.shape_of(read)) == "w32d3"
+    old = {"obs_dim": 3, "action_dim": 1, "latent_dim": 32, "hidden_dim": 128}  # train JSONs from before depth
+    assert bench.shape_tag(bench.shape_of(old)) == ""
+    groups = bench.by_shape([{"model": "seed1"}, {"model": "w32d3_seed0", "model_config": config}])
+    assert {k: [i["model"] for i in v] for k, v in groups.items()} == {"": ["seed1"], "w32d3": ["w32d3_seed0"]}

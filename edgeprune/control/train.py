@@ -30,6 +30,7 @@ from torch import nn
 from edgeprune.control.env import ENV_ID, rollout
 from edgeprune.control.planner import policy_act_fn
 from edgeprune.control.replay import Replay
+from edgeprune.io import write_atomic
 from edgeprune.models.tdmpc import TDMPCStyle
 
 
@@ -56,7 +57,9 @@ class TrainConfig:
     eval_every: int = 10  # episodes between policy evaluations (training curve)
     eval_seeds: tuple[int, ...] = (10_000, 10_001, 10_002)
     seed: int = 0
-    model: dict = field(default_factory=lambda: {"obs_dim": 3, "action_dim": 1, "latent_dim": 32, "hidden_dim": 128})
+    model: dict = field(  # TDMPCStyle's arguments; depth None: the bundled shape (encoder 1 hidden layer, others 2)
+        default_factory=lambda: {"obs_dim": 3, "action_dim": 1, "latent_dim": 32, "hidden_dim": 128, "depth": None}
+    )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,7 +70,8 @@ class TrainResult:
     model: TDMPCStyle
     replay: Replay
     curve: dict[str, list]
-    seconds: float
+    seconds: float  # wall
+    cpu_seconds: float  # time.process_time of this process
     config: TrainConfig
 
 
@@ -160,7 +164,7 @@ def train(cfg: TrainConfig | None = None, log: Callable[[str], None] | None = No
     curve.update({k: [] for k in ("consistency", "reward", "value", "policy")})
     episodes = math.ceil(cfg.env_steps / cfg.episode_steps)
     seed_episodes = math.ceil(cfg.seed_steps / cfg.episode_steps)
-    start, steps, updates = time.perf_counter(), 0, 0
+    start, cpu_start, steps, updates = time.perf_counter(), time.process_time(), 0, 0
     for ep in range(episodes):
         if ep < seed_episodes:
             act = _uniform(rng, model.action_dim, cfg.action_high)
@@ -195,9 +199,10 @@ def train(cfg: TrainConfig | None = None, log: Callable[[str], None] | None = No
                 f"episode {ep + 1}/{episodes}  steps {steps}  train return {ret[0]:8.1f}  "
                 f"policy eval {np.mean(ev):8.1f}  losses c {sums['consistency'] / n_updates:.4f} "
                 f"r {sums['reward'] / n_updates:.4f} v {sums['value'] / n_updates:.3f}  "
-                f"{time.perf_counter() - start:5.0f} s"
+                f"{time.perf_counter() - start:5.0f} s ({time.process_time() - cpu_start:5.0f} CPU s)"
             )
-    return TrainResult(model.eval(), replay, curve, time.perf_counter() - start, cfg)
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    return TrainResult(model.eval(), replay, curve, seconds, cpu_seconds, cfg)
 
 
 def finetune(
@@ -259,13 +264,14 @@ def train_and_save(
     info = {
         "config": result.config.to_dict(),
         "seconds": round(result.seconds, 1),
+        "cpu_seconds": round(result.cpu_seconds, 1),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "transitions": result.replay.transitions,
         "curve": result.curve,
     }
-    (out / f"{stem}_train.json").write_text(json.dumps(info, indent=1) + "\n")
+    write_atomic(out / f"{stem}_train.json", json.dumps(info, indent=1) + "\n")
     with contextlib.suppress(ImportError):  # matplotlib is the [plot] extra
         plot_curve(result.curve, out / f"{stem}_train.png")
     return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from edgeprune.errors import EdgepruneError
 from edgeprune.models.mlp import SimNorm, mlp
 from edgeprune.prune.constraints import Constraints
 
@@ -19,6 +20,9 @@ class TDMPCStyle(nn.Module):
     ``z = encoder(obs)`` (SimNorm latent); ``za = cat(z, action)`` feeds ``dynamics`` (next latent,
     SimNorm), ``reward`` and every Q head in ``qs`` (an ensemble of ``num_q`` identical MLPs);
     ``policy(z)`` gives a tanh-squashed action. Defaults fit Pendulum-v1 (obs 3, action 1).
+
+    ``depth`` is the number of hidden layers (each ``hidden_dim`` wide) in every component; ``None`` keeps the
+    bundled shape: one in the encoder, two in the others (TD-MPC2's paper shape is ``hidden_dim=512, depth=3``).
 
     ``forward(obs (B, obs_dim), action (B, action_dim))`` returns
     ``(next_z (B, latent_dim), reward (B, 1), q (B, num_q), pi_action (B, action_dim))``.
@@ -33,22 +37,28 @@ class TDMPCStyle(nn.Module):
         latent_dim: int = 32,
         hidden_dim: int = 128,
         num_q: int = 2,
+        depth: int | None = None,
     ) -> None:
         super().__init__()
         if latent_dim % self.simnorm_group:
             raise ValueError(f"latent_dim must be a multiple of {self.simnorm_group}, got {latent_dim}")
+        if depth is not None and depth < 1:
+            raise EdgepruneError(
+                f"TDMPCStyle depth {depth}", expected="hidden layers per component >= 1, or None (bundled shape)"
+            )
         self.obs_dim, self.action_dim = obs_dim, action_dim
         za_dim = latent_dim + action_dim
-        h = hidden_dim
+        enc_hidden = [hidden_dim] * (1 if depth is None else depth)
+        hidden = [hidden_dim] * (2 if depth is None else depth)
 
         def latent_out() -> list[nn.Module]:
             return [nn.LayerNorm(latent_dim), SimNorm(self.simnorm_group)]
 
-        self.encoder = mlp(obs_dim, [h], latent_dim, act=nn.ReLU, layer_norm=True, out=latent_out())
-        self.dynamics = mlp(za_dim, [h, h], latent_dim, act=nn.ReLU, layer_norm=True, out=latent_out())
-        self.reward = mlp(za_dim, [h, h], 1, act=nn.ReLU, layer_norm=True)
-        self.policy = mlp(latent_dim, [h, h], action_dim, act=nn.ReLU, layer_norm=True, out=[nn.Tanh()])
-        self.qs = nn.ModuleList(mlp(za_dim, [h, h], 1, act=nn.ReLU, layer_norm=True) for _ in range(num_q))
+        self.encoder = mlp(obs_dim, enc_hidden, latent_dim, act=nn.ReLU, layer_norm=True, out=latent_out())
+        self.dynamics = mlp(za_dim, hidden, latent_dim, act=nn.ReLU, layer_norm=True, out=latent_out())
+        self.reward = mlp(za_dim, hidden, 1, act=nn.ReLU, layer_norm=True)
+        self.policy = mlp(latent_dim, hidden, action_dim, act=nn.ReLU, layer_norm=True, out=[nn.Tanh()])
+        self.qs = nn.ModuleList(mlp(za_dim, hidden, 1, act=nn.ReLU, layer_norm=True) for _ in range(num_q))
 
     def encode(self, obs: torch.Tensor) -> torch.Tensor:
         """Observation → SimNorm latent ``z``."""
