@@ -20,16 +20,17 @@ from edgeprune.boards.runner import CostModelRunner
 from edgeprune.errors import EdgepruneError
 from edgeprune.measure.runner import Subject
 from edgeprune.models import create_model
-from edgeprune.pipeline import Goals, OptimizeOptions, allocation, fidelity_metric, optimize
+from edgeprune.pipeline import Goals, OptimizeOptions, allocation, optimize
 from edgeprune.pipeline.allocation import greedy, knapsack
 from edgeprune.pipeline.outputs import pareto, points_table, write_outputs
+from edgeprune.prune import output_fidelity
 
 
 def _setup(name: str = "simple"):
     torch.manual_seed(0)
     model = create_model(name).eval()
     inputs = model.example_inputs(1)
-    return model, inputs, fidelity_metric(model, model.example_inputs(16))
+    return model, inputs, output_fidelity(model, model.example_inputs(16))
 
 
 def _baseline_ms(model, inputs, board: str = "nucleo-l4r5zi") -> float:
@@ -86,7 +87,7 @@ def test_finetune_runs_on_every_candidate_and_its_weights_are_what_is_measured_a
 
     model, inputs, _ = _setup()
     batch = model.example_inputs(16)
-    evaluate = fidelity_metric(model, batch)
+    evaluate = output_fidelity(model, batch)
     with torch.no_grad():
         reference = model(*batch)
     calls = []

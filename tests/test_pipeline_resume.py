@@ -16,8 +16,9 @@ from edgeprune.errors import EdgepruneError
 from edgeprune.measure.runner import Subject
 from edgeprune.models import create_model
 from edgeprune.models.spec import load_model
-from edgeprune.pipeline import Goals, OptimizeOptions, fidelity_metric, optimize
+from edgeprune.pipeline import Goals, OptimizeOptions, optimize
 from edgeprune.pipeline.fingerprint import digest
+from edgeprune.prune import output_fidelity
 
 BOARD = "nucleo-l4r5zi"
 
@@ -27,7 +28,7 @@ def _run(out: Path, *, evaluate=None, calib=None, weights=None, max_iterations: 
     base = CostModelRunner(load_board(BOARD)).measure(Subject("probe", model, inputs, out / "probe")).latency.mean_ms
     target = CostModelRunner(load_board(BOARD), calib)  # with calib: refused before anything is exported
     goals = Goals(latency_ms=0.5 * base, max_drop=10.0)
-    evaluate = evaluate or fidelity_metric(model, inputs)
+    evaluate = evaluate or output_fidelity(model, inputs)
     options = OptimizeOptions(step=0.2, max_iterations=max_iterations)
     return optimize(model, inputs, target, evaluate, goals, out / "run", options, resume=resume)
 

@@ -34,8 +34,9 @@ from edgeprune.deploy.ssh.transport import SSHTarget
 from edgeprune.errors import EdgepruneError
 from edgeprune.measure.runner import Subject
 from edgeprune.models import create_model
-from edgeprune.pipeline import Goals, OptimizeOptions, fidelity_metric, optimize
+from edgeprune.pipeline import Goals, OptimizeOptions, optimize
 from edgeprune.profiling.engines import HostRunner
+from edgeprune.prune import output_fidelity
 
 needs_qemu = pytest.mark.skipif(
     not (shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc")),
@@ -46,7 +47,7 @@ needs_qemu = pytest.mark.skipif(
 def _setup(name: str):
     torch.manual_seed(0)
     model = create_model(name).eval()
-    return model, model.example_inputs(1), fidelity_metric(model, model.example_inputs(16))
+    return model, model.example_inputs(1), output_fidelity(model, model.example_inputs(16))
 
 
 def _loopback_board(lo: Loopback, tmp: Path) -> SSHTarget:

@@ -193,7 +193,8 @@ def test_optimize_evaluates_a_rounds_candidates_as_ray_tasks_and_finds_the_seria
     from edgeprune.boards.runner import CostModelRunner
     from edgeprune.measure.runner import Subject
     from edgeprune.models import create_model
-    from edgeprune.pipeline import Goals, OptimizeOptions, allocation, fidelity_metric, optimize
+    from edgeprune.pipeline import Goals, OptimizeOptions, allocation, optimize
+    from edgeprune.prune import output_fidelity
     from edgeprune.scale.executor import RayExecutor
 
     torch.manual_seed(0)
@@ -203,7 +204,7 @@ def test_optimize_evaluates_a_rounds_candidates_as_ray_tasks_and_finds_the_seria
     baseline = runner.measure(Subject("m", model, inputs, tmp_path / "baseline")).latency_ms
     goals = Goals(latency_ms=0.5 * baseline, max_drop=1.0)  # per-call costs: 0.3 would need ~85 % cut everywhere
     options = OptimizeOptions(strategy=allocation.strategy(strategy), step=0.1)
-    evaluate = fidelity_metric(model, model.example_inputs(16))
+    evaluate = output_fidelity(model, model.example_inputs(16))
 
     serial = optimize(model, inputs, runner, evaluate, goals, tmp_path / "serial", options)
     on_ray = optimize(model, inputs, runner, scale_metrics.recording(evaluate), goals, tmp_path / "ray", options,

@@ -45,7 +45,8 @@ def add(sub: argparse._SubParsersAction) -> None:
         "--eval",
         required=True,
         metavar="module:fn|fidelity",
-        help="evaluate(model) -> float, higher is better; 'fidelity' = minus output MSE vs the original (a stand-in)",
+        help="evaluate(model) -> float, higher is better; 'fidelity' = minus the normalised output MSE vs the original "
+        "(edgeprune.prune.output_fidelity, a stand-in)",
     )
     p.add_argument("--finetune", metavar="module:fn", help="finetune(model) -> None, run after each pruning step")
     p.add_argument("--calib", help="samples for the int8 TFLM bundle (exact arena and flash); without: latency only")
@@ -92,11 +93,12 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_optimize(args: argparse.Namespace) -> int:
-    from edgeprune.pipeline import Goals, OptimizeOptions, fidelity_metric, optimize
+    from edgeprune.pipeline import Goals, OptimizeOptions, optimize
     from edgeprune.pipeline.outputs import points_table, write_outputs
+    from edgeprune.prune import output_fidelity
 
     model, inputs = load_model(args.model, args.weights, args.input_shape)
-    evaluate = fidelity_metric(model, inputs) if args.eval == "fidelity" else load_callable(args.eval, "--eval")
+    evaluate = output_fidelity(model, inputs) if args.eval == "fidelity" else load_callable(args.eval, "--eval")
     finetune = load_callable(args.finetune, "--finetune") if args.finetune else None
     goals = Goals(
         latency_ms=args.latency_ms,

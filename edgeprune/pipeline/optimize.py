@@ -21,7 +21,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgeprune.errors import EdgepruneError
 from edgeprune.io import write_atomic
 from edgeprune.measure.record import Measurement
 from edgeprune.measure.runner import Runner, Subject
@@ -266,23 +265,3 @@ def _report_costs(report: PruneReport) -> tuple[dict[str, int], dict[str, int]]:
 
 def _describe(excess: dict[str, float]) -> str:
     return ", ".join(f"{name} (over by {value:,.4g})" for name, value in excess.items())
-
-
-def fidelity_metric(reference: nn.Module, inputs: Sequence[torch.Tensor]) -> Evaluate:
-    """A stand-in metric when no task metric is at hand: minus the mean squared output error vs ``reference``.
-
-    It measures how much pruning changes the outputs, not task quality: prefer your own ``evaluate``.
-    """
-    from edgeprune.prune.tracing import flatten_tensors
-
-    with torch.no_grad():
-        ref = [t.clone() for t in flatten_tensors(reference.eval()(*inputs))]
-
-    def evaluate(model: nn.Module) -> float:
-        with torch.no_grad():
-            out = flatten_tensors(model.eval()(*inputs))
-        if len(out) != len(ref):
-            raise EdgepruneError("the pruned model returns a different number of outputs")
-        return -float(sum(torch.mean((o - r) ** 2) for o, r in zip(out, ref, strict=True)))
-
-    return evaluate

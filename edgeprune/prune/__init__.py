@@ -14,13 +14,14 @@ from edgeprune.prune.component_graph import ComponentGraph, Flow, trace_componen
 from edgeprune.prune.components import Components
 from edgeprune.prune.constraints import Constraints, model_constraints
 from edgeprune.prune.errors import PruneError
+from edgeprune.prune.fidelity import output_fidelity
 from edgeprune.prune.groups import GroupSet, PruneGroup, build_groups
 from edgeprune.prune.importance import Taylor
 from edgeprune.prune.plan import PrunePlan, architecture_hash, load_pruned, save_weights
 from edgeprune.prune.probe import sensitivity
 from edgeprune.prune.pruner import PruneResult, prune
 from edgeprune.prune.report import PruneReport
-from edgeprune.prune.sensitivity import SensitivityReport, output_fidelity
+from edgeprune.prune.sensitivity import SensitivityReport
 
 __all__ = [
     "Budget",

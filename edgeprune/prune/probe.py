@@ -10,9 +10,10 @@ from edgeprune.prune.budget import Budget
 from edgeprune.prune.components import Components
 from edgeprune.prune.constraints import Constraints, model_constraints
 from edgeprune.prune.errors import PruneError
+from edgeprune.prune.fidelity import Metric, output_fidelity
 from edgeprune.prune.importance import ImportanceSpec
 from edgeprune.prune.pruner import prune
-from edgeprune.prune.sensitivity import Cut, Item, Metric, SensitivityReport, output_fidelity
+from edgeprune.prune.sensitivity import Cut, Item, SensitivityReport
 from edgeprune.prune.tracing import ExampleInputs, as_tuple
 
 CUTS = (0.2, 0.4, 0.6, 0.8, 0.9)

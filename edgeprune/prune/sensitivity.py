@@ -24,19 +24,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
-
 from edgeprune.io import write_atomic
 from edgeprune.prune.budget import Budget
 from edgeprune.prune.components import Components
 from edgeprune.prune.errors import PruneError
 from edgeprune.prune.knapsack import cheapest_cover, max_levels
-from edgeprune.prune.tracing import ExampleInputs, as_tuple, eval_mode, flatten_tensors
 
 PROTECT_RATIO = 5.0  # suggest protecting an item whose drop per parameter is this many times the median
-
-Metric = Callable[[nn.Module], float]
 
 
 @dataclass
@@ -150,33 +144,6 @@ class SensitivityReport:
         fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)
-
-
-def output_fidelity(reference: nn.Module, inputs: ExampleInputs, skip: Sequence[int] = ()) -> Metric:
-    """Data-free proxy metric: minus the mean normalised squared error of the outputs vs ``reference``.
-
-    Each output's MSE is divided by its variance over the batch (so outputs of any scale weigh the same).
-    Outputs at ``skip`` positions (declared state outputs, whose width may change) are left out when their
-    shape changed.
-    """
-    args = as_tuple(inputs)
-    with eval_mode(reference), torch.no_grad():
-        ref = [t.detach().clone().float() for t in flatten_tensors(reference(*args))]
-    scale = [((r - r.mean(0)) ** 2).mean().clamp_min(1e-12) for r in ref]
-
-    def evaluate(model: nn.Module) -> float:
-        with eval_mode(model), torch.no_grad():
-            out = flatten_tensors(model(*args))
-        errors = []
-        for i, (o, r, s) in enumerate(zip(out, ref, scale, strict=True)):
-            if o.shape != r.shape:
-                if i in skip:
-                    continue
-                raise PruneError(f"output {i} changed shape {tuple(r.shape)} -> {tuple(o.shape)}")
-            errors.append(float(((o.float() - r) ** 2).mean() / s))
-        return -sum(errors) / max(len(errors), 1)
-
-    return evaluate
 
 
 def split_target(

@@ -47,8 +47,8 @@ def prepare(
     calibration: Any,
 ) -> Prepared:
     """``model`` pruned to ``budget`` (a model-wide fraction of parameters; 0 = the model as it is) and its
-    ``metric``: ``"fidelity"`` (minus the output MSE vs ``model``, a data-free stand-in) or ``module:fn`` with
-    ``fn(pruned) -> float``, higher is better (importable on every node)."""
+    ``metric``: ``"fidelity"`` (:func:`edgeprune.prune.output_fidelity` vs ``model``, a data-free stand-in) or
+    ``module:fn`` with ``fn(pruned) -> float``, higher is better (importable on every node)."""
     pruned = prune(model, inputs, Budget(total=budget)).model if budget > 0 else model
     pruned.eval()
     value = float(evaluate(metric, model, inputs)(pruned))
@@ -120,9 +120,9 @@ def measure(
 def evaluate(metric: str, original: nn.Module, inputs: tuple[torch.Tensor, ...]):
     """The metric function ``metric`` names (see :func:`prepare`)."""
     if metric == "fidelity":
-        from edgeprune.pipeline.optimize import fidelity_metric
+        from edgeprune.prune import output_fidelity
 
-        return fidelity_metric(original, inputs)
+        return output_fidelity(original, inputs)
     module, _, name = metric.partition(":")
     try:
         return getattr(importlib.import_module(module), name)
