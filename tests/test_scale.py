@@ -64,6 +64,7 @@ def test_points_run_as_tasks_with_one_conversion_per_content_hash_and_the_timing
     assert result.executor == "on Ray (local)" and not result.failures
     assert len(result.records) == 12 and result.exports == 3  # 6 ONNX Runtime points, 3 distinct models
     onnx = [r for r in result.records.values() if r["target"] == "engine:onnxruntime"]
+    done = {r["id"] for r in onnx}
     for budget in (0.0, 0.3, 0.5):
         a, b = (next(r for r in onnx if r["model"] == m and r["budget"] == budget) for m in "ab")
         assert a["export"] == b["export"] and a["params"] == b["params"]
@@ -76,6 +77,13 @@ def test_points_run_as_tasks_with_one_conversion_per_content_hash_and_the_timing
     assert onnx[0]["measurement"]["provenance"]["kind"] == "measured"
     assert (tmp_path / "pareto-engine_onnxruntime.md").read_text().count("| a |") == 3
     assert json.loads((tmp_path / "sweep.json").read_text())["targets"] == ["engine:onnxruntime", "cost:nucleo-l4r5zi"]
+    # the conversions are kept in the run directory: points measured again convert nothing
+    assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == sorted({r["export"] for r in onnx})
+    for r in onnx:
+        (tmp_path / "points" / f"{r['id']}.json").unlink()
+    again = run_sweep(spec, tmp_path)
+    assert (again.exports, again.reused, again.skipped, len(again.records)) == (0, 3, 6, 12)
+    assert {r["id"]: r["export"] for r in onnx} == {i: r["export"] for i, r in again.records.items() if i in done}
 
 
 def test_a_board_resource_is_held_by_one_task_at_a_time() -> None:
@@ -145,6 +153,57 @@ def test_a_killed_sweep_resumes_with_the_recorded_points_skipped(tmp_path: Path)
     assert result.skipped == 1 and len(result.records) == 3 and not result.failures
     assert (first[0].read_bytes(), first[0].stat().st_mtime_ns) == before
     assert "resuming: 1 point(s) already recorded, 2 to go" in messages
+
+
+def test_a_killed_sweep_resumed_converts_nothing_it_converted_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Models a and b come out identical (one hash per budget). Serially the sweep prepares b at 0.3 first,
+    converts and measures it, then dies preparing b at 0: the resumed run needs a at 0.3 (converted before the
+    kill, kept in exports/) and the models at 0 (one conversion)."""
+    monkeypatch.setenv("EDGEPRUNE_TEST_SCALE_DIR", str(tmp_path / "state"))  # dies_second counts from 1 here
+    spec = _spec(
+        ModelEntry("simple", metric="scale_metrics:dies_second", label="a"),
+        ModelEntry("simple", metric="scale_metrics:dies_second", label="b"),
+    )
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "sweep.json").write_text(json.dumps(spec.to_dict()))
+    cmd = [sys.executable, "-m", "edgeprune.cli", "sweep", "--serial", "--out", str(tmp_path / "run")]
+    killed = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=os.environ)
+    assert killed.returncode == -9, killed.stderr
+    assert [p.name for p in (tmp_path / "run" / "points").iterdir()] == ["b--0.300--engine_onnxruntime.json"]
+    assert len(list((tmp_path / "run" / "exports").iterdir())) == 1
+    messages: list[str] = []
+    result = run_sweep(spec, tmp_path / "run", use_ray=False, progress=messages.append)
+    assert len(result.records) == 4 and not result.failures
+    assert (result.exports, result.reused) == (1, 1), messages  # without the store: 2 conversions
+    assert "1 export(s) reused from" in " ".join(messages)
+    a, b = (result.records[f"{m}--0.300--engine_onnxruntime"]["export"] for m in "ab")
+    assert a == b
+
+
+def test_two_ray_tasks_storing_one_hash_leave_one_intact_entry_that_both_use(tmp_path: Path) -> None:
+    """Both tasks write a 16 MB entry for the same hash at once (a file barrier starts them together)."""
+    from edgeprune.scale.cache import PackedExport, converter_versions
+    from edgeprune.scale.store import ExportStore
+
+    key = "cd" * 32
+
+    @ray.remote(num_cpus=1)
+    def put(note: str) -> PackedExport:
+        import time
+
+        (tmp_path / f"ready-{note}").touch()
+        deadline = time.monotonic() + 60
+        while len(list(tmp_path.glob("ready-*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        files = {"files/model.onnx": note.encode() * ((1 << 24) // len(note)), "files/tflm/model_data.cc": b"//"}
+        return ExportStore(tmp_path / "exports").put(PackedExport(key, {"notes": [note]}, files, converter_versions()))
+
+    first, second = ray.get([put.remote("first"), put.remote("second")])
+    stored = ExportStore(tmp_path / "exports").get(key)
+    assert stored is not None and first == second == stored  # the loser returned the winner's entry
+    assert [p.name for p in (tmp_path / "exports").iterdir()] == [key]  # no temporary directory left
 
 
 def test_spec_errors_are_clear(tmp_path: Path) -> None:

@@ -1,26 +1,29 @@
-"""Exports keyed by content, and moved between tasks as bytes.
+"""Exports keyed by content, and moved between tasks and to disk as plain data.
 
 A point's export is identified by :func:`content_hash` (the pruned model's class and state, its example inputs,
 the export targets and the calibration samples), so points whose models come out identical (two boards measuring
 one model, two budgets that round to the same widths) share one conversion. :class:`PackedExport` carries an
-export from the task that made it to the tasks that measure it (a tarball of its directory plus its
-``ExportResult``), through Ray's object store or in one process alike; :meth:`PackedExport.unpack` gives each
+export from the task that made it to the tasks that measure it (its files and its ``ExportResult`` as JSON,
+:mod:`edgeprune.scale.codec`; no pickle), through Ray's object store or in one process alike, and is what
+:class:`~edgeprune.scale.store.ExportStore` keeps in a run directory; :meth:`PackedExport.unpack` gives each
 measuring task its own copy, since runners write next to the artifacts (firmware, generated C).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
-import io
-import tarfile
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from edgeprune.scale.codec import Encoder, decode, safe_name
 
 if TYPE_CHECKING:
     from edgeprune.export.api import ExportResult
@@ -68,44 +71,48 @@ def _value(h: Any, value: Any) -> None:
         _value(h, np.asarray(value))
 
 
-@dataclasses.dataclass
+# what a conversion depends on besides its inputs: an entry made with other versions is converted again
+CONVERTERS = ("edgeprune", "torch", "onnx", "onnx2tf", "tensorflow", "tflite-micro", "numpy")
+
+
+@functools.cache
+def converter_versions() -> dict[str, str]:
+    """The installed version of each package in :data:`CONVERTERS` (``"-"``: not installed)."""
+    out = {}
+    for name in CONVERTERS:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "-"
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
 class PackedExport:
-    """One export: its ``ExportResult`` (paths under ``root``) and its directory as a tarball."""
+    """One export as plain data: its content hash, its ``ExportResult`` as JSON (:class:`codec.Encoder`), the
+    files that JSON and the export directory consist of (``files/<path in the export directory>`` and
+    ``blobs/<sha256>``) and the versions of the packages that converted it."""
 
     key: str
-    root: str
-    result: ExportResult
-    tarball: bytes
+    result: dict[str, Any]
+    files: dict[str, bytes]
+    versions: dict[str, str]
 
     @classmethod
     def pack(cls, key: str, result: ExportResult) -> PackedExport:
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-            tar.add(result.out_dir, arcname=".")
-        return cls(key, str(result.out_dir), result, buf.getvalue())
+        root = Path(result.out_dir)
+        paths = sorted(p for p in root.rglob("*") if p.is_file())
+        files = {f"files/{p.relative_to(root).as_posix()}": p.read_bytes() for p in paths}
+        encoded = Encoder(root, files)(result)
+        return cls(key, encoded, files, converter_versions())
 
     def unpack(self, dest: Path) -> ExportResult:
-        """A copy of the export in ``dest`` (made once; a later call reuses it) and its result, paths moved there."""
+        """The export's files written under ``dest`` and its result, with its paths there."""
         dest = Path(dest)
-        if not (dest / ".unpacked").exists():
-            dest.mkdir(parents=True, exist_ok=True)
-            with tarfile.open(fileobj=io.BytesIO(self.tarball), mode="r:gz") as tar:
-                tar.extractall(dest, filter="data")  # no absolute paths, links out or devices
-            (dest / ".unpacked").write_text(self.key)
-        return relocate(self.result, Path(self.root), dest)
-
-
-def relocate(value: Any, old: Path, new: Path) -> Any:
-    """``value`` with every path under ``old`` moved under ``new`` (dataclasses, lists, tuples, dicts)."""
-    if isinstance(value, Path):
-        return new / value.relative_to(old) if value.is_relative_to(old) else value
-    if isinstance(value, str) and value.startswith(str(old) + "/"):
-        return str(new / Path(value).relative_to(old))
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changes = {f.name: relocate(getattr(value, f.name), old, new) for f in dataclasses.fields(value) if f.init}
-        return dataclasses.replace(value, **changes)
-    if isinstance(value, (list, tuple)):
-        return type(value)(relocate(v, old, new) for v in value)
-    if isinstance(value, dict):
-        return {k: relocate(v, old, new) for k, v in value.items()}
-    return value
+        for name, data in self.files.items():
+            if name.startswith("files/"):
+                path = dest / safe_name(name.removeprefix("files/"))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+        dest.mkdir(parents=True, exist_ok=True)
+        return decode(self.result, dest, self.files)

@@ -9,8 +9,10 @@ one after another in this process. The driver alone writes the run directory::
     run_dir/points/<id>.json        one record per measured point (the Measurement JSON and the point's facts)
     run_dir/failures.json           points that failed after their retries, with the error
     run_dir/pareto-<target>.md/.png the Pareto front (latency vs metric) per target
+    run_dir/exports/<hash>/         each conversion, kept by content hash (edgeprune.scale.store)
 
-A rerun on the same directory skips the points already recorded (resume after a kill).
+A rerun on the same directory skips the points already recorded and converts nothing kept in ``exports/``
+(resume after a kill).
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ from edgeprune.models.spec import load_model
 from edgeprune.scale import points
 from edgeprune.scale.executor import Serial, ray_executor
 from edgeprune.scale.pareto import write_pareto
+from edgeprune.scale.store import ExportStore
 from edgeprune.scale.targets import Target, local_resources
 
 logger = logging.getLogger(__name__)
-SPEC_NAME, POINTS_NAME, FAILURES_NAME = "sweep.json", "points", "failures.json"
+SPEC_NAME, POINTS_NAME, FAILURES_NAME, EXPORTS_NAME = "sweep.json", "points", "failures.json", "exports"
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,8 @@ class SweepResult:
     failures: dict[str, str]
     skipped: int
     executor: str
-    exports: int = 0  # conversions made (one per content hash)
+    exports: int = 0  # conversions made (one per content hash not found in run_dir/exports)
+    reused: int = 0  # exports loaded from run_dir/exports (converted by an earlier run)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -190,22 +194,23 @@ def run_sweep(
     started = time.perf_counter()
     failures: dict[str, str] = {}
     if use_ray is False:
-        executor_name, exports = _drive(Serial(spec.retries), spec, todo, run, done, failures, say)
+        executor_name, exports, reused = _drive(Serial(spec.retries), spec, todo, run, done, failures, say)
     else:
         try:
             resources = local_resources(list(spec.targets), num_cpus)
             with ray_executor(address, resources, spec.retries, num_cpus) as ex:
-                executor_name, exports = _drive(ex, spec, todo, run, done, failures, say)
+                executor_name, exports, reused = _drive(ex, spec, todo, run, done, failures, say)
         except MissingExtraError as exc:
             if use_ray:
                 raise
             notes.append(f"Ray is not installed ({exc.fix}): the points ran one after another in this process")
             say(notes[-1])
-            executor_name, exports = _drive(Serial(spec.retries), spec, todo, run, done, failures, say)
+            executor_name, exports, reused = _drive(Serial(spec.retries), spec, todo, run, done, failures, say)
     write_atomic(run / FAILURES_NAME, json.dumps(failures, indent=2))
     write_pareto(run, done)
+    skipped = len(plan(spec)) - len(todo)
     return SweepResult(
-        run, done, failures, len(plan(spec)) - len(todo), executor_name, exports, time.perf_counter() - started, notes
+        run, done, failures, skipped, executor_name, exports, reused, time.perf_counter() - started, notes
     )
 
 
@@ -223,9 +228,9 @@ def _drive(
     done: dict[str, dict[str, Any]],
     failures: dict[str, str],
     say: Callable[[str], None],
-) -> tuple[str, int]:
-    """Submit every step of ``todo``, then record each point as its measurement finishes; the executor's name
-    and the number of conversions."""
+) -> tuple[str, int, int]:
+    """Submit every step of ``todo``, then record each point as its measurement finishes; the executor's name,
+    the number of conversions and the number of exports reused from the run directory."""
     say(f"{len(todo)} point(s) to measure, {ex.name}")
     by_prep: dict[tuple[str, float], list[SweepPoint]] = {}
     for p in todo:
@@ -238,7 +243,7 @@ def _drive(
         sets = sorted({p.target.export_targets(entry.calib is not None) for p in group})
         handle = ex.call(points.prepare, *loaded[key[0]], key[1], entry.metric, sets, entry.calib)
         info[handle] = key
-    exports: dict[str, Any] = {}  # content hash -> export handle: one conversion per hash
+    exports = _Exports(ex, ExportStore(run / EXPORTS_NAME))
     measuring: dict[Any, SweepPoint] = {}
     pending = list(info)
     total, finished = len(todo), 0
@@ -254,18 +259,20 @@ def _drive(
                         finished += 1
                         _fail(p, f"prune/metric: {_why(exc)}", failures, say, finished, total)
                     continue
+                started = []
                 for p in by_prep[key]:
                     entry = p.model
                     targets = p.target.export_targets(entry.calib is not None)
                     packed = None
                     if targets:
-                        h = prep.keys[targets]
-                        if h not in exports:
-                            exports[h] = ex.call(points.make_export, handle, targets, entry.calib)
-                        packed = exports[h]
+                        packed, conversion = exports.get(prep.keys[targets], handle, targets, entry.calib)
+                        started += [conversion] if conversion is not None else []
                     m = ex.call(points.measure, p.id, handle, packed, p.target, entry.calib, resource=p.target.resource)
                     measuring[m] = p
                     pending.append(m)
+                pending += started  # after the measurements: a serial run stores a conversion before measuring it
+                continue
+            if exports.finished(handle, say):
                 continue
             p = measuring.pop(handle)
             finished += 1
@@ -279,7 +286,49 @@ def _drive(
             write_atomic(run / POINTS_NAME / f"{p.id}.json", json.dumps(record, indent=2))
             ms = record["measurement"]["latency"]["median_ms"] if record["measurement"].get("latency") else None
             say(f"[{finished}/{total}] {p.id}: " + (f"{ms:.3f} ms" if ms is not None else "no latency"))
-    return ex.name, len(exports)
+    if exports.reused:
+        say(f"{exports.reused} export(s) reused from {exports.store.root}, {exports.converted} converted")
+    return ex.name, exports.converted, exports.reused
+
+
+class _Exports:
+    """A sweep's exports, one per content hash: kept in the run directory by an earlier run, else converted
+    once (a task) and kept when the conversion finishes."""
+
+    def __init__(self, ex: Any, store: ExportStore):
+        self.ex, self.store = ex, store
+        self.handles: dict[str, Any] = {}  # content hash -> the export's handle (for measurements)
+        self.converting: dict[Any, str] = {}  # a conversion's handle -> its content hash
+        self.converted = self.reused = 0
+
+    def get(self, key: str, prepared: Any, targets: tuple[str, ...], calibration: Any) -> tuple[Any, Any]:
+        """The export of ``key`` for a measurement, and the conversion started for it (to wait for), if any."""
+        if key in self.handles:
+            return self.handles[key], None
+        stored = self.store.get(key)
+        if stored is not None:
+            self.handles[key] = self.ex.share(stored)
+            self.reused += 1
+            return self.handles[key], None
+        self.handles[key] = self.ex.call(points.make_export, prepared, targets, calibration)
+        self.converting[self.handles[key]] = key
+        self.converted += 1
+        return self.handles[key], self.handles[key]
+
+    def finished(self, handle: Any, say: Callable[[str], None]) -> bool:
+        """Whether ``handle`` is a conversion; if it succeeded, its export is kept in the store."""
+        key = self.converting.pop(handle, None)
+        if key is None:
+            return False
+        try:
+            packed = self.ex.get(handle)
+        except Exception:  # the measurements that needed it fail with the same error and report it
+            return True
+        try:
+            self.store.put(packed)
+        except (OSError, EdgepruneError) as exc:
+            say(f"warning: export {key[:12]} not kept in {self.store.root} ({exc}): a resumed run converts it again")
+        return True
 
 
 def _fail(p: SweepPoint, error: str, failures: dict[str, str], say: Callable[[str], None], n: int, total: int) -> None:
