@@ -21,7 +21,8 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from importlib import metadata
 from pathlib import Path
 
 from edgeprune.errors import EdgepruneError
@@ -53,6 +54,18 @@ def content_key(*parts: bytes | str) -> str:
         h.update(len(data).to_bytes(8, "little"))
         h.update(data)
     return h.hexdigest()
+
+
+def package_versions(names: Iterable[str]) -> dict[str, str]:
+    """The installed version of each package (``"-"``: not installed): what a key needs of the tools that make
+    an artifact."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "-"
+    return out
 
 
 def _entry(kind: str, key: str) -> Path | None:

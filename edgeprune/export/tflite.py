@@ -19,7 +19,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -323,14 +322,7 @@ def _onnx2tf(
 @functools.cache
 def _converter_versions() -> str:
     """Python and the converter stack's versions: part of every conversion's cache key."""
-
-    def ver(pkg: str) -> str:
-        try:
-            return version(pkg)
-        except PackageNotFoundError:
-            return "-"
-
-    return sys.version + "".join(f"\n{pkg}={ver(pkg)}" for pkg in _CONVERTER_PACKAGES)
+    return sys.version + "".join(f"\n{k}={v}" for k, v in cache.package_versions(_CONVERTER_PACKAGES).items())
 
 
 def _onnx2tf_error(log: str, returncode: int, onnx_export: OnnxExport) -> ExportError:
