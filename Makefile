@@ -31,9 +31,10 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check edgeprune tests benchmarks
 
-# one worker per core; a test file stays on one worker (its module fixtures export once)
+# one worker per core; a test file stays on one worker (its module fixtures export once); files in the order
+# tests/conftest.py gives (those with slow tests first), not xdist's (most tests first)
 test: setup lint
-	$(PY) -m pytest -n auto --dist loadfile --durations=25
+	$(PY) -m pytest -n auto --dist loadfile --no-loadscope-reorder --durations=25
 
 format: setup
 	$(VENV)/bin/ruff format edgeprune tests benchmarks

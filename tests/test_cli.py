@@ -110,6 +110,7 @@ def test_models_lists_every_bundled_model(capsys: pytest.CaptureFixture[str]) ->
         assert name in out
 
 
+@pytest.mark.slow
 def test_demo_runs_the_loop_end_to_end_as_the_installed_command(tmp_path: Path) -> None:
     """The README's first command: the trained TD-MPC model optimized on the emulated NUCLEO-L4R5ZI."""
     exe = shutil.which("edgeprune", path=str(Path(sys.executable).parent))

@@ -14,6 +14,7 @@ from emulated_models import BOARDS, MODELS, check_bit_exact_on_emulated_board, n
 pytestmark = needs_toolchain
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("core", list(BOARDS))
 @pytest.mark.parametrize("name", MODELS)
 def test_bit_exact_on_the_emulated_board(tmp_path: Path, name: str, core: str) -> None:

@@ -27,6 +27,7 @@ def _calibration(model: torch.nn.Module, n: int = 256) -> list[tuple[np.ndarray,
     return [tuple(t.numpy() for t in model.example_inputs(1)) for _ in range(n)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pruned", [False, True], ids=["original", "pruned50"])
 # rssm (recurrent): its export is checked once, pruned, with the board run (test_deploy_models_pruned.py)
 @pytest.mark.parametrize("name", [name for name in list_models() if name != "rssm"])

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent / "edgeprune"
 
 # Bottom to top; a module may import its own layer and those below it, never one above.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "io", "extras", "interrupts", "__init__"),
+    ("errors", "io", "extras", "interrupts", "cache", "__init__"),
     ("prune",),
     ("models",),
     ("export",),

@@ -227,6 +227,7 @@ def test_cli_optimize_with_a_user_metric(tmp_path: Path, monkeypatch: pytest.Mon
     assert main([*args[:-2], "--eval", "usermetric:nosuch", "--out", str(tmp_path / "run2")]) == 2
 
 
+@pytest.mark.slow
 def test_meets_latency_and_arena_goals_on_the_emulated_board(tmp_path: Path) -> None:
     """The loop's target is the firmware in QEMU: latency from instruction counts (an estimate), arena real."""
     from edgeprune.deploy.mcu.runners import EmulatedBoardRunner

@@ -156,6 +156,7 @@ def qemu_nucleo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 @needs_qemu
+@pytest.mark.slow
 def test_serial_board_target_flashes_waits_and_benches_each_point(qemu_nucleo, tmp_path: Path) -> None:
     """SerialBoardRunner end to end with a test double only for the hardware: the export, the firmware build,
     flash() with the board's openocd command, waiting for the firmware, the serial protocol and bench are the

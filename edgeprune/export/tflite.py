@@ -8,6 +8,7 @@ as TFLite Micro wants), per-channel, calibrated on the user's samples with one `
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgeprune import cache
 from edgeprune.export.errors import ExportError
 from edgeprune.export.onnx import OnnxExport, eager_outputs, parity_input_sets
 from edgeprune.export.opmap import OnnxNode, candidates, describe, onnx_nodes
@@ -31,6 +33,7 @@ from edgeprune.export.parity import ParityReport, Tolerance, compare
 from edgeprune.export.recurrent import RECURRENT_ONNX_OPS, no_int8_error
 from edgeprune.export.samples import CalibrationSource, load_calibration, require_calibration
 from edgeprune.extras import MissingExtraError, require_installed
+from edgeprune.io import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +43,9 @@ _FLOAT_TYPES = (np.float32, np.float16, np.float64)
 # onnx2tf fetches sample images from the internet for dummy inference when every input is an
 # RGB image; a file of this name in its working directory is used instead.
 _ONNX2TF_SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+_CONVERTED = ("model_float32.tflite", "model_full_integer_quant.tflite")  # what is read from onnx2tf's output
+_LOG = "onnx2tf.log"
+_CONVERTER_PACKAGES = ("onnx2tf", "tensorflow", "tf-keras", "onnx", "onnxruntime", "onnxsim", "numpy")
 
 
 @dataclass(frozen=True)
@@ -264,6 +270,7 @@ def _onnx2tf(
     workdir.mkdir(parents=True, exist_ok=True)
     src = workdir / "model.onnx"
     src.write_bytes(onnx_export.to_bytes())
+    inputs = [src]  # every file onnx2tf reads: with its arguments and version, the conversion's cache key
     out = workdir / "tf"
     args = [sys.executable, "-m", "onnx2tf", "-i", str(src), "-o", str(out), "-v", "error"]
     if onnx_export.dynamic_batch:
@@ -276,6 +283,7 @@ def _onnx2tf(
             channel_last = (0, *range(2, arr.ndim), 1) if arr.ndim >= 4 else tuple(range(arr.ndim))
             nhwc = np.ascontiguousarray(np.transpose(arr, channel_last))
             np.save(path, nhwc)
+            inputs.append(path)
             args += ["-cind", name, str(path), "[0.0]", "[1.0]"]
             if nhwc.ndim == 4 and nhwc.shape[-1] == 3:
                 sample_images = nhwc
@@ -287,6 +295,15 @@ def _onnx2tf(
             else np.random.default_rng(0).standard_normal((20, shapes[0][2], shapes[0][3], 3))
         )
         np.save(workdir / _ONNX2TF_SAMPLE_FILE, np.resize(img, (20, *img.shape[1:])).astype(np.float32))
+        inputs.append(workdir / _ONNX2TF_SAMPLE_FILE)
+    key = cache.content_key("onnx2tf", _converter_versions(), *(a.replace(str(workdir), "<work>") for a in args[1:]),
+                            *(part for p in inputs for part in (p.name, p.read_bytes())))  # fmt: skip
+    cached = cache.load("onnx2tf", key)
+    if cached is not None:
+        log = cached.pop(_LOG).decode()
+        for name, data in cached.items():
+            write_atomic(out / name, data)
+        return out, f"edgeprune: onnx2tf's output for these inputs, from the cache ({cache.cache_root()})\n{log}"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1", "PYTHONUNBUFFERED": "1"}
     try:
         logger.debug("running %s", shlex.join(map(str, args)))
@@ -296,7 +313,16 @@ def _onnx2tf(
     log = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)  # onnx2tf colours its messages
     if proc.returncode != 0:
         raise _onnx2tf_error(log, proc.returncode, onnx_export)
+    made = {name: (out / name).read_bytes() for name in _CONVERTED if (out / name).is_file()}
+    if made:
+        cache.store("onnx2tf", key, {**made, _LOG: log.encode()})
     return out, log
+
+
+@functools.cache
+def _converter_versions() -> str:
+    """Python and the converter stack's versions: part of every conversion's cache key."""
+    return sys.version + "".join(f"\n{k}={v}" for k, v in cache.package_versions(_CONVERTER_PACKAGES).items())
 
 
 def _onnx2tf_error(log: str, returncode: int, onnx_export: OnnxExport) -> ExportError:

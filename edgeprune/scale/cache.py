@@ -15,7 +15,6 @@ import dataclasses
 import functools
 import hashlib
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgeprune.cache import package_versions
 from edgeprune.scale.codec import Encoder, decode, safe_name
 
 if TYPE_CHECKING:
@@ -78,13 +78,7 @@ CONVERTERS = ("edgeprune", "torch", "onnx", "onnx2tf", "tensorflow", "tflite-mic
 @functools.cache
 def converter_versions() -> dict[str, str]:
     """The installed version of each package in :data:`CONVERTERS` (``"-"``: not installed)."""
-    out = {}
-    for name in CONVERTERS:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "-"
-    return out
+    return package_versions(CONVERTERS)
 
 
 @dataclasses.dataclass(frozen=True)

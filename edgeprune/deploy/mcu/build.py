@@ -4,6 +4,7 @@ fails to link, with the numbers in the error."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import shlex
@@ -15,6 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
+from edgeprune import cache
 from edgeprune.boards.cycle_model import LayerMix
 from edgeprune.boards.fit import FitVerdict, Part, ResourceFit
 from edgeprune.boards.schema import BoardProfile, Core
@@ -219,6 +221,11 @@ def build_firmware(
            *mlperf_defines(model, mlperf_model), *lap_defines(board, cycles_per_insn),
            *(["-DEP_REFERENCE_KERNELS"] if kernels == "reference" else []), str(out_dir / "model.c"),
            *(str(FIRMWARE / s) for s in SOURCES), "-lm"]  # fmt: skip
+    key = _build_key(cmd, out_dir, model.source, script)
+    cached = cache.load("firmware", key)
+    if cached is not None:
+        write_atomic(elf, cached["firmware.elf"])
+        return footprint(elf, board.core, model.arena_bytes, STACK_BYTES)
     logger.debug("running %s", shlex.join(cmd))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0 and not sizing and "overflowed by" in proc.stderr:
@@ -228,7 +235,24 @@ def build_firmware(
         raise _does_not_fit(board, firmware_fit(board, fw, model))
     if proc.returncode != 0:
         raise FirmwareBuildError("the firmware did not compile", fix=proc.stderr[-3000:])
+    cache.store("firmware", key, {"firmware.elf": elf.read_bytes()})
     return footprint(elf, board.core, model.arena_bytes, STACK_BYTES)
+
+
+def _build_key(cmd: list[str], out_dir: Path, source: str, script: str) -> str:
+    """The cache key of a firmware link: the command (paths made relative), the generated model, the linker
+    script, every firmware source and header, and the toolchain's version."""
+    args = [a.replace(str(out_dir), "<out>").replace(str(FIRMWARE), "<firmware>") for a in cmd[1:]]
+    sources = sorted(p for p in FIRMWARE.iterdir() if p.suffix in (".c", ".h", ".in"))
+    return cache.content_key("firmware", _toolchain_version(cmd[0]), *args, source, script,
+                             *(part for p in sources for part in (p.name, p.read_bytes())))  # fmt: skip
+
+
+@functools.cache
+def _toolchain_version(gcc: str) -> str:
+    """``arm-none-eabi-gcc --version`` (and where it is): part of every firmware cache key."""
+    out = subprocess.run([gcc, "--version"], capture_output=True, text=True, timeout=60, check=False).stdout
+    return f"{Path(gcc).resolve()}\n{out}"
 
 
 def footprint(elf: Path, core: Core, arena: int, stack: int) -> Firmware:

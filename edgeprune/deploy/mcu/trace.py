@@ -9,14 +9,19 @@ The classes are those of the Cortex-M cycle tables (:mod:`edgeprune.boards.cycle
 
 from __future__ import annotations
 
+import functools
+import json
+import shlex
+import shutil
 import subprocess
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 from pathlib import Path
 
+from edgeprune import cache
 from edgeprune.boards.cycle_model import LayerMix
 from edgeprune.boards.schema import BoardProfile
 from edgeprune.errors import EdgepruneError
@@ -213,6 +218,13 @@ def trace_inference(
     from edgeprune.deploy.mcu.link import Link
     from edgeprune.deploy.mcu.protocol import Dut
 
+    qemu = emulator.qemu_command(board, Path("firmware.elf"), "pty", Path("exec.log"))[1:]
+    names = ",".join(f.name for f in fields(LayerMix))
+    key = cache.content_key("trace", _qemu_version(), shlex.join(qemu), elf.read_bytes(), Path(__file__).read_bytes(),
+                            names, f"{input_bytes} {n_layers} {seed}")  # fmt: skip
+    cached = cache.load("trace", key)
+    if cached is not None:
+        return [_mix_from_json(m) for m in json.loads(cached["mixes.json"])]
     syms = symbol_addresses(elf, ("ep_run_layer", "ep_ticks"))
     data = np.random.default_rng(seed).integers(-128, 128, input_bytes).astype(np.int8).tobytes()
     with tempfile.TemporaryDirectory(prefix="edgeprune-trace-") as tmp:
@@ -233,4 +245,20 @@ def trace_inference(
             expected="one instruction mix per layer from QEMU's execution log",
             fix="report a bug (the log may have been cut short); emulate(..., estimate=False) runs without it",
         )
+    cache.store("trace", key, {"mixes.json": json.dumps([_mix_to_json(m) for m in layers]).encode()})
     return layers
+
+
+def _mix_to_json(mix: LayerMix) -> dict:
+    return {"counts": dict(mix.counts), "taken": mix.taken, "paired": mix.paired, "regs": mix.regs}
+
+
+def _mix_from_json(d: dict) -> LayerMix:
+    return LayerMix(Counter(d["counts"]), d["taken"], d["paired"], d["regs"])
+
+
+@functools.cache
+def _qemu_version() -> str:
+    """``qemu-system-arm --version``: part of every trace cache key (the log format and the emulation are QEMU's)."""
+    qemu = shutil.which("qemu-system-arm") or "qemu-system-arm"
+    return subprocess.run([qemu, "--version"], capture_output=True, text=True, timeout=60, check=False).stdout
