@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--board", default="nucleo-l4r5zi")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
+    os.environ["EDGEPRUNE_CACHE_DIR"] = "off"  # every run converts and builds (Ray's workers inherit it)
     torch.set_num_threads(1)  # as in a Ray worker (one CPU each): a 116k-parameter model gains nothing from more
     model = pretrained_tdmpc()
     with tempfile.TemporaryDirectory() as work:

@@ -78,7 +78,8 @@ def run(spec: Path, out: Path, mode: str, cpus: int) -> dict:
     load_before = os.getloadavg()[0]
     cpu_before = _children_cpu()
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "RAY_ADDRESS": ""})
+    env = {**os.environ, "RAY_ADDRESS": "", "EDGEPRUNE_CACHE_DIR": "off"}  # no artifact cache: every run converts
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - start
     cpu = _children_cpu() - cpu_before
     if proc.returncode != 0:
