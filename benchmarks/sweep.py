@@ -5,10 +5,11 @@ command (`edgeprune sweep`, a fresh process each time, so start-up and imports a
 (`--serial`) and on an embedded local Ray (`--cpus N`), in alternation (serial, Ray, serial, Ray, ...) so load
 on a shared machine falls on both. Every pair is checked point by point: the same export (content hash), metric,
 parameters, MACs, arena, flash and fit; the emulated instruction count and latency estimate within the emulator's
-run-to-run jitter (0.1 %). Reports each pair's speedup (serial / Ray wall time) and the load
-average around each run; writes sweep_speedup.json/.md under --out.
+run-to-run jitter (0.1 %). Reports each pair's speedup (serial / Ray wall time), the load average around each
+run, and the geometric-mean speedup with its paired 95 % CI (Student-t on the log ratios); writes
+sweep_speedup.json/.md under --out after every pair, so a killed run keeps what it had.
 
-Run: nice -n 10 .venv/bin/python benchmarks/sweep.py [--pairs 2] [--cpus 2] [--out benchmarks/results]
+Run: .venv/bin/python benchmarks/sweep.py [--pairs 3] [--cpus 2] [--out benchmarks/results]
 
 Calibration samples are the models' own example_inputs() (a stand-in: this measures the sweep's speed; the
 emulated board's instruction counts do not depend on calibration quality). Goal: >= 1.6x on 2 cores.
@@ -21,6 +22,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from stats import ratio_ci95
 
 from edgeprune.io import write_atomic
 from edgeprune.models import create_model
@@ -75,7 +78,8 @@ def run(spec: Path, out: Path, mode: str, cpus: int) -> dict:
     load_before = os.getloadavg()[0]
     cpu_before = _children_cpu()
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "RAY_ADDRESS": ""})
+    env = {**os.environ, "RAY_ADDRESS": "", "EDGEPRUNE_CACHE_DIR": "off"}  # no artifact cache: every run converts
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - start
     cpu = _children_cpu() - cpu_before
     if proc.returncode != 0:
@@ -131,7 +135,7 @@ def instructions(a: dict, b: dict) -> dict[str, list[float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=2, help="serial/Ray pairs, run in alternation")
+    parser.add_argument("--pairs", type=int, default=3, help="serial/Ray pairs, run in alternation")
     parser.add_argument("--cpus", type=int, default=2, help="CPUs (and emulator slots) of the local Ray")
     parser.add_argument("--models", nargs="+", default=list(MODELS), help="a smaller sweep on a busy machine")
     parser.add_argument("--budgets", nargs="+", type=float, default=list(BUDGETS))
@@ -168,17 +172,28 @@ def main() -> None:
                 f"speedup {pairs[-1]['speedup']:.2f}x, identical {not diff}, load {pairs[-1]['load']}",
                 flush=True,
             )
+            write(args, pairs)  # after every pair: a long run killed keeps what it had
+
+
+def write(args: argparse.Namespace, pairs: list[dict]) -> None:
+    """sweep_speedup.json/.md under ``args.out``: every pair, the geometric-mean speedup and its paired 95 % CI."""
     speedups = [p["speedup"] for p in pairs]
+    mean, low, high = ratio_ci95(speedups)
     summary = {
+        "command": shlex.join(["python", "benchmarks/sweep.py", *sys.argv[1:]]),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "sweep": {"models": args.models, "budgets": args.budgets, "boards": BOARDS, "ray_cpus": args.cpus},
         "pairs": pairs,
+        "speedup_geomean": mean,
+        "speedup_ci95": [low, high],
         "speedup_median": statistics.median(speedups),
         "speedup_range": [min(speedups), max(speedups)],
         "identical": all(p["identical"] for p in pairs),
         "goal": GOAL,
     }
     lines = [
+        f"`{summary['command']}`",
+        "",
         "| pair | serial s | Ray s | speedup | serial CPU-s (cores busy) | Ray CPU-s (lower bound) | identical | "
         "load avg (serial before/after, Ray before/after) |",
         "|---|---|---|---|---|---|---|---|",
@@ -191,8 +206,8 @@ def main() -> None:
         for i, p in enumerate(pairs)
     ]
     lines.append(
-        f"\nmedian speedup {summary['speedup_median']:.2f}x (range {min(speedups):.2f}-{max(speedups):.2f}), "
-        f"goal {GOAL}x; identical results: {summary['identical']}"
+        f"\nspeedup {mean:.2f}x (geometric mean of {len(pairs)} pairs, paired 95 % CI {low:.2f}-{high:.2f}x, "
+        f"range {min(speedups):.2f}-{max(speedups):.2f}x), goal {GOAL}x; identical results: {summary['identical']}"
     )
     print("\n".join(lines))
     out = Path(args.out)
