@@ -313,8 +313,9 @@ def _onnx2tf(
     log = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)  # onnx2tf colours its messages
     if proc.returncode != 0:
         raise _onnx2tf_error(log, proc.returncode, onnx_export)
-    made = {name: (out / name).read_bytes() for name in _CONVERTED if (out / name).is_file()}
-    if made:
+    # every variant onnx2tf wrote, so that a cache hit leaves the same files as a conversion
+    made = {p.name: p.read_bytes() for p in sorted(out.glob("*.tflite"))}
+    if any(name in made for name in _CONVERTED):
         cache.store("onnx2tf", key, {**made, _LOG: log.encode()})
     return out, log
 
