@@ -38,6 +38,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,12 +46,38 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from edgeprune.control import Planner, PlannerConfig, Replay, TrainConfig, finetune, load_model, rollout
+from edgeprune.control import (
+    RECURRENT_PLANNER,
+    LoopConfig,
+    PlannerConfig,
+    Replay,
+    RSSMTrainConfig,
+    TrainConfig,
+    finetune,
+    load_model,
+    planner_for,
+    rollout,
+)
 from edgeprune.control.env import random_act_fn
 from edgeprune.control.pretrained import EVAL_SEED0, PLANNER_SEED, STEM, pretrained_dir
 from edgeprune.control.train import train_and_save
 from edgeprune.io import write_atomic
-from edgeprune.prune import Budget, SensitivityReport, prune, sensitivity
+from edgeprune.prune import Budget, SensitivityReport, prune, recurrent, sensitivity
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A world model the benchmark trains, prunes and plans with."""
+
+    config: type[LoopConfig]  # its training (and fine-tune) losses and model sizes
+    stem: str  # file stem of its trained weights
+    planner: PlannerConfig
+    title: str
+    heads: Callable[[nn.Module], list[nn.Module]]  # output layers plain Torch-Pruning must leave alone
+    widths: Callable[[nn.Module], dict[str, int]]  # the state widths a run records
+    tp_forward: Callable | None = None  # Torch-Pruning's forward_fn (None: model(*inputs))
+    round_to: int | None = None
+
 
 FRACTIONS = (0.2, 0.4, 0.6, 0.8)
 METHODS = ("torch-pruning", "vanilla", "component", "component+sens")
@@ -86,22 +113,64 @@ def weights_digest(model: nn.Module) -> str:
 # ---------------------------------------------------------------------------------------------------- methods
 
 
-def torch_pruning(model: nn.Module, fraction: float, inputs: tuple[torch.Tensor, ...]) -> tuple[nn.Module, float]:
-    """Plain Torch-Pruning at ``fraction`` of parameters; returns the model and the channel ratio used."""
+def tdmpc_forward(m: nn.Module, args: tuple[torch.Tensor, ...]):
+    """The latent unrolled twice, so Torch-Pruning couples ``z`` and ``next_z``."""
+    obs, action = args
+    z = m.encode(obs)
+    return m.next(m.next(z, action), action), m.reward_of(z, action), m.q_values(z, action), m.pi(z)
 
-    def forward_fn(m: nn.Module, args: tuple[torch.Tensor, ...]):
-        obs, action = args
-        z = m.encode(obs)
-        return m.next(m.next(z, action), action), m.reward_of(z, action), m.q_values(z, action), m.pi(z)
+
+def tdmpc_heads(m: nn.Module) -> list[nn.Module]:
+    return [m.reward[-1], m.policy[-2], *(q[-1] for q in m.qs)]
+
+
+def rssm_heads(m: nn.Module) -> list[nn.Module]:
+    return [m.reward.out, m.cont.out, m.policy[-2]]
+
+
+ARCHS = {
+    "tdmpc": Arch(
+        TrainConfig,
+        STEM,
+        PlannerConfig(),
+        "pruned TD-MPC-style models",
+        tdmpc_heads,
+        lambda m: {"latent": m.encoder[-3].out_features},
+        tdmpc_forward,
+        round_to=8,  # SimNorm groups of 8
+    ),
+    "rssm": Arch(
+        RSSMTrainConfig,
+        "rssm_pendulum",
+        RECURRENT_PLANNER,
+        "pruned recurrent (RSSM-style) models",
+        rssm_heads,
+        lambda m: {"latent": m.prior[-2].out_features, "deter": m.dynamics.cell.hidden_size},
+    ),
+}
+
+
+def torch_pruning(
+    model: nn.Module, fraction: float, inputs: tuple[torch.Tensor, ...], arch: Arch
+) -> tuple[nn.Module, float]:
+    """Plain Torch-Pruning at ``fraction`` of parameters; returns the model and the channel ratio used.
+
+    Torch-Pruning 1.6 cannot trace a GRU cell (``IndexError`` in ``index_mapping``), so on a recurrent model its
+    ``MetaPruner`` runs on the graph edgeprune's recurrent hooks make (``prune.recurrent.traceable``), with
+    group magnitude extended to the cell's weights — Torch-Pruning's algorithm as if it supported GRUs.
+    """
 
     def run(ratio: float) -> nn.Module:
         work = copy.deepcopy(model)
-        heads = [work.reward[-1], work.policy[-2], *(q[-1] for q in work.qs)]
-        pruner = tp.pruner.MetaPruner(
-            work, inputs, importance=tp.importance.GroupMagnitudeImportance(p=2), global_pruning=True,
-            pruning_ratio=ratio, round_to=8, ignored_layers=heads, forward_fn=forward_fn,
-        )  # fmt: skip
-        pruner.step()
+        with recurrent.traceable(work) as (traced, pruners):
+            rnn = traced is not work
+            importance = recurrent.MagnitudeImportance(p=2) if rnn else tp.importance.GroupMagnitudeImportance(p=2)
+            pruner = tp.pruner.MetaPruner(
+                traced, inputs, importance=importance, global_pruning=True, pruning_ratio=ratio,
+                round_to=arch.round_to, ignored_layers=arch.heads(work), forward_fn=arch.tp_forward,
+                customized_pruners=pruners if rnn else None,
+            )  # fmt: skip
+            pruner.step()
         return work
 
     n0 = param_count(model)
@@ -117,19 +186,20 @@ def torch_pruning(model: nn.Module, fraction: float, inputs: tuple[torch.Tensor,
     return best[2], best[1]
 
 
-def calibration(replay: Replay, n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def calibration(replay: Replay, arity: int, n: int = 256, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """``n`` replay samples as the model's inputs: ``(obs, action)`` (``arity`` 2) or ``(obs,)``."""
     obs = np.concatenate([o[:-1] for o in replay.obs])
     action = np.concatenate(replay.action)
     idx = np.random.default_rng(seed).choice(len(obs), size=n, replace=False)
-    return torch.tensor(obs[idx]).float(), torch.tensor(action[idx]).float()
+    return (torch.tensor(obs[idx]).float(), torch.tensor(action[idx]).float())[:arity]
 
 
-def pruner_for(method: str, model: nn.Module, inputs, report) -> Callable[[float], tuple[nn.Module, dict]]:
+def pruner_for(method: str, model: nn.Module, inputs, report, arch: Arch) -> Callable[[float], tuple[nn.Module, dict]]:
     """``fraction -> (pruned model, details)`` for one method; ``report``: the sensitivity report it allocates by."""
 
     def run(f: float) -> tuple[nn.Module, dict]:
         if method == "torch-pruning":
-            pruned, ratio = torch_pruning(model, f, inputs)
+            pruned, ratio = torch_pruning(model, f, inputs, arch)
             return pruned, {"channel_ratio": round(ratio, 4)}
         if method == "vanilla":
             r = prune(model, inputs, Budget(total=f), mode="vanilla")
@@ -147,17 +217,24 @@ def pruner_for(method: str, model: nn.Module, inputs, report) -> Callable[[float
 
 def cmd_train(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    train_and_save(Path(args.models), TrainConfig(seed=args.seed), log=print, stem=f"{STEM}_seed{args.seed}")
+    arch = ARCHS[args.arch]
+    cfg = arch.config(seed=args.seed, **({"env_steps": args.env_steps} if args.env_steps else {}))
+    train_and_save(
+        Path(args.models), cfg, log=lambda line: print(line, flush=True), stem=f"{arch.stem}_seed{args.seed}"
+    )
 
 
 def cmd_run(args: argparse.Namespace, command: str) -> None:
     torch.set_num_threads(args.threads)
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.process_time()
+    arch = ARCHS[args.arch]
+    if args.model == "bundled" and args.arch != "tdmpc":
+        raise SystemExit("--model bundled is the TD-MPC model: give a trained .pt for --arch " + args.arch)
     weights = pretrained_dir() / f"{STEM}.pt" if args.model == "bundled" else Path(args.model)
     name = "seed0" if args.model == "bundled" else weights.stem.rsplit("_", 1)[-1]
-    model = load_model(weights)
+    cfg, planner_cfg = arch.config(), arch.planner
+    model = load_model(weights, cfg)
     replay = Replay.load(weights.with_name(weights.stem + "_replay.npz"))
-    cfg, planner_cfg = TrainConfig(), PlannerConfig()
     seeds = list(range(EVAL_SEED0, EVAL_SEED0 + args.episodes))
     fractions = [float(f) for f in args.fractions.split(",")]
     methods = args.methods.split(",")
@@ -168,10 +245,10 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     def log(line: str) -> None:
-        print(f"[{name} {time.perf_counter() - start:6.0f} s] {line}", flush=True)
+        print(f"[{name} {time.process_time() - cpu0:6.0f} CPU-s] {line}", flush=True)
 
     def evaluate(m: nn.Module) -> list[float]:
-        return [float(r) for r in rollout(Planner(m, planner_cfg).act_fn(PLANNER_SEED), seeds)]
+        return [float(r) for r in rollout(planner_for(m, planner_cfg).act_fn(PLANNER_SEED), seeds)]
 
     def tune(m: nn.Module) -> nn.Module:
         return finetune(m, replay, args.finetune_steps, cfg, seed=0, lr=args.finetune_lr)[0]
@@ -191,7 +268,7 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
     sens_seeds = list(range(SENSITIVITY_SEED0, SENSITIVITY_SEED0 + args.sensitivity_episodes))
 
     def closed_loop_return(m: nn.Module) -> float:
-        return float(np.mean(rollout(Planner(m, planner_cfg).act_fn(PLANNER_SEED), sens_seeds)))
+        return float(np.mean(rollout(planner_for(m, planner_cfg).act_fn(PLANNER_SEED), sens_seeds)))
 
     reports, sens_s = {}, dict(info.get("sensitivity_seconds", {}))
     for method, key, stem in (("component+sens", "sensitivity", "sensitivity"),
@@ -206,14 +283,15 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
             metric_name = f"closed-loop return, {len(sens_seeds)} episodes (seeds {sens_seeds[0]}–{sens_seeds[-1]})"
             reports[method] = sensitivity(model, inputs, metric=closed_loop_return, metric_name=metric_name)
         else:
-            reports[method] = sensitivity(model, calibration(replay))
+            reports[method] = sensitivity(model, calibration(replay, len(inputs)))
         sens_s[key] = round(time.perf_counter() - t, 1)
         log(f"{key} ({sens_s[key]:.0f} s):\n{reports[method]}")
         reports[method].plot(out / f"{stem}_{name}.png")
     runs: list[dict] = info.get("runs", [])
     evaluated = {r["weights_digest"]: r["returns"] for r in runs}
     commands = [*info.get("commands", []), command]
-    info = {"commands": commands, "model": name, "weights": str(weights), "params": n0, "eval_seeds": seeds,
+    info = {"commands": commands, "arch": args.arch, "model": name, "weights": str(weights), "params": n0,
+            "eval_seeds": seeds,
             "planner": planner_cfg.to_dict(), "finetune_steps": args.finetune_steps, "finetune_lr": args.finetune_lr,
             "torch_threads": torch.get_num_threads(), "baseline": baseline,
             "sensitivity_seeds": sens_seeds,
@@ -222,8 +300,8 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
             "sensitivity_proxy": reports["component+proxy"].to_dict() if "component+proxy" in reports
             else info.get("sensitivity_proxy"),
             "sensitivity_seconds": sens_s,
-            "runs": runs, "seconds": info.get("seconds", 0.0)}  # fmt: skip
-    seconds0 = info["seconds"]
+            "runs": runs, "seconds": info.get("seconds", 0.0), "cpu_seconds": info.get("cpu_seconds", 0.0)}  # fmt: skip
+    seconds0, cpu_seconds0 = info["seconds"], info["cpu_seconds"]
     write_atomic(path, json.dumps(info, indent=1) + "\n")  # baseline and sensitivity kept if the run is killed
     done = {(r["method"], r["finetune"], r["fraction"]) for r in runs}
     for f in fractions:
@@ -232,7 +310,7 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
             if not todo:
                 continue
             t = time.perf_counter()
-            pruned, extra = pruner_for(method, model, inputs, reports.get(method))(f)
+            pruned, extra = pruner_for(method, model, inputs, reports.get(method), arch)(f)
             prune_s = time.perf_counter() - t
             for ft in todo:
                 t = time.perf_counter()
@@ -247,7 +325,7 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
                     "finetune": ft,
                     "fraction": f,
                     "achieved": round(1 - param_count(pruned) / n0, 4),
-                    "latent": pruned.encoder[-3].out_features,
+                    **arch.widths(pruned),
                     "weights_digest": digest,
                     "reused_identical_weights": reused,
                     "returns": returns,
@@ -257,9 +335,10 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
                 }
                 runs.append(run)
                 same = "  (same weights as before)" if reused else ""
-                log(f"{f:4.0%} {method:15s}{' +ft' if ft else '    '} achieved {run['achieved']:.1%} latent "
-                    f"{run['latent']:2d} return {np.mean(returns):8.1f}{same}")  # fmt: skip
+                log(f"{f:4.0%} {method:15s}{' +ft' if ft else '    '} achieved {run['achieved']:.1%} "
+                    f"{arch.widths(pruned)} return {np.mean(returns):8.1f}{same}")  # fmt: skip
             info["seconds"] = round(seconds0 + time.perf_counter() - start, 1)
+            info["cpu_seconds"] = round(cpu_seconds0 + time.process_time() - cpu0, 1)
             write_atomic(path, json.dumps(info, indent=1) + "\n")
     log(f"done: {path}")
 
@@ -306,8 +385,10 @@ def markdown(infos: list[dict]) -> str:
     fractions = sorted({r["fraction"] for i in infos for r in i["runs"]})
     methods = [m for m in ALL_METHODS if any(r["method"] == m for i in infos for r in i["runs"])]
     n_ep = len(infos[0]["eval_seeds"])
+    arch = ARCHS[infos[0].get("arch", "tdmpc")]
+    planner = "latent MPPI planner" if arch.planner.num_pi else "reward-only latent MPPI planner, GRU state carried"
     lines = [
-        "# Control benchmark: pruned TD-MPC-style models on Pendulum-v1 (latent MPPI planner)",
+        f"# Control benchmark: {arch.title} on Pendulum-v1 ({planner})",
         "",
         f"{len(infos)} independently trained model(s) ({', '.join(i['model'] for i in infos)}) × {n_ep} episodes "
         f"(env seeds {infos[0]['eval_seeds'][0]}–{infos[0]['eval_seeds'][-1]}) per point; cells pool the "
@@ -317,7 +398,11 @@ def markdown(infos: list[dict]) -> str:
         *[f"    {c}" for i in infos for c in i["commands"]],
         "",
         "CPU time is not comparable across lines: the machine was shared; "
-        + ", ".join(f"{i['model']} {i['seconds'] / 60:.0f} min wall" for i in infos)
+        + ", ".join(
+            f"{i['model']} {i['seconds'] / 60:.0f} min wall"
+            + (f" ({i['cpu_seconds'] / 60:.0f} CPU-min)" if i.get("cpu_seconds") else "")
+            for i in infos
+        )
         + ".",
         "",
         "Per model: unpruned planner / random actions / unpruned after the same fine-tune (mean return; – not run):",
@@ -368,10 +453,11 @@ def markdown(infos: list[dict]) -> str:
                 diffs.append(f"{d:+.3f} ± {dh:.3f}{' *' if abs(d) > dh else ''}")
             lines.append(f"| {f:.0%} | " + " | ".join(cells + diffs) + " |")
         lines.append("")
-    lines += ["`*`: the paired 95 % CI excludes 0.", "", "Latent width and parameters removed per model:", ""]
+    lines += ["`*`: the paired 95 % CI excludes 0.", "", "State widths and parameters removed per model:", ""]
     for info in infos:
         lines.append(f"- {info['model']}: " + "; ".join(
             f"{r['fraction']:.0%} {r['method']} {r['achieved']:.1%} z={r['latent']}"
+            + (f" h={r['deter']}" if "deter" in r else "")
             for r in info["runs"] if not r["finetune"] and r["method"] in ALL_METHODS))  # fmt: skip
     return "\n".join(lines) + "\n"
 
@@ -415,7 +501,8 @@ def plot(infos: list[dict], path: Path) -> None:
     axes[1][0].legend(fontsize=8)
     n = sum(len(i["eval_seeds"]) for i in infos)
     fig.suptitle(
-        f"Pruned TD-MPC-style models on Pendulum-v1: {len(infos)} trained model(s), {n} (model, episode) pairs"
+        f"{ARCHS[infos[0].get('arch', 'tdmpc')].title.capitalize()} on Pendulum-v1: {len(infos)} trained model(s), "
+        f"{n} (model, episode) pairs"
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -428,10 +515,13 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("train", help="train one more model")
     p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--arch", choices=tuple(ARCHS), default="tdmpc", help="which world model to train")
+    p.add_argument("--env-steps", type=int, default=0, help="environment steps (0: the architecture's default)")
     p.add_argument("--models", default=str(OUT / "models"))
     p.add_argument("--threads", type=int, default=1)
     p = sub.add_parser("run", help="prune, fine-tune and evaluate one trained model")
-    p.add_argument("--model", default="bundled", help="'bundled' or a .pt next to its _replay.npz")
+    p.add_argument("--arch", choices=tuple(ARCHS), default="tdmpc", help="the model's architecture")
+    p.add_argument("--model", default="bundled", help="'bundled' (tdmpc) or a .pt next to its _replay.npz")
     p.add_argument("--out", default=str(OUT))
     p.add_argument("--episodes", type=int, default=30)
     p.add_argument("--fractions", default=",".join(map(str, FRACTIONS)))
