@@ -18,6 +18,7 @@ from edgeprune.boards.cycle_model import LayerMix, cycle_model, trm_cycles
 from edgeprune.boards.schema import Core
 from edgeprune.deploy.mcu import FirmwareBuildError, Link, LinkError, bench_export, build, emulate, fit_export
 from edgeprune.deploy.mcu.bench import OutputMismatchError, check_outputs
+from edgeprune.deploy.mcu.build import build_firmware
 from edgeprune.deploy.mcu.model import prepare
 from edgeprune.deploy.mcu.protocol import Dut
 from edgeprune.deploy.mcu.report import component_table, layer_table
@@ -264,6 +265,15 @@ def test_a_single_flipped_output_bit_is_a_mismatch(kws_m4) -> None:
     with pytest.raises(OutputMismatchError, match="input set 0: 1 of 12 output bytes differ"):
         check_outputs(_FlipBit(link), tflite, sets)
     link.close()
+
+
+def test_flash_size_does_not_depend_on_the_cycles_per_instruction(tmp_path: Path) -> None:
+    # the traced CPI moves a little from run to run; a constant divisor made the same model's firmware 64-192 B
+    # larger or smaller depending on it
+    model, _ = prepare(exported("kws_dscnn"))
+    board = load_board("nucleo-h743zi2")
+    sizes = {build_firmware(model, board, tmp_path / str(cpi), cycles_per_insn=cpi).flash_bytes for cpi in (1.2, 1.5)}
+    assert len(sizes) == 1, sizes
 
 
 def test_mlperf_model_id_is_checked_before_building(tmp_path: Path) -> None:

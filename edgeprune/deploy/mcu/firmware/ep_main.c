@@ -94,11 +94,17 @@ static void out_fixed3(float f) { /* %0.3f without printf */
   put((char)('0' + milli % 10));
 }
 
+#ifdef EP_LAP_US_NUM
+/* Read at run time (volatile), so the code, and with it the flash size, does not depend on the model's cycles per
+ * instruction: a constant divisor would be compiled into a different instruction sequence for each ratio. */
+static const volatile uint32_t lap_us_ratio[2] = {EP_LAP_US_NUM, EP_LAP_US_DEN};
+#endif
+
 static uint64_t timestamp(void) {
   const uint64_t t = ep_ticks();
   out("m-lap-us-");
 #ifdef EP_LAP_US_NUM
-  out_u64(t * EP_LAP_US_NUM / EP_LAP_US_DEN);
+  out_u64(t * lap_us_ratio[0] / lap_us_ratio[1]);
 #else
   out_u64(t * 1000000u / ep_tick_hz());
 #endif
