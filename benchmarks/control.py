@@ -501,7 +501,7 @@ def plot(infos: list[dict], path: Path) -> None:
     axes[1][0].legend(fontsize=8)
     n = sum(len(i["eval_seeds"]) for i in infos)
     fig.suptitle(
-        f"{ARCHS[infos[0].get('arch', 'tdmpc')].title.capitalize()} on Pendulum-v1: {len(infos)} trained model(s), "
+        f"{ARCHS[infos[0].get('arch', 'tdmpc')].title.capitalize()} on Pendulum-v1:\n{len(infos)} trained model(s), "
         f"{n} (model, episode) pairs"
     )
     fig.tight_layout()
