@@ -38,38 +38,53 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch_pruning as tp
+from stats import ci95
 from torch import nn
 
-from edgeprune.control import Planner, PlannerConfig, Replay, TrainConfig, finetune, load_model, rollout
+from edgeprune.control import (
+    RECURRENT_PLANNER,
+    LoopConfig,
+    PlannerConfig,
+    Replay,
+    RSSMTrainConfig,
+    TrainConfig,
+    finetune,
+    load_model,
+    planner_for,
+    rollout,
+)
 from edgeprune.control.env import random_act_fn
 from edgeprune.control.pretrained import EVAL_SEED0, PLANNER_SEED, STEM, pretrained_dir
 from edgeprune.control.train import train, train_and_save
 from edgeprune.io import write_atomic
-from edgeprune.prune import Budget, SensitivityReport, prune, sensitivity
+from edgeprune.prune import Budget, SensitivityReport, prune, recurrent, sensitivity
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A world model the benchmark trains, prunes and plans with."""
+
+    config: type[LoopConfig]  # its training (and fine-tune) losses and model sizes
+    stem: str  # file stem of its trained weights
+    planner: PlannerConfig
+    title: str
+    heads: Callable[[nn.Module], list[nn.Module]]  # output layers plain Torch-Pruning must leave alone
+    widths: Callable[[nn.Module], dict[str, int]]  # the state widths a run records
+    tp_forward: Callable | None = None  # Torch-Pruning's forward_fn (None: model(*inputs))
+    round_to: int | None = None
+
 
 FRACTIONS = (0.2, 0.4, 0.6, 0.8)
 METHODS = ("torch-pruning", "vanilla", "component", "component+sens")
 ALL_METHODS = (*METHODS, "component+proxy")
 SENSITIVITY_SEED0 = 3000  # sensitivity episodes: disjoint from training (seed * 100000 + ep) and evaluation (2000…)
 OUT = Path("benchmarks/results/control")
-# two-sided 95 % Student-t quantiles by degrees of freedom (>= 120: normal)
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-       15: 2.131, 20: 2.086, 25: 2.060, 29: 2.045, 30: 2.042, 40: 2.021, 60: 2.000, 89: 1.987, 120: 1.980}  # fmt: skip
-
-
-def ci95(values) -> tuple[float, float]:
-    """Mean and the half-width of its two-sided 95 % Student-t confidence interval (conservative df lookup)."""
-    v = np.asarray(values, dtype=float)
-    if len(v) < 2:
-        return float(v.mean()), float("nan")
-    df = len(v) - 1
-    t = T95[max(k for k in T95 if k <= df)] if df < 120 else 1.96
-    return float(v.mean()), float(t * v.std(ddof=1) / np.sqrt(len(v)))
 
 
 def param_count(model: nn.Module) -> int:
@@ -86,22 +101,64 @@ def weights_digest(model: nn.Module) -> str:
 # ---------------------------------------------------------------------------------------------------- methods
 
 
-def torch_pruning(model: nn.Module, fraction: float, inputs: tuple[torch.Tensor, ...]) -> tuple[nn.Module, float]:
-    """Plain Torch-Pruning at ``fraction`` of parameters; returns the model and the channel ratio used."""
+def tdmpc_forward(m: nn.Module, args: tuple[torch.Tensor, ...]):
+    """The latent unrolled twice, so Torch-Pruning couples ``z`` and ``next_z``."""
+    obs, action = args
+    z = m.encode(obs)
+    return m.next(m.next(z, action), action), m.reward_of(z, action), m.q_values(z, action), m.pi(z)
 
-    def forward_fn(m: nn.Module, args: tuple[torch.Tensor, ...]):
-        obs, action = args
-        z = m.encode(obs)
-        return m.next(m.next(z, action), action), m.reward_of(z, action), m.q_values(z, action), m.pi(z)
+
+def tdmpc_heads(m: nn.Module) -> list[nn.Module]:
+    return [m.reward[-1], m.policy[-2], *(q[-1] for q in m.qs)]
+
+
+def rssm_heads(m: nn.Module) -> list[nn.Module]:
+    return [m.reward.out, m.cont.out, m.policy[-2]]
+
+
+ARCHS = {
+    "tdmpc": Arch(
+        TrainConfig,
+        STEM,
+        PlannerConfig(),
+        "pruned TD-MPC-style models",
+        tdmpc_heads,
+        lambda m: {"latent": m.encoder[-3].out_features},
+        tdmpc_forward,
+        round_to=8,  # SimNorm groups of 8
+    ),
+    "rssm": Arch(
+        RSSMTrainConfig,
+        "rssm_pendulum",
+        RECURRENT_PLANNER,
+        "pruned recurrent (RSSM-style) models",
+        rssm_heads,
+        lambda m: {"latent": m.prior[-2].out_features, "deter": m.dynamics.cell.hidden_size},
+    ),
+}
+
+
+def torch_pruning(
+    model: nn.Module, fraction: float, inputs: tuple[torch.Tensor, ...], arch: Arch
+) -> tuple[nn.Module, float]:
+    """Plain Torch-Pruning at ``fraction`` of parameters; returns the model and the channel ratio used.
+
+    Torch-Pruning 1.6 cannot trace a GRU cell (``IndexError`` in ``index_mapping``), so on a recurrent model its
+    ``MetaPruner`` runs on the graph edgeprune's recurrent hooks make (``prune.recurrent.traceable``), with
+    group magnitude extended to the cell's weights — Torch-Pruning's algorithm as if it supported GRUs.
+    """
 
     def run(ratio: float) -> nn.Module:
         work = copy.deepcopy(model)
-        heads = [work.reward[-1], work.policy[-2], *(q[-1] for q in work.qs)]
-        pruner = tp.pruner.MetaPruner(
-            work, inputs, importance=tp.importance.GroupMagnitudeImportance(p=2), global_pruning=True,
-            pruning_ratio=ratio, round_to=8, ignored_layers=heads, forward_fn=forward_fn,
-        )  # fmt: skip
-        pruner.step()
+        with recurrent.traceable(work) as (traced, pruners):
+            rnn = traced is not work
+            importance = recurrent.MagnitudeImportance(p=2) if rnn else tp.importance.GroupMagnitudeImportance(p=2)
+            pruner = tp.pruner.MetaPruner(
+                traced, inputs, importance=importance, global_pruning=True, pruning_ratio=ratio,
+                round_to=arch.round_to, ignored_layers=arch.heads(work), forward_fn=arch.tp_forward,
+                customized_pruners=pruners if rnn else None,
+            )  # fmt: skip
+            pruner.step()
         return work
 
     n0 = param_count(model)
@@ -117,19 +174,20 @@ def torch_pruning(model: nn.Module, fraction: float, inputs: tuple[torch.Tensor,
     return best[2], best[1]
 
 
-def calibration(replay: Replay, n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def calibration(replay: Replay, arity: int, n: int = 256, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """``n`` replay samples as the model's inputs: ``(obs, action)`` (``arity`` 2) or ``(obs,)``."""
     obs = np.concatenate([o[:-1] for o in replay.obs])
     action = np.concatenate(replay.action)
     idx = np.random.default_rng(seed).choice(len(obs), size=n, replace=False)
-    return torch.tensor(obs[idx]).float(), torch.tensor(action[idx]).float()
+    return (torch.tensor(obs[idx]).float(), torch.tensor(action[idx]).float())[:arity]
 
 
-def pruner_for(method: str, model: nn.Module, inputs, report) -> Callable[[float], tuple[nn.Module, dict]]:
+def pruner_for(method: str, model: nn.Module, inputs, report, arch: Arch) -> Callable[[float], tuple[nn.Module, dict]]:
     """``fraction -> (pruned model, details)`` for one method; ``report``: the sensitivity report it allocates by."""
 
     def run(f: float) -> tuple[nn.Module, dict]:
         if method == "torch-pruning":
-            pruned, ratio = torch_pruning(model, f, inputs)
+            pruned, ratio = torch_pruning(model, f, inputs, arch)
             return pruned, {"channel_ratio": round(ratio, 4)}
         if method == "vanilla":
             r = prune(model, inputs, Budget(total=f), mode="vanilla")
@@ -164,10 +222,15 @@ def model_config(hidden: int, depth: int | None) -> dict:
 
 def cmd_train(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    config = model_config(args.hidden, args.depth)
-    tag = shape_tag(shape_of(config))
-    stem = f"{STEM}_{tag}_seed{args.seed}" if tag else f"{STEM}_seed{args.seed}"
-    train_and_save(Path(args.models), TrainConfig(seed=args.seed, model=config), log=print, stem=stem)
+    arch = ARCHS[args.arch]
+    options = {"env_steps": args.env_steps} if args.env_steps else {}
+    stem = f"{arch.stem}_seed{args.seed}"
+    if args.arch == "tdmpc":  # --hidden/--depth: the TD-MPC model's shape
+        options["model"] = model_config(args.hidden, args.depth)
+        tag = shape_tag(shape_of(options["model"]))
+        stem = f"{arch.stem}_{tag}_seed{args.seed}" if tag else stem
+    train_and_save(Path(args.models), arch.config(seed=args.seed, **options), log=lambda line: print(line, flush=True),
+                   stem=stem)  # fmt: skip
 
 
 def cmd_probe(args: argparse.Namespace, command: str) -> None:
@@ -201,28 +264,31 @@ def cmd_probe(args: argparse.Namespace, command: str) -> None:
     print(f"chosen width {chosen} (depth {args.depth}); wrote {out}")
 
 
-def load_trained(model: str) -> tuple[nn.Module, Path, dict]:
-    """``bundled`` or a ``<stem>.pt`` -> (model, weights path, model config). A trained file's shape is read back
-    from the ``<stem>_train.json`` beside it (``train`` writes it), never assumed."""
+def load_trained(model: str, arch: Arch) -> tuple[nn.Module, Path, LoopConfig]:
+    """``bundled`` (the TD-MPC model) or a ``<stem>.pt`` -> (model, weights path, its training config). A trained
+    file's shape is read back from the ``<stem>_train.json`` beside it (``train`` writes it), never assumed."""
     if model == "bundled":
+        if arch is not ARCHS["tdmpc"]:
+            raise SystemExit("--model bundled is the TD-MPC model: give a trained .pt for this --arch")
         weights = pretrained_dir() / f"{STEM}.pt"
-        return load_model(weights), weights, TrainConfig().model
+        return load_model(weights), weights, TrainConfig()
     weights = Path(model)
     train_json = weights.with_name(weights.stem + "_train.json")
     if not train_json.exists():
         raise SystemExit(f"{train_json} not found: the model's shape is read from the train JSON written beside "
                          f"{weights.name} by `benchmarks/control.py train`")  # fmt: skip
-    config = json.loads(train_json.read_text())["config"]["model"]
-    return load_model(weights, **config), weights, config
+    cfg = arch.config(model=json.loads(train_json.read_text())["config"]["model"])
+    return load_model(weights, cfg), weights, cfg
 
 
 def cmd_run(args: argparse.Namespace, command: str) -> None:
     torch.set_num_threads(args.threads)
-    start = time.perf_counter()
-    model, weights, config = load_trained(args.model)
-    name = "seed0" if args.model == "bundled" else weights.stem.removeprefix(f"{STEM}_")
+    start, cpu0 = time.perf_counter(), time.process_time()
+    arch = ARCHS[args.arch]
+    model, weights, cfg = load_trained(args.model, arch)
+    config, planner_cfg = cfg.model, arch.planner
+    name = "seed0" if args.model == "bundled" else weights.stem.removeprefix(f"{arch.stem}_")
     replay = Replay.load(weights.with_name(weights.stem + "_replay.npz"))
-    cfg, planner_cfg = TrainConfig(), PlannerConfig()
     seeds = list(range(EVAL_SEED0, EVAL_SEED0 + args.episodes))
     fractions = [float(f) for f in args.fractions.split(",")]
     methods = args.methods.split(",")
@@ -233,10 +299,10 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     def log(line: str) -> None:
-        print(f"[{name} {time.perf_counter() - start:6.0f} s] {line}", flush=True)
+        print(f"[{name} {time.process_time() - cpu0:6.0f} CPU-s] {line}", flush=True)
 
     def evaluate(m: nn.Module) -> list[float]:
-        return [float(r) for r in rollout(Planner(m, planner_cfg).act_fn(PLANNER_SEED), seeds)]
+        return [float(r) for r in rollout(planner_for(m, planner_cfg).act_fn(PLANNER_SEED), seeds)]
 
     def tune(m: nn.Module) -> nn.Module:
         return finetune(m, replay, args.finetune_steps, cfg, seed=0, lr=args.finetune_lr)[0]
@@ -256,7 +322,7 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
     sens_seeds = list(range(SENSITIVITY_SEED0, SENSITIVITY_SEED0 + args.sensitivity_episodes))
 
     def closed_loop_return(m: nn.Module) -> float:
-        return float(np.mean(rollout(Planner(m, planner_cfg).act_fn(PLANNER_SEED), sens_seeds)))
+        return float(np.mean(rollout(planner_for(m, planner_cfg).act_fn(PLANNER_SEED), sens_seeds)))
 
     reports, sens_s = {}, dict(info.get("sensitivity_seconds", {}))
     for method, key, stem in (("component+sens", "sensitivity", "sensitivity"),
@@ -271,14 +337,15 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
             metric_name = f"closed-loop return, {len(sens_seeds)} episodes (seeds {sens_seeds[0]}–{sens_seeds[-1]})"
             reports[method] = sensitivity(model, inputs, metric=closed_loop_return, metric_name=metric_name)
         else:
-            reports[method] = sensitivity(model, calibration(replay))
+            reports[method] = sensitivity(model, calibration(replay, len(inputs)))
         sens_s[key] = round(time.perf_counter() - t, 1)
         log(f"{key} ({sens_s[key]:.0f} s):\n{reports[method]}")
         reports[method].plot(out / f"{stem}_{name}.png")
     runs: list[dict] = info.get("runs", [])
     evaluated = {r["weights_digest"]: r["returns"] for r in runs}
     commands = [*info.get("commands", []), command]
-    info = {"commands": commands, "model": name, "weights": str(weights), "model_config": config, "params": n0,
+    info = {"commands": commands, "arch": args.arch, "model": name, "weights": str(weights), "model_config": config,
+            "params": n0,
             "eval_seeds": seeds,
             "planner": planner_cfg.to_dict(), "finetune_steps": args.finetune_steps, "finetune_lr": args.finetune_lr,
             "torch_threads": torch.get_num_threads(), "baseline": baseline,
@@ -288,8 +355,8 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
             "sensitivity_proxy": reports["component+proxy"].to_dict() if "component+proxy" in reports
             else info.get("sensitivity_proxy"),
             "sensitivity_seconds": sens_s,
-            "runs": runs, "seconds": info.get("seconds", 0.0)}  # fmt: skip
-    seconds0 = info["seconds"]
+            "runs": runs, "seconds": info.get("seconds", 0.0), "cpu_seconds": info.get("cpu_seconds", 0.0)}  # fmt: skip
+    seconds0, cpu_seconds0 = info["seconds"], info["cpu_seconds"]
     write_atomic(path, json.dumps(info, indent=1) + "\n")  # baseline and sensitivity kept if the run is killed
     done = {(r["method"], r["finetune"], r["fraction"]) for r in runs}
     for f in fractions:
@@ -298,7 +365,7 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
             if not todo:
                 continue
             t = time.perf_counter()
-            pruned, extra = pruner_for(method, model, inputs, reports.get(method))(f)
+            pruned, extra = pruner_for(method, model, inputs, reports.get(method), arch)(f)
             prune_s = time.perf_counter() - t
             for ft in todo:
                 t = time.perf_counter()
@@ -313,7 +380,7 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
                     "finetune": ft,
                     "fraction": f,
                     "achieved": round(1 - param_count(pruned) / n0, 4),
-                    "latent": pruned.encoder[-3].out_features,
+                    **arch.widths(pruned),
                     "weights_digest": digest,
                     "reused_identical_weights": reused,
                     "returns": returns,
@@ -323,9 +390,10 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
                 }
                 runs.append(run)
                 same = "  (same weights as before)" if reused else ""
-                log(f"{f:4.0%} {method:15s}{' +ft' if ft else '    '} achieved {run['achieved']:.1%} latent "
-                    f"{run['latent']:2d} return {np.mean(returns):8.1f}{same}")  # fmt: skip
+                log(f"{f:4.0%} {method:15s}{' +ft' if ft else '    '} achieved {run['achieved']:.1%} "
+                    f"{arch.widths(pruned)} return {np.mean(returns):8.1f}{same}")  # fmt: skip
             info["seconds"] = round(seconds0 + time.perf_counter() - start, 1)
+            info["cpu_seconds"] = round(cpu_seconds0 + time.process_time() - cpu0, 1)
             write_atomic(path, json.dumps(info, indent=1) + "\n")
     log(f"done: {path}")
 
@@ -353,18 +421,27 @@ def cmd_render(args: argparse.Namespace) -> None:
     print(f"wrote {out / 'control.md'}, {', '.join(map(str, pngs))}")
 
 
+def model_config_of(info: dict) -> dict:
+    """The model config a runs JSON records (older ones: their architecture's default)."""
+    return info.get("model_config") or ARCHS[info.get("arch", "tdmpc")].config().model
+
+
 def by_shape(infos: list[dict]) -> dict[str, list[dict]]:
     """Runs grouped by model shape tag: one table and plot per shape, returns of two shapes never pool."""
     groups: dict[str, list[dict]] = {}
     for info in infos:
-        groups.setdefault(shape_tag(shape_of(info.get("model_config", TrainConfig().model))), []).append(info)
+        groups.setdefault(shape_tag(shape_of(model_config_of(info))), []).append(info)
     return groups
 
 
 def shape_title(info: dict) -> str:
     """``width 128 (bundled shape: encoder 1 hidden layer, others 2), 116,420 parameters`` or
-    ``width 256, 3 hidden layers per component, 860,612 parameters``."""
-    shape = shape_of(info.get("model_config", TrainConfig().model))
+    ``width 256, 3 hidden layers per component, 860,612 parameters`` (the rssm: its sizes)."""
+    config = model_config_of(info)
+    if info.get("arch", "tdmpc") != "tdmpc":
+        sizes = ", ".join(f"{k} {v}" for k, v in config.items() if k not in ("obs_dim", "action_dim"))
+        return f"{sizes}, {info['params']:,} parameters"
+    shape = shape_of(config)
     if shape["depth"] is None:
         layers = " (bundled shape: encoder 1 hidden layer, others 2)"
     else:
@@ -395,8 +472,10 @@ def markdown(infos: list[dict]) -> str:
     fractions = sorted({r["fraction"] for i in infos for r in i["runs"]})
     methods = [m for m in ALL_METHODS if any(r["method"] == m for i in infos for r in i["runs"])]
     n_ep = len(infos[0]["eval_seeds"])
+    arch = ARCHS[infos[0].get("arch", "tdmpc")]
+    planner = "latent MPPI planner" if arch.planner.num_pi else "reward-only latent MPPI planner, GRU state carried"
     lines = [
-        "# Control benchmark: pruned TD-MPC-style models on Pendulum-v1 (latent MPPI planner)",
+        f"# Control benchmark: {arch.title} on Pendulum-v1 ({planner})",
         "",
         f"Model: {shape_title(infos[0])}.",
         "",
@@ -408,7 +487,11 @@ def markdown(infos: list[dict]) -> str:
         *[f"    {c}" for i in infos for c in i["commands"]],
         "",
         "CPU time is not comparable across lines: the machine was shared; "
-        + ", ".join(f"{i['model']} {i['seconds'] / 60:.0f} min wall" for i in infos)
+        + ", ".join(
+            f"{i['model']} {i['seconds'] / 60:.0f} min wall"
+            + (f" ({i['cpu_seconds'] / 60:.0f} CPU-min)" if i.get("cpu_seconds") else "")
+            for i in infos
+        )
         + ".",
         "",
         "Per model: unpruned planner / random actions / unpruned after the same fine-tune (mean return; – not run):",
@@ -459,10 +542,11 @@ def markdown(infos: list[dict]) -> str:
                 diffs.append(f"{d:+.3f} ± {dh:.3f}{' *' if abs(d) > dh else ''}")
             lines.append(f"| {f:.0%} | " + " | ".join(cells + diffs) + " |")
         lines.append("")
-    lines += ["`*`: the paired 95 % CI excludes 0.", "", "Latent width and parameters removed per model:", ""]
+    lines += ["`*`: the paired 95 % CI excludes 0.", "", "State widths and parameters removed per model:", ""]
     for info in infos:
         lines.append(f"- {info['model']}: " + "; ".join(
             f"{r['fraction']:.0%} {r['method']} {r['achieved']:.1%} z={r['latent']}"
+            + (f" h={r['deter']}" if "deter" in r else "")
             for r in info["runs"] if not r["finetune"] and r["method"] in ALL_METHODS))  # fmt: skip
     return "\n".join(lines) + "\n"
 
@@ -506,7 +590,7 @@ def plot(infos: list[dict], path: Path) -> None:
     axes[1][0].legend(fontsize=8)
     n = sum(len(i["eval_seeds"]) for i in infos)
     fig.suptitle(
-        f"Pruned TD-MPC-style models on Pendulum-v1 ({shape_title(infos[0])}):\n"
+        f"{ARCHS[infos[0].get('arch', 'tdmpc')].title.capitalize()} on Pendulum-v1 ({shape_title(infos[0])}):\n"
         f"{len(infos)} trained model(s), {n} (model, episode) pairs"
     )
     fig.tight_layout()
@@ -520,6 +604,8 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("train", help="train one more model")
     p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--arch", choices=tuple(ARCHS), default="tdmpc", help="which world model to train")
+    p.add_argument("--env-steps", type=int, default=0, help="environment steps (0: the architecture's default)")
     p.add_argument("--models", default=str(OUT / "models"))
     p.add_argument("--hidden", type=int, default=BUNDLED_SHAPE["hidden_dim"], help="width of every hidden layer")
     p.add_argument("--depth", type=int, default=None,
@@ -534,7 +620,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=str(OUT))
     p.add_argument("--threads", type=int, default=1)
     p = sub.add_parser("run", help="prune, fine-tune and evaluate one trained model")
-    p.add_argument("--model", default="bundled", help="'bundled' or a .pt next to its _replay.npz")
+    p.add_argument("--arch", choices=tuple(ARCHS), default="tdmpc", help="the model's architecture")
+    p.add_argument("--model", default="bundled", help="'bundled' (tdmpc) or a .pt next to its _replay.npz")
     p.add_argument("--out", default=str(OUT))
     p.add_argument("--episodes", type=int, default=30)
     p.add_argument("--fractions", default=",".join(map(str, FRACTIONS)))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from benchmark_scripts import load_benchmark
 
 pytest.importorskip("gymnasium")
 
@@ -93,8 +92,10 @@ def test_train_end_to_end_tiny_and_repeatable() -> None:
     cfg = TrainConfig(env_steps=400, seed_steps=200, batch_size=32, updates_per_step=0.1, eval_every=1, model=SMALL)
     result = train(cfg)
     assert result.replay.transitions == 400
-    assert len(result.curve["train_return"]) == 2 and len(result.curve["eval_policy_return"]) == 2
-    assert all(np.isfinite(result.curve[k]).all() for k in ("consistency", "reward", "value", "policy"))
+    assert len(result.curve["train_return"]) == 2 and len(result.curve["eval_return"]) == 2
+    losses = result.curve["losses"]
+    assert all(np.isfinite(losses[k]).all() for k in ("consistency", "reward", "value", "policy"))
+    assert result.cpu_seconds > 0
     again = train(cfg)  # seeded: the same run gives the same weights
     assert all(torch.equal(v, again.model.state_dict()[k]) for k, v in result.model.state_dict().items())
 
@@ -135,12 +136,7 @@ def test_finetune_returns_a_trained_copy(replay: Replay) -> None:
 
 
 def _benchmark_module():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "control.py"
-    spec = importlib.util.spec_from_file_location("benchmark_control", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("control")
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +155,7 @@ def test_benchmark_pruning_calls_hit_the_size_and_still_plan(bench_sensitivity, 
     n0 = bench.param_count(model)
     obs = np.zeros((2, 3), dtype=np.float32)
     for method in bench.ALL_METHODS:
-        pruned, info = bench.pruner_for(method, model, inputs, report)(fraction)
+        pruned, info = bench.pruner_for(method, model, inputs, report, bench.ARCHS["tdmpc"])(fraction)
         achieved = 1 - bench.param_count(pruned) / n0
         assert abs(achieved - fraction) <= 0.05, (method, fraction, achieved, info)
         action = Planner(pruned, FAST_PLAN).act_fn(0)(obs)
@@ -200,9 +196,10 @@ def test_benchmark_reads_the_shape_back_from_the_train_json(tmp_path: Path) -> N
     torch.manual_seed(0)
     torch.save(TDMPCStyle(**config).state_dict(), tmp_path / "tdmpc_pendulum_w32d3_seed0.pt")
     with pytest.raises(SystemExit, match=r"train\.json not found"):
-        bench.load_trained(str(tmp_path / "tdmpc_pendulum_w32d3_seed0.pt"))
+        bench.load_trained(str(tmp_path / "tdmpc_pendulum_w32d3_seed0.pt"), bench.ARCHS["tdmpc"])
     (tmp_path / "tdmpc_pendulum_w32d3_seed0_train.json").write_text(json.dumps({"config": {"model": config}}))
-    model, _, read = bench.load_trained(str(tmp_path / "tdmpc_pendulum_w32d3_seed0.pt"))
+    model, _, cfg = bench.load_trained(str(tmp_path / "tdmpc_pendulum_w32d3_seed0.pt"), bench.ARCHS["tdmpc"])
+    read = cfg.model
     assert read == config and _linears(model.encoder) == 4 and model.encoder[0].out_features == 32
     assert bench.shape_tag(bench.shape_of(read)) == "w32d3"
     old = {"obs_dim": 3, "action_dim": 1, "latent_dim": 32, "hidden_dim": 128}  # train JSONs from before depth

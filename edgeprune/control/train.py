@@ -22,12 +22,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from edgeprune.control.env import ENV_ID, rollout
+from edgeprune.control.env import ENV_ID, ActFn, rollout
 from edgeprune.control.planner import policy_act_fn
 from edgeprune.control.replay import Replay
 from edgeprune.io import write_atomic
@@ -35,7 +36,9 @@ from edgeprune.models.tdmpc import TDMPCStyle
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class LoopConfig:
+    """What every world model's training loop shares: data collection, update rate, evaluation."""
+
     env_id: str = ENV_ID
     action_high: float = 2.0
     env_steps: int = 6_000  # total environment steps, seed episodes included
@@ -43,36 +46,70 @@ class TrainConfig:
     episode_steps: int = 200  # Pendulum-v1's time limit
     updates_per_step: float = 1.0
     batch_size: int = 256
-    horizon: int = 3  # TD-MPC's training horizon
     lr: float = 1e-3  # TD-MPC's lr for its small state-based models
+    reward_scale: float = 0.1  # Pendulum rewards are in [−16.3, 0]; the model learns 0.1·r
+    grad_clip: float = 10.0
+    expl_std: tuple[float, float] = (0.5, 0.05)  # exploration noise (model units), linear over training
+    eval_every: int = 10  # episodes between evaluations (training curve)
+    eval_seeds: tuple[int, ...] = (10_000, 10_001, 10_002)
+    seed: int = 0
+    model: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def make_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def make_learner(self, model: nn.Module, lr: float | None = None) -> Any:
+        """An object with ``sample(replay, rng) -> batch`` and ``update(batch) -> {loss name: value}``."""
+        raise NotImplementedError
+
+    def explore_act(self, model: nn.Module, std: float, rng: np.random.Generator, seed: int) -> ActFn:
+        """The behaviour for one collected episode after the seed episodes (``std``: the exploration noise)."""
+        raise NotImplementedError
+
+    def eval_act(self, model: nn.Module) -> ActFn:
+        """The controller scored on ``eval_seeds`` for the training curve."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class TrainConfig(LoopConfig):
+    """TD-MPC on ``TDMPCStyle``; exploration and the training curve use the learned policy."""
+
+    horizon: int = 3  # TD-MPC's training horizon
     rho: float = 0.5  # temporal weight of the horizon's losses
     consistency_coef: float = 2.0  # TD-MPC coefficients
     reward_coef: float = 0.5
     value_coef: float = 0.1
     discount: float = 0.975  # TD-MPC2's heuristic for 200-step episodes: (200/5 − 1)/(200/5)
-    reward_scale: float = 0.1  # Pendulum rewards are in [−16.3, 0]; the model learns 0.1·r
     tau: float = 0.01  # target network EMA
-    grad_clip: float = 10.0
-    expl_std: tuple[float, float] = (0.5, 0.05)  # exploration noise (model units), linear over training
-    eval_every: int = 10  # episodes between policy evaluations (training curve)
-    eval_seeds: tuple[int, ...] = (10_000, 10_001, 10_002)
-    seed: int = 0
     model: dict = field(  # TDMPCStyle's arguments; depth None: the bundled shape (encoder 1 hidden layer, others 2)
         default_factory=lambda: {"obs_dim": 3, "action_dim": 1, "latent_dim": 32, "hidden_dim": 128, "depth": None}
     )
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def make_model(self) -> nn.Module:
+        return TDMPCStyle(**self.model)
+
+    def make_learner(self, model: nn.Module, lr: float | None = None) -> Learner:
+        return Learner(model, self, lr)
+
+    def explore_act(self, model: nn.Module, std: float, rng: np.random.Generator, seed: int) -> ActFn:
+        return policy_act_fn(model, self.action_high, noise=std, rng=rng)
+
+    def eval_act(self, model: nn.Module) -> ActFn:
+        return policy_act_fn(model, self.action_high)
 
 
 @dataclass
 class TrainResult:
-    model: TDMPCStyle
+    model: nn.Module
     replay: Replay
     curve: dict[str, list]
     seconds: float  # wall
-    cpu_seconds: float  # time.process_time of this process
-    config: TrainConfig
+    config: LoopConfig
+    cpu_seconds: float = 0.0  # process CPU time (the shared machine makes wall time meaningless)
 
 
 def tdmpc_losses(
@@ -123,6 +160,9 @@ class Learner:
         self.optim = torch.optim.Adam([p for p in model.parameters() if id(p) not in policy_ids], lr=lr)
         self.pi_optim = torch.optim.Adam(model.policy.parameters(), lr=lr)
 
+    def sample(self, replay: Replay, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+        return replay.sample(self.cfg.batch_size, self.cfg.horizon, rng)
+
     def update(self, batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
         cfg, model = self.cfg, self.model
         model.train()
@@ -150,28 +190,27 @@ class Learner:
         return out
 
 
-def train(cfg: TrainConfig | None = None, log: Callable[[str], None] | None = None) -> TrainResult:
-    """Train a ``TDMPCStyle`` from scratch; ``log`` gets a line per evaluation."""
+def train(cfg: LoopConfig | None = None, log: Callable[[str], None] | None = None) -> TrainResult:
+    """Train ``cfg``'s world model from scratch (a ``TDMPCStyle`` by default); ``log`` gets a line per evaluation."""
     cfg = cfg or TrainConfig()
     log = log or (lambda _line: None)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    model = TDMPCStyle(**cfg.model)
-    learner = Learner(model, cfg)
+    model = cfg.make_model()
+    learner = cfg.make_learner(model)
     replay = Replay()
-    curve: dict[str, list] = {k: [] for k in ("episode", "env_step", "train_return", "seconds")}
-    curve.update({"eval_env_step": [], "eval_policy_return": [], "loss_step": []})
-    curve.update({k: [] for k in ("consistency", "reward", "value", "policy")})
+    curve: dict[str, list] = {k: [] for k in ("episode", "env_step", "train_return", "seconds", "cpu_seconds")}
+    curve.update({"eval_env_step": [], "eval_return": [], "loss_step": [], "losses": {}})
     episodes = math.ceil(cfg.env_steps / cfg.episode_steps)
     seed_episodes = math.ceil(cfg.seed_steps / cfg.episode_steps)
-    start, cpu_start, steps, updates = time.perf_counter(), time.process_time(), 0, 0
+    start, cpu0, steps, updates = time.perf_counter(), time.process_time(), 0, 0
     for ep in range(episodes):
         if ep < seed_episodes:
             act = _uniform(rng, model.action_dim, cfg.action_high)
         else:
             frac = (ep - seed_episodes) / max(1, episodes - seed_episodes - 1)
             std = cfg.expl_std[0] + frac * (cfg.expl_std[1] - cfg.expl_std[0])
-            act = policy_act_fn(model.eval(), cfg.action_high, noise=std, rng=rng)
+            act = cfg.explore_act(model.eval(), std, rng, seed=cfg.seed * 100_000 + ep)
         ret, trace = rollout(act, [cfg.seed * 100_000 + ep], cfg.env_id, record=True)
         replay.add(trace["obs"][0], trace["action"][0] / cfg.action_high, trace["reward"][0])
         steps += trace["reward"].shape[1]
@@ -180,35 +219,43 @@ def train(cfg: TrainConfig | None = None, log: Callable[[str], None] | None = No
         curve["train_return"].append(float(ret[0]))
         if ep + 1 < seed_episodes:
             curve["seconds"].append(time.perf_counter() - start)
+            curve["cpu_seconds"].append(time.process_time() - cpu0)
             continue
         n_updates = int(cfg.updates_per_step * (steps if ep + 1 == seed_episodes else trace["reward"].shape[1]))
         sums: dict[str, float] = {}
         for _ in range(n_updates):
-            for k, v in learner.update(replay.sample(cfg.batch_size, cfg.horizon, rng)).items():
+            for k, v in learner.update(learner.sample(replay, rng)).items():
                 sums[k] = sums.get(k, 0.0) + v
         updates += n_updates
         curve["loss_step"].append(updates)
-        for k in ("consistency", "reward", "value", "policy"):
-            curve[k].append(sums[k] / max(1, n_updates))
+        for k, v in sums.items():
+            curve["losses"].setdefault(k, []).append(v / max(1, n_updates))
         curve["seconds"].append(time.perf_counter() - start)
+        curve["cpu_seconds"].append(time.process_time() - cpu0)
         if (ep + 1) % cfg.eval_every == 0 or ep + 1 == episodes:
-            ev = rollout(policy_act_fn(model.eval(), cfg.action_high), list(cfg.eval_seeds), cfg.env_id)
+            ev = rollout(cfg.eval_act(model.eval()), list(cfg.eval_seeds), cfg.env_id)
             curve["eval_env_step"].append(steps)
-            curve["eval_policy_return"].append(float(np.mean(ev)))
+            curve["eval_return"].append(float(np.mean(ev)))
+            losses = " ".join(f"{k} {v / max(1, n_updates):.4f}" for k, v in sums.items() if k != "total")
             log(
                 f"episode {ep + 1}/{episodes}  steps {steps}  train return {ret[0]:8.1f}  "
-                f"policy eval {np.mean(ev):8.1f}  losses c {sums['consistency'] / n_updates:.4f} "
-                f"r {sums['reward'] / n_updates:.4f} v {sums['value'] / n_updates:.3f}  "
-                f"{time.perf_counter() - start:5.0f} s ({time.process_time() - cpu_start:5.0f} CPU s)"
+                f"eval {np.mean(ev):8.1f}  losses {losses}  "
+                f"{time.process_time() - cpu0:5.0f} CPU-s"
             )
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    return TrainResult(model.eval(), replay, curve, seconds, cpu_seconds, cfg)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
+    return TrainResult(model.eval(), replay, curve, seconds, cfg, cpu)
 
 
 def finetune(
-    model: nn.Module, replay: Replay, steps: int, cfg: TrainConfig | None = None, seed: int = 0, lr: float | None = None
+    model: nn.Module,
+    replay: Replay,
+    steps: int,
+    cfg: LoopConfig | None = None,
+    seed: int = 0,
+    lr: float | None = None,
 ) -> tuple[nn.Module, dict[str, float]]:
-    """A copy of ``model`` after ``steps`` TD-MPC gradient steps on ``replay`` (target network = the copy at start).
+    """A copy of ``model`` after ``steps`` gradient steps of ``cfg``'s losses (TD-MPC's by default; its target
+    network = the copy at start) on ``replay``.
 
     Returns the copy and the mean losses of the first and last 10 % of steps (``first_*``, ``last_*``).
     """
@@ -217,11 +264,11 @@ def finetune(
     rng = np.random.default_rng(seed)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        learner = Learner(tuned, cfg, lr=lr)
-        history = [learner.update(replay.sample(cfg.batch_size, cfg.horizon, rng)) for _ in range(steps)]
+        learner = cfg.make_learner(tuned, lr=lr)
+        history = [learner.update(learner.sample(replay, rng)) for _ in range(steps)]
     n = max(1, steps // 10)
     summary = {}
-    for k in ("total", "consistency", "reward", "value"):
+    for k in history[0] if history else ("total",):
         summary[f"first_{k}"] = float(np.mean([h[k] for h in history[:n]])) if history else float("nan")
         summary[f"last_{k}"] = float(np.mean([h[k] for h in history[-n:]])) if history else float("nan")
     return tuned.eval(), summary
@@ -235,9 +282,10 @@ def save(result: TrainResult, weights: str | Path, replay: str | Path | None = N
         result.replay.save(replay)
 
 
-def load_model(weights: str | Path, **model_kwargs: int) -> TDMPCStyle:
-    """A ``TDMPCStyle`` (default Pendulum sizes unless overridden) with weights loaded (``weights_only=True``)."""
-    model = TDMPCStyle(**(model_kwargs or TrainConfig().model))
+def load_model(weights: str | Path, cfg: LoopConfig | None = None) -> nn.Module:
+    """``cfg``'s model (a ``TDMPCStyle`` of the default Pendulum sizes by default) with weights loaded
+    (``weights_only=True``)."""
+    model = (cfg or TrainConfig()).make_model()
     model.load_state_dict(torch.load(weights, weights_only=True))
     return model.eval()
 
@@ -273,12 +321,14 @@ def train_and_save(
     }
     write_atomic(out / f"{stem}_train.json", json.dumps(info, indent=1) + "\n")
     with contextlib.suppress(ImportError):  # matplotlib is the [plot] extra
-        plot_curve(result.curve, out / f"{stem}_train.png")
+        plot_curve(
+            result.curve, out / f"{stem}_train.png", f"{type(result.model).__name__} on {result.config.env_id} (CPU)"
+        )
     return result
 
 
-def plot_curve(curve: dict[str, list], path: str | Path) -> None:
-    """Training returns (exploring) and policy evaluations against env steps; losses against updates."""
+def plot_curve(curve: dict[str, list], path: str | Path, title: str) -> None:
+    """Training returns (exploring) and evaluations against env steps; losses against updates."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -286,18 +336,19 @@ def plot_curve(curve: dict[str, list], path: str | Path) -> None:
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     ax1.plot(curve["env_step"], curve["train_return"], ".-", alpha=0.6, label="training episode (with noise)")
-    ax1.plot(curve["eval_env_step"], curve["eval_policy_return"], "o-", label="policy alone, 3 eval seeds")
+    ax1.plot(curve["eval_env_step"], curve["eval_return"], "o-", label="evaluation, 3 seeds")
     ax1.set_xlabel("environment steps")
     ax1.set_ylabel("return")
     ax1.legend(fontsize=8)
     ax1.grid(alpha=0.3)
-    for k in ("consistency", "reward", "value"):
-        ax2.semilogy(curve["loss_step"], curve[k], label=k)
+    for k, v in curve["losses"].items():
+        if k != "total" and min(v) > 0:
+            ax2.semilogy(curve["loss_step"], v, label=k)
     ax2.set_xlabel("gradient updates")
     ax2.set_ylabel("mean loss per episode's updates")
     ax2.legend(fontsize=8)
     ax2.grid(alpha=0.3)
-    fig.suptitle("TD-MPC-style model on Pendulum-v1 (CPU)")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
