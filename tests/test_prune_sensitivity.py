@@ -73,6 +73,18 @@ def test_the_split_follows_the_measured_drops(tdmpc_and_report) -> None:
     assert abs(result.report.achieved - 0.3) <= 0.02
 
 
+def test_the_split_scales_up_when_the_cuts_remove_less_together(tdmpc_and_report) -> None:
+    """Cuts measured one at a time can remove less together (they shrink the same layers: a recurrent state read
+    by several components did this on the rssm, 56 % removed for a 60 % target). Here every cut claims twice the
+    parameters it removes, so the knapsack's cover falls short in reality: the split must scale the cuts up."""
+    model, calib, measured = tdmpc_and_report
+    items = [Item(i.name, i.kind, i.params, [Cut(c.fraction, 2 * c.removed, c.drop) for c in i.cuts])
+             for i in measured.items if i.kind == "component"]  # fmt: skip
+    report = SensitivityReport("made-up", 0.0, measured.params, items)
+    result = prune(model, calib, Budget(total=0.6, allocate="sensitivity"), sensitivity=report)
+    assert abs(result.report.achieved - 0.6) <= 0.02
+
+
 def test_sensitivity_allocation_needs_a_total_and_component_mode(make_model) -> None:
     with pytest.raises(PruneError, match="total"):
         Budget(default=0.5, allocate="sensitivity")

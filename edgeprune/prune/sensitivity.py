@@ -146,6 +146,9 @@ class SensitivityReport:
         plt.close(fig)
 
 
+SHORTFALL = 0.02  # model-wide fraction a knapsack's pick may fall short of the target before it is asked again
+
+
 def split_target(
     report: SensitivityReport,
     budget: Budget,
@@ -157,7 +160,9 @@ def split_target(
     The knapsack picks at most one measured cut per unprotected component (predicted drop: the sum of
     their measured drops, each curve made non-decreasing by :func:`monotone`); the chosen fractions
     are then scaled by one factor, found by bisection on ``achieved(fractions)`` (the model-wide fraction a
-    per-component budget removes), to land on the target.
+    per-component budget removes), to land on the target. Cuts measured one at a time can remove less together
+    (they shrink the same layers, e.g. a recurrent state read by several components): then the knapsack is asked
+    again for proportionally more, a few times, before the scaling.
     """
     if budget.total is None:
         raise PruneError("sensitivity allocation splits a model-wide target", expected="Budget(total=f, ...)")
@@ -169,7 +174,13 @@ def split_target(
             fix="measure sensitivity() with the same components you prune with",
         )
     candidates = [n for n in names if n not in budget.protect and any(c.removed for c in report.item(n).cuts)]
-    chosen = _knapsack_pick(report, candidates, budget.total * report.params)
+    want = budget.total * report.params
+    for _ in range(4):
+        chosen = _knapsack_pick(report, candidates, want)
+        got = achieved(chosen)
+        if got >= budget.total - SHORTFALL:
+            break
+        want *= budget.total / max(got, 1e-3)
 
     def removed(scale: float) -> float:
         return achieved({c: round(scale * f, 6) for c, f in chosen.items()})
