@@ -1,4 +1,4 @@
-"""Shared fixtures for the pruner tests (``tests/test_prune_*.py``)."""
+"""Shared fixtures: bundled models, one torch thread per test, a random Pendulum replay, a loopback SSH server."""
 
 from __future__ import annotations
 
@@ -62,6 +62,18 @@ def _one_torch_thread() -> Iterator[None]:
 def _make(name: str, seed: int = 0, **kwargs: object) -> nn.Module:
     torch.manual_seed(seed)
     return create_model(name, **kwargs).eval()
+
+
+@pytest.fixture(scope="module")
+def replay():
+    """400 Pendulum-v1 transitions of uniform random actions (env seeds 0 and 1), actions in model units."""
+    from edgeprune.control import Replay, rollout
+    from edgeprune.control.env import random_act_fn
+
+    _, trace = rollout(random_act_fn(0), [0, 1], record=True)
+    buf = Replay()
+    buf.add(trace["obs"], trace["action"] / 2.0, trace["reward"])
+    return buf
 
 
 @pytest.fixture

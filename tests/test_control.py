@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,22 +29,6 @@ from edgeprune.prune import sensitivity
 
 SMALL = {"obs_dim": 3, "action_dim": 1, "latent_dim": 16, "hidden_dim": 32}
 FAST_PLAN = PlannerConfig(horizon=3, iterations=2, num_samples=16, num_pi=4, num_elites=4)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def replay() -> Replay:
-    _, trace = rollout(random_act_fn(0), [0, 1], record=True)
-    buf = Replay()
-    buf.add(trace["obs"], trace["action"] / 2.0, trace["reward"])
-    return buf
 
 
 def test_rollout_runs_and_records() -> None:

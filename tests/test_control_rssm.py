@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,6 @@ from edgeprune.control import (
     Replay,
     RSSMTrainConfig,
     finetune,
-    random_act_fn,
     rollout,
     rssm_losses,
     train,
@@ -33,22 +31,6 @@ from edgeprune.prune import sensitivity
 SMALL = {"obs_dim": 3, "action_dim": 1, "deter_dim": 16, "classes": 8, "hidden_dim": 32}
 TINY_PLAN = PlannerConfig(horizon=3, iterations=1, num_samples=8, num_pi=0, num_elites=2, discount=0.99)
 SMALL_CFG = RSSMTrainConfig(batch_size=16, seq_len=8, rollout=4, planner=TINY_PLAN, model=SMALL)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def replay() -> Replay:
-    _, trace = rollout(random_act_fn(0), [0, 1], record=True)
-    buf = Replay()
-    buf.add(trace["obs"], trace["action"] / 2.0, trace["reward"])
-    return buf
 
 
 def test_training_steps_reduce_the_losses(replay: Replay) -> None:
