@@ -17,6 +17,7 @@ until the whole model lands on the target.
 
 from __future__ import annotations
 
+import functools
 import json
 import statistics
 from collections.abc import Callable, Sequence
@@ -182,11 +183,12 @@ def split_target(
             break
         want *= budget.total / max(got, 1e-3)
 
+    @functools.cache  # each call prunes the model: the bisection's end points are asked for again
     def removed(scale: float) -> float:
         return achieved({c: round(scale * f, 6) for c, f in chosen.items()})
 
     lo, hi = 0.0, 1.0
-    if removed(hi) > budget.total:  # the knapsack over-covers: shrink every chosen cut by one factor
+    if got > budget.total:  # the knapsack over-covers (``got`` is removed(1.0)): shrink every cut by one factor
         for _ in range(10):
             mid = (lo + hi) / 2
             lo, hi = (mid, hi) if removed(mid) <= budget.total else (lo, mid)
