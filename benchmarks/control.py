@@ -113,7 +113,8 @@ def tdmpc_heads(m: nn.Module) -> list[nn.Module]:
 
 
 def rssm_heads(m: nn.Module) -> list[nn.Module]:
-    return [m.reward.out, m.cont.out, m.policy[-2]]
+    decoder = [m.decoder.out] if m.decoder is not None else []
+    return [m.reward.out, m.cont.out, m.policy[-2], *decoder]
 
 
 ARCHS = {

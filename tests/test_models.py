@@ -196,3 +196,26 @@ def test_rssm_rolls_out_the_gru_over_its_horizon() -> None:
     assert z.sum(-1).allclose(torch.ones(4)) and ((alive > 0) & (alive < 1)).all()
     (tie,) = model.pruning_constraints().ties
     assert all(isinstance(model.get_submodule(p), nn.Linear) for p in tie)
+
+
+def test_rssm_decoder_option_adds_a_component_and_an_output() -> None:
+    from edgeprune.models.rssm import RSSMStyle
+
+    torch.manual_seed(0)
+    model = RSSMStyle(decoder=True).eval()
+    plain = RSSMStyle().eval()  # the bundled shape: no decoder
+    assert plain.decoder is None and "decoder" not in dict(plain.named_children())
+    assert [n for n, _ in model.named_children()][-1] == "decoder" and len(list(model.named_children())) == 8
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("decoder.")})
+    obs = model.example_inputs(4)[0]
+    *outputs, recon = _outputs(model, (obs,))
+    for a, b in zip(outputs, _outputs(plain, (obs,)), strict=True):
+        torch.testing.assert_close(a, b)
+    with torch.no_grad():  # the last imagined state, decoded
+        z = model.posterior(model.encoder(obs))
+        h = None
+        for _ in range(model.horizon):
+            h = model.dynamics(z, model.policy(z), h)
+            z = model.prior(h)
+        torch.testing.assert_close(recon, model.decoder(h, z))
+    assert recon.shape == (4, model.obs_dim)

@@ -462,3 +462,12 @@ def test_build_groups_records_constraints(make_model) -> None:
     assert by_root["qs.0.0"].ensemble is not None
     assert by_root["qs.0.0"].ensemble == by_root["qs.1.0"].ensemble
     assert by_root["qs.0.3"].ensemble == by_root["qs.1.3"].ensemble != by_root["qs.0.0"].ensemble
+
+
+def test_an_output_layer_behind_an_identity_keeps_its_outputs() -> None:
+    """``nn.Identity`` returns the tensor the head made: the head is still what reaches the output."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 8), nn.Identity()).eval()
+    x = torch.randn(2, 4)
+    pruned = prune(model, (x,), Budget(total=0.5), mode="vanilla").model
+    assert pruned[2].out_features == 8 and pruned[0].out_features < 32

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from edgeprune.models.rssm import RSSMStyle
 from edgeprune.prune import Budget, PruneError, PrunePlan, build_groups, prune
 from edgeprune.prune.allocate import ParamAccount
 from edgeprune.prune.counting import params_per_component
@@ -74,6 +75,8 @@ CASES = {
     "lstm": (LstmWorldModel, lambda: (torch.randn(4, 2, 6),), Budget(default=0.5, protect={"encoder"}), "core.2"),
     "grucell": (lambda: CellRollout(nn.GRUCell), _rollout_inputs, HALF, "cell"),
     "lstmcell": (lambda: CellRollout(nn.LSTMCell), _rollout_inputs, HALF, "cell"),
+    # the RSSM with its observation decoder: one more reader of the GRU state h and of the latent z
+    "rssm+decoder": (lambda: RSSMStyle(decoder=True), lambda: (torch.randn(2, 8),), HALF, "dynamics.cell"),
 }
 
 

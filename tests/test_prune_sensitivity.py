@@ -116,3 +116,24 @@ def test_a_dipping_drop_curve_is_priced_as_its_running_maximum(tdmpc_and_report)
         "per_component"
     ]
     assert split.get("qs", 0) < 0.5 and split.get("policy", 0) > 0.5, split  # not "qs 90 % for free"
+
+
+def test_many_components_still_reach_a_deep_target() -> None:
+    """8 components leave the knapsack 2 cuts per menu: they must span the menu (20 % and 90 %), not stop at 40 %,
+    or a 60 % target is out of reach (the rssm with its decoder got 40 % for 60 %)."""
+    from torch import nn
+
+    from edgeprune.prune import Components
+    from edgeprune.prune.sensitivity import split_target
+
+    model = nn.Sequential(*(nn.Linear(4, 4) for _ in range(8)))
+    components = Components.from_children(model)
+    fractions = (0.2, 0.4, 0.6, 0.8, 0.9)
+    items = [Item(n, "component", 1000, [Cut(f, int(f * 1000), f) for f in fractions]) for n in components.names]
+    report = SensitivityReport("made-up", 0.0, 8000, items)
+
+    def achieved(split: dict[str, float]) -> float:
+        return sum(split.values()) / 8
+
+    split = split_target(report, Budget(total=0.6), components, achieved)
+    assert abs(achieved(split) - 0.6) <= 0.02, split

@@ -9,7 +9,10 @@ Per sampled sub-trajectory ``(s_0..s_L, a_0..a_{L-1}, r_0..r_{L-1})``:
   ``h' = dynamics(z, a_{t+k}, h)``, ``z' = prior(h')`` (``h = h_t``, ``z = q_t`` at ``k = 0``), with
   reward ``(reward(h', z') − c·r_{t+k})²``, the KL ``KL(sg(q_{t+k+1}) ‖ z')`` (prior learns the posterior,
   DreamerV3's dynamics loss), ``KL(q_{t+k+1} ‖ sg(z'))`` (representation loss, small) and the continue head's
-  binary cross-entropy against "not terminated" (Pendulum never terminates).
+  binary cross-entropy against "not terminated" (Pendulum never terminates);
+- when the model has a ``decoder``, the filter runs to ``t = L`` and every filtered state ``(h_t, q_t)`` decodes
+  its observation: ``‖decoder(h_t, q_t) − s_t‖²`` (PlaNet/Dreamer's reconstruction; without it nothing but the
+  reward shapes the latent, and on Pendulum it collapses to a few classes).
 
 The policy head is not trained: the planner scores action sequences with the reward head alone.
 """
@@ -44,9 +47,17 @@ class RSSMTrainConfig(LoopConfig):
     dyn_coef: float = 1.0
     rep_coef: float = 0.1
     cont_coef: float = 0.1
+    decoder_coef: float = 1.0  # observation reconstruction, when the model has a decoder
     unimix: float = 0.01  # DreamerV3: categoricals mixed with 1 % uniform before the KL
     model: dict = field(
-        default_factory=lambda: {"obs_dim": 3, "action_dim": 1, "deter_dim": 64, "classes": 32, "hidden_dim": 128}
+        default_factory=lambda: {
+            "obs_dim": 3,
+            "action_dim": 1,
+            "deter_dim": 64,
+            "classes": 32,
+            "hidden_dim": 128,
+            "decoder": True,
+        }
     )
 
     def make_model(self) -> nn.Module:
@@ -82,7 +93,8 @@ def rssm_losses(
 ) -> dict[str, torch.Tensor]:
     """The losses on a time-major batch (``obs (L+1, B, o)``, ``action (L, B, a)``, ``reward (L, B)``).
 
-    Returns ``total`` (to backpropagate), ``reward``, ``dyn``, ``rep`` and ``cont`` (means over rollout steps).
+    Returns ``total`` (to backpropagate), ``reward``, ``dyn``, ``rep`` and ``cont`` (means over rollout steps), and
+    ``decoder`` (mean over filtered states) when the model has one.
     """
     L, B = action.shape[:2]
     D = cfg.rollout
@@ -93,13 +105,14 @@ def rssm_losses(
             fix="raise RSSMTrainConfig.seq_len or lower its rollout",
         )
     post = model.posterior(model.encoder(obs))  # (L+1, B, C)
+    decoder = getattr(model, "decoder", None)
     h = post.new_zeros(B, model.dynamics.cell.hidden_size)  # the pruned width, not deter_dim
-    starts = [h]
-    for t in range(L - D):
+    filtered = [h]
+    for t in range(L if decoder is not None else L - D):
         h = model.dynamics(post[t], action[t], h)
-        starts.append(h)
+        filtered.append(h)
     S = L - D + 1  # rollouts start at t = 0 … L − D, batched as (S·B)
-    h = torch.cat(starts)
+    h = torch.cat(filtered[:S])
     z = post[:S].reshape(S * B, -1)
     idx = torch.arange(S)
     sums = dict.fromkeys(("reward", "dyn", "rep", "cont"), 0.0)
@@ -115,11 +128,15 @@ def rssm_losses(
         c = model.cont(h, z).squeeze(-1).clamp(1e-6, 1 - 1e-6)
         sums["cont"] = sums["cont"] + F.binary_cross_entropy(c, torch.ones_like(c))
     losses = {k: v / D for k, v in sums.items()}
+    if decoder is not None:  # the filter's states (h_t, q_t), t = 0 … L, decode o_t
+        recon = decoder(torch.cat(filtered), post.reshape((L + 1) * B, -1))
+        losses["decoder"] = (recon - obs.reshape((L + 1) * B, -1)).pow(2).sum(-1).mean()
     losses["total"] = (
         cfg.reward_coef * losses["reward"]
         + cfg.dyn_coef * losses["dyn"]
         + cfg.rep_coef * losses["rep"]
         + cfg.cont_coef * losses["cont"]
+        + cfg.decoder_coef * losses.get("decoder", 0.0)
     )
     return losses
 

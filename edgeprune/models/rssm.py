@@ -3,15 +3,16 @@ categorical stochastic latent, and an imagination rollout of the policy over a f
 
 Components (top-level children): ``encoder`` (obs → embedding), ``posterior`` (embedding → latent),
 ``dynamics`` (:class:`GRUDynamics`: ``(z, a)`` → Linear → ``nn.GRUCell``), ``prior`` (h → latent),
-``reward`` and ``cont`` (continue probability), both reading the state ``(h, z)``, and ``policy``
-(z → action). The latent is one categorical of ``classes`` classes, as class probabilities (the
-rollout uses the probabilities, no sampling, so the model is deterministic and exports). DreamerV3
-has 32 categoricals of 32 classes, a softmax over groups (``view(..., -1, 32)``); Torch-Pruning's
-reshape index mapping does not terminate on such a view repeated over a rollout, so this model keeps
-one group. ReLU, tanh and sigmoid only: the whole model stays int8.
+``reward`` and ``cont`` (continue probability), both reading the state ``(h, z)``, ``policy``
+(z → action) and optionally ``decoder`` (``(h, z)`` → observation; the trained benchmark model has it).
+The latent is one categorical of ``classes`` classes, as class probabilities (the rollout uses the
+probabilities, no sampling, so the model is deterministic and exports). DreamerV3 has 32 categoricals
+of 32 classes, a softmax over groups (``view(..., -1, 32)``); Torch-Pruning's reshape index mapping
+does not terminate on such a view repeated over a rollout, so this model keeps one group. ReLU, tanh
+and sigmoid only: the whole model stays int8.
 
-The GRU state ``h`` is read by ``prior``, ``reward``, ``cont`` and the cell itself at the next step;
-no layer reads the constant ``h0`` (Torch-Pruning misplaces the channels of a ``cat`` with a
+The GRU state ``h`` is read by ``prior``, ``reward``, ``cont``, ``decoder`` and the cell itself at the
+next step; no layer reads the constant ``h0`` (Torch-Pruning misplaces the channels of a ``cat`` with a
 constant). Its hidden size is the ``dynamics`` component's own dimension: the pruner cuts it there,
 and the readers lose the matching input columns.
 """
@@ -68,15 +69,18 @@ class StateHead(nn.Module):
 
 class RSSMStyle(nn.Module):
     """Recurrent state-space world model with components ``encoder``, ``posterior``, ``dynamics``,
-    ``prior``, ``reward``, ``cont`` and ``policy``.
+    ``prior``, ``reward``, ``cont``, ``policy`` and, with ``decoder=True``, ``decoder``.
 
     ``forward(obs (B, obs_dim))`` imagines ``horizon`` steps from the observation: ``z0`` from the
     posterior, ``h0 = 0``; each step takes ``a = policy(z)``, ``h = dynamics(z, a, h)``,
     ``z = prior(h)`` and predicts reward ``r_t`` and continue probability ``c_t`` of the new state.
     Returns ``(imagined return Σ_t r_t·Π_{k≤t} c_k (B, 1), probability of continuing through the
-    horizon Π_t c_t (B, 1), first action (B, action_dim))``. Per-step outputs would be concatenations
-    of differently scaled int8 tensors, which the TFLite converter refuses; for the same reason layers
-    reading two tensors are :class:`PairLinear`.
+    horizon Π_t c_t (B, 1), first action (B, action_dim))``, and with ``decoder=True`` a fourth output, the
+    observation decoded from the last imagined state (B, obs_dim). The ``decoder`` component (an
+    observation head on ``(h, z)``, PlaNet/Dreamer's reconstruction target; off by default, the bundled shape)
+    keeps a trained latent from collapsing to what the reward alone needs. Per-step outputs would be
+    concatenations of differently scaled int8 tensors, which the TFLite converter refuses; for the same
+    reason layers reading two tensors are :class:`PairLinear`.
     """
 
     def __init__(
@@ -87,6 +91,7 @@ class RSSMStyle(nn.Module):
         classes: int = 32,
         hidden_dim: int = 64,
         horizon: int = 3,
+        decoder: bool = False,
     ) -> None:
         super().__init__()
         self.obs_dim, self.action_dim, self.deter_dim, self.classes = obs_dim, action_dim, deter_dim, classes
@@ -99,8 +104,9 @@ class RSSMStyle(nn.Module):
         self.reward = StateHead(deter_dim, latent, hidden_dim, 1)
         self.cont = StateHead(deter_dim, latent, hidden_dim, 1, nn.Sigmoid())
         self.policy = mlp(latent, [hidden_dim], action_dim, act=nn.ReLU, out=[nn.Tanh()])
+        self.decoder = StateHead(deter_dim, latent, hidden_dim, obs_dim) if decoder else None
 
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         z = self.posterior(self.encoder(obs))  # h0 = 0: the first posterior reads the embedding only
         h, ret, alive, first = None, None, None, None
         for _ in range(self.horizon):
@@ -112,7 +118,9 @@ class RSSMStyle(nn.Module):
             alive = c if alive is None else alive * c
             gain = alive * self.reward(h, z)
             ret = gain if ret is None else ret + gain
-        return ret, alive, first
+        if self.decoder is None:
+            return ret, alive, first
+        return ret, alive, first, self.decoder(h, z)
 
     def example_inputs(self, batch_size: int = 2) -> tuple[torch.Tensor]:
         return (torch.randn(batch_size, self.obs_dim, device=next(self.parameters()).device),)

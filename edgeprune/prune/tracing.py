@@ -117,8 +117,8 @@ def output_layers(
 
     def record(mod: nn.Module, _inputs: Any, output: Any) -> None:
         for t in flatten_tensors(output):
-            if t.grad_fn is not None:
-                produced_by[t.grad_fn] = mod
+            if t.grad_fn is not None:  # the first layer that made it: an nn.Identity after it returns the same tensor
+                produced_by.setdefault(t.grad_fn, mod)
 
     leaves = [m for m in module.modules() if not any(True for _ in m.children())]
     handles = [m.register_forward_hook(record) for m in leaves]
