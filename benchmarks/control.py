@@ -98,6 +98,23 @@ def weights_digest(model: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+def persisted(metric: Callable[[nn.Module], float], path: Path, context: dict) -> Callable[[nn.Module], float]:
+    """``metric`` whose values are kept in ``path`` by weights digest as they are measured: a sensitivity
+    measurement killed part way (on the paper-shape model it takes about an hour) resumes where it stopped.
+    Values measured under another ``context`` (seeds, planner) are discarded."""
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    values: dict[str, float] = saved.get("values", {}) if saved.get("context") == context else {}
+
+    def measure(m: nn.Module) -> float:
+        digest = weights_digest(m)
+        if digest not in values:
+            values[digest] = metric(m)
+            write_atomic(path, json.dumps({"context": context, "values": values}, indent=1) + "\n")
+        return values[digest]
+
+    return measure
+
+
 # ---------------------------------------------------------------------------------------------------- methods
 
 
@@ -325,6 +342,8 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
     def closed_loop_return(m: nn.Module) -> float:
         return float(np.mean(rollout(planner_for(m, planner_cfg).act_fn(PLANNER_SEED), sens_seeds)))
 
+    progress = out / f"sensitivity_progress_{name}.json"  # measured cuts, so a killed measurement resumes
+
     reports, sens_s = {}, dict(info.get("sensitivity_seconds", {}))
     for method, key, stem in (("component+sens", "sensitivity", "sensitivity"),
                               ("component+proxy", "sensitivity_proxy", "sensitivity_proxy")):  # fmt: skip
@@ -336,7 +355,8 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
         t = time.perf_counter()
         if method == "component+sens":
             metric_name = f"closed-loop return, {len(sens_seeds)} episodes (seeds {sens_seeds[0]}–{sens_seeds[-1]})"
-            reports[method] = sensitivity(model, inputs, metric=closed_loop_return, metric_name=metric_name)
+            metric = persisted(closed_loop_return, progress, {"seeds": sens_seeds, "planner": planner_cfg.to_dict()})
+            reports[method] = sensitivity(model, inputs, metric=metric, metric_name=metric_name)
         else:
             reports[method] = sensitivity(model, calibration(replay, len(inputs)))
         sens_s[key] = round(time.perf_counter() - t, 1)
@@ -359,6 +379,7 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
             "runs": runs, "seconds": info.get("seconds", 0.0), "cpu_seconds": info.get("cpu_seconds", 0.0)}  # fmt: skip
     seconds0, cpu_seconds0 = info["seconds"], info["cpu_seconds"]
     write_atomic(path, json.dumps(info, indent=1) + "\n")  # baseline and sensitivity kept if the run is killed
+    progress.unlink(missing_ok=True)  # the report is in the runs JSON now
     done = {(r["method"], r["finetune"], r["fraction"]) for r in runs}
     for f in fractions:
         for method in methods:

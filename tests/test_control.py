@@ -189,3 +189,24 @@ def test_benchmark_reads_the_shape_back_from_the_train_json(tmp_path: Path) -> N
     assert bench.shape_tag(bench.shape_of(old)) == ""
     groups = bench.by_shape([{"model": "seed1"}, {"model": "w32d3_seed0", "model_config": config}])
     assert {k: [i["model"] for i in v] for k, v in groups.items()} == {"": ["seed1"], "w32d3": ["w32d3_seed0"]}
+
+
+def test_sensitivity_metric_values_persist_so_a_killed_measurement_resumes(tmp_path: Path) -> None:
+    bench = _benchmark_module()
+    torch.manual_seed(0)
+    a, b = TDMPCStyle(**SMALL).eval(), TDMPCStyle(**SMALL).eval()
+    calls: list[int] = []
+
+    def metric(m) -> float:
+        calls.append(1)
+        return float(sum(p.sum() for p in m.parameters()))
+
+    path, context = tmp_path / "progress.json", {"seeds": [1, 2]}
+    first = bench.persisted(metric, path, context)
+    value = first(a)
+    assert first(a) == value and len(calls) == 1  # one measurement per weights
+    resumed = bench.persisted(metric, path, context)  # a new process after a kill
+    assert resumed(a) == value and len(calls) == 1
+    assert resumed(b) != value and len(calls) == 2
+    bench.persisted(metric, path, {"seeds": [3]})(a)  # other seeds: measured again
+    assert len(calls) == 3
