@@ -105,7 +105,7 @@ def rssm_losses(
             fix="raise RSSMTrainConfig.seq_len or lower its rollout",
         )
     post = model.posterior(model.encoder(obs))  # (L+1, B, C)
-    decoder = getattr(model, "decoder", None)
+    decoder = model.decoder
     h = post.new_zeros(B, model.dynamics.cell.hidden_size)  # the pruned width, not deter_dim
     filtered = [h]
     for t in range(L if decoder is not None else L - D):
