@@ -4,6 +4,7 @@ benchmark reading the task back from a train JSON."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ import gymnasium as gym
 from edgeprune.control.env import make_env, random_act_fn, rollout
 from edgeprune.control.train import TASKS, task_config, train
 from edgeprune.errors import EdgepruneError
+from edgeprune.extras import MissingExtraError
 
 CARTPOLE = TASKS["cartpole-swingup"]["env_id"]
 SMALL = {"latent_dim": 16, "hidden_dim": 32}
@@ -52,6 +54,12 @@ def test_cartpole_env_is_flat_repeats_actions_and_reseeds() -> None:
         if terminated or truncated:
             break
     assert (steps, terminated, truncated) == (125, False, True)
+
+
+def test_missing_dm_control_names_the_control_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "dm_control", None)  # what Python does for a package that is not installed
+    with pytest.raises(MissingExtraError, match=r"dm_control.*\n.*\n.*pip install 'edgeprune\[control\]'"):
+        make_env(CARTPOLE)
 
 
 def test_cartpole_rollout_is_seeded_and_bounded() -> None:
