@@ -69,6 +69,7 @@ def test_cartpole_rollout_is_seeded_and_bounded() -> None:
     np.testing.assert_array_equal(returns, rollout(random_act_fn(0, 1, 1.0), [7, 8], CARTPOLE, max_steps=10))
 
 
+@pytest.mark.slow
 def test_two_episode_cartpole_training_runs() -> None:
     cfg = task_config("cartpole-swingup", env_steps=250, seed_steps=125, batch_size=32, updates_per_step=0.1,
                       eval_every=2, model=SMALL)  # fmt: skip
