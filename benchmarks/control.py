@@ -634,7 +634,7 @@ def plot(infos: list[dict], path: Path) -> None:
     axes[1][0].legend(fontsize=8)
     n = sum(len(i["eval_seeds"]) for i in infos)
     fig.suptitle(
-        f"{ARCHS[infos[0].get('arch', 'tdmpc')].title.capitalize()} on {env_of(infos[0])} ({shape_title(infos[0])}):\n"
+        f"{ARCHS[infos[0].get('arch', 'tdmpc')].title.capitalize()} on {env_of(infos[0])}\n({shape_title(infos[0])}):\n"
         f"{len(infos)} trained model(s), {n} (model, episode) pairs"
     )
     fig.tight_layout()
