@@ -1,5 +1,8 @@
 """Closed-loop return of pruned TD-MPC-style models on Pendulum-v1: plain Torch-Pruning vs edgeprune's modes.
 
+The harder task, DeepMind Control's cart-pole swing-up: ``train --task cartpole-swingup`` (its models go to
+``benchmarks/results/control/cartpole/models``); ``run`` reads the task back from the model's train JSON.
+
 Three steps (each command is recorded in the JSON it writes):
 
     # 1. train more models (the bundled one is seed 0): seed s -> <models>/tdmpc_pendulum_seed<s>.pt
