@@ -1,5 +1,8 @@
 """Closed-loop return of pruned TD-MPC-style models on Pendulum-v1: plain Torch-Pruning vs edgeprune's modes.
 
+The harder task, DeepMind Control's cart-pole swing-up: ``train --task cartpole-swingup`` (its models go to
+``benchmarks/results/control/cartpole/models``); ``run`` reads the task back from the model's train JSON.
+
 Three steps (each command is recorded in the JSON it writes):
 
     # 1. train more models (the bundled one is seed 0): seed s -> <models>/tdmpc_pendulum_seed<s>.pt
@@ -61,7 +64,7 @@ from edgeprune.control import (
 )
 from edgeprune.control.env import random_act_fn
 from edgeprune.control.pretrained import EVAL_SEED0, PLANNER_SEED, STEM, pretrained_dir
-from edgeprune.control.train import train, train_and_save
+from edgeprune.control.train import TASKS, task_config, train, train_and_save
 from edgeprune.io import write_atomic
 from edgeprune.prune import Budget, SensitivityReport, prune, recurrent, sensitivity
 
@@ -85,6 +88,8 @@ METHODS = ("torch-pruning", "vanilla", "component", "component+sens")
 ALL_METHODS = (*METHODS, "component+proxy")
 SENSITIVITY_SEED0 = 3000  # sensitivity episodes: disjoint from training (seed * 100000 + ep) and evaluation (2000…)
 OUT = Path("benchmarks/results/control")
+TASK_OUT = {"pendulum": OUT, "cartpole-swingup": OUT / "cartpole"}  # default output folder per task
+TASK_STEMS = {"cartpole-swingup": "tdmpc_cartpole"}  # trained weights' file stem (Pendulum: the arch's stem)
 
 
 def param_count(model: nn.Module) -> int:
@@ -242,13 +247,19 @@ def cmd_train(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     arch = ARCHS[args.arch]
     options = {"env_steps": args.env_steps} if args.env_steps else {}
-    stem = f"{arch.stem}_seed{args.seed}"
+    task_stem = arch.stem if args.task == "pendulum" else TASK_STEMS[args.task]
+    stem = f"{task_stem}_seed{args.seed}"
     if args.arch == "tdmpc":  # --hidden/--depth: the TD-MPC model's shape
-        options["model"] = model_config(args.hidden, args.depth)
+        options["model"] = {"hidden_dim": args.hidden, "depth": args.depth}
         tag = shape_tag(shape_of(options["model"]))
-        stem = f"{arch.stem}_{tag}_seed{args.seed}" if tag else stem
-    train_and_save(Path(args.models), arch.config(seed=args.seed, **options), log=lambda line: print(line, flush=True),
-                   stem=stem)  # fmt: skip
+        stem = f"{task_stem}_{tag}_seed{args.seed}" if tag else stem
+        cfg = task_config(args.task, seed=args.seed, **options)
+    elif args.task != "pendulum":
+        raise SystemExit(f"--task {args.task}: only the TD-MPC model (--arch tdmpc) is set up for it")
+    else:
+        cfg = arch.config(seed=args.seed, **options)
+    models = Path(args.models or (TASK_OUT[args.task] / "models"))
+    train_and_save(models, cfg, log=lambda line: print(line, flush=True), stem=stem)
 
 
 def cmd_probe(args: argparse.Namespace, command: str) -> None:
@@ -295,7 +306,9 @@ def load_trained(model: str, arch: Arch) -> tuple[nn.Module, Path, LoopConfig]:
     if not train_json.exists():
         raise SystemExit(f"{train_json} not found: the model's shape is read from the train JSON written beside "
                          f"{weights.name} by `benchmarks/control.py train`")  # fmt: skip
-    cfg = arch.config(model=json.loads(train_json.read_text())["config"]["model"])
+    saved = json.loads(train_json.read_text())["config"]
+    task_keys = {k for t in TASKS.values() for k in t} - {"model"}  # env, action scale, discount: what a task sets
+    cfg = arch.config(model=saved["model"], **{k: v for k, v in saved.items() if k in task_keys})
     return load_model(weights, cfg), weights, cfg
 
 
@@ -304,8 +317,14 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
     start, cpu0 = time.perf_counter(), time.process_time()
     arch = ARCHS[args.arch]
     model, weights, cfg = load_trained(args.model, arch)
-    config, planner_cfg = cfg.model, arch.planner
-    name = "seed0" if args.model == "bundled" else weights.stem.removeprefix(f"{arch.stem}_")
+    config = cfg.model
+    planner_cfg = cfg.planner_config() if isinstance(cfg, TrainConfig) else arch.planner  # discount as trained
+    stems = (arch.stem, *TASK_STEMS.values())
+    name = (
+        "seed0"
+        if args.model == "bundled"
+        else next((weights.stem.removeprefix(f"{s}_") for s in stems if weights.stem.startswith(f"{s}_")), weights.stem)
+    )
     replay = Replay.load(weights.with_name(weights.stem + "_replay.npz"))
     seeds = list(range(EVAL_SEED0, EVAL_SEED0 + args.episodes))
     fractions = [float(f) for f in args.fractions.split(",")]
@@ -320,7 +339,8 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
         print(f"[{name} {time.process_time() - cpu0:6.0f} CPU-s] {line}", flush=True)
 
     def evaluate(m: nn.Module) -> list[float]:
-        return [float(r) for r in rollout(planner_for(m, planner_cfg).act_fn(PLANNER_SEED), seeds)]
+        return [float(r) for r in rollout(planner_for(m, planner_cfg, cfg.action_high).act_fn(PLANNER_SEED), seeds,
+                                          cfg.env_id)]  # fmt: skip
 
     def tune(m: nn.Module) -> nn.Module:
         return finetune(m, replay, args.finetune_steps, cfg, seed=0, lr=args.finetune_lr)[0]
@@ -331,7 +351,7 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
     if info and (info["eval_seeds"] != seeds or info["planner"] != planner_cfg.to_dict()):
         raise SystemExit(f"{path} was made with other seeds or planner settings: move it away first")
     baseline = info.get("baseline") or {
-        "random": [float(r) for r in rollout(random_act_fn(0), seeds)],
+        "random": [float(r) for r in rollout(random_act_fn(0, model.action_dim, cfg.action_high), seeds, cfg.env_id)],
         "planner": evaluate(model),
     }
     if True in variants and "planner_finetuned" not in baseline:
@@ -340,7 +360,8 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
     sens_seeds = list(range(SENSITIVITY_SEED0, SENSITIVITY_SEED0 + args.sensitivity_episodes))
 
     def closed_loop_return(m: nn.Module) -> float:
-        return float(np.mean(rollout(planner_for(m, planner_cfg).act_fn(PLANNER_SEED), sens_seeds)))
+        act = planner_for(m, planner_cfg, cfg.action_high).act_fn(PLANNER_SEED)
+        return float(np.mean(rollout(act, sens_seeds, cfg.env_id)))
 
     progress = out / f"sensitivity_progress_{name}.json"  # measured cuts, so a killed measurement resumes
 
@@ -365,8 +386,8 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
     runs: list[dict] = info.get("runs", [])
     evaluated = {r["weights_digest"]: r["returns"] for r in runs}
     commands = [*info.get("commands", []), command]
-    info = {"commands": commands, "arch": args.arch, "model": name, "weights": str(weights), "model_config": config,
-            "params": n0,
+    info = {"commands": commands, "arch": args.arch, "env_id": cfg.env_id, "model": name, "weights": str(weights),
+            "model_config": config, "params": n0,
             "eval_seeds": seeds,
             "planner": planner_cfg.to_dict(), "finetune_steps": args.finetune_steps, "finetune_lr": args.finetune_lr,
             "torch_threads": torch.get_num_threads(), "baseline": baseline,
@@ -443,6 +464,11 @@ def cmd_render(args: argparse.Namespace) -> None:
     print(f"wrote {out / 'control.md'}, {', '.join(map(str, pngs))}")
 
 
+def env_of(info: dict) -> str:
+    """The task a runs JSON was evaluated on (older ones: Pendulum-v1)."""
+    return info.get("env_id", "Pendulum-v1")
+
+
 def model_config_of(info: dict) -> dict:
     """The model config a runs JSON records (older ones: their architecture's default)."""
     return info.get("model_config") or ARCHS[info.get("arch", "tdmpc")].config().model
@@ -497,7 +523,7 @@ def markdown(infos: list[dict]) -> str:
     arch = ARCHS[infos[0].get("arch", "tdmpc")]
     planner = "latent MPPI planner" if arch.planner.num_pi else "reward-only latent MPPI planner, GRU state carried"
     lines = [
-        f"# Control benchmark: {arch.title} on Pendulum-v1 ({planner})",
+        f"# Control benchmark: {arch.title} on {env_of(infos[0])} ({planner})",
         "",
         f"Model: {shape_title(infos[0])}.",
         "",
@@ -612,7 +638,7 @@ def plot(infos: list[dict], path: Path) -> None:
     axes[1][0].legend(fontsize=8)
     n = sum(len(i["eval_seeds"]) for i in infos)
     fig.suptitle(
-        f"{ARCHS[infos[0].get('arch', 'tdmpc')].title.capitalize()} on Pendulum-v1 ({shape_title(infos[0])}):\n"
+        f"{ARCHS[infos[0].get('arch', 'tdmpc')].title.capitalize()} on {env_of(infos[0])}\n({shape_title(infos[0])}):\n"
         f"{len(infos)} trained model(s), {n} (model, episode) pairs"
     )
     fig.tight_layout()
@@ -627,8 +653,11 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("train", help="train one more model")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--arch", choices=tuple(ARCHS), default="tdmpc", help="which world model to train")
-    p.add_argument("--env-steps", type=int, default=0, help="environment steps (0: the architecture's default)")
-    p.add_argument("--models", default=str(OUT / "models"))
+    p.add_argument("--task", choices=tuple(TASKS), default="pendulum",
+                   help="pendulum (Pendulum-v1) or cartpole-swingup (DeepMind Control, action repeat 8)")  # fmt: skip
+    p.add_argument("--env-steps", type=int, default=0,
+                   help="environment steps, decisions after action repeat (0: the task's default)")  # fmt: skip
+    p.add_argument("--models", default=None, help="output folder (default: <the task's results>/models)")
     p.add_argument("--hidden", type=int, default=BUNDLED_SHAPE["hidden_dim"], help="width of every hidden layer")
     p.add_argument("--depth", type=int, default=None,
                    help="hidden layers per component (default: the bundled shape, encoder 1, others 2)")  # fmt: skip

@@ -2,10 +2,11 @@
 latent MPPI planners, rollouts.
 
 ```python
-from edgeprune.control import TrainConfig, train, Planner, PlannerConfig, rollout
+from edgeprune.control import TrainConfig, task_config, train, Planner, PlannerConfig, rollout
 result = train(TrainConfig(env_steps=6_000))            # TD-MPC losses on Pendulum-v1, CPU, minutes
 planner = Planner(result.model, PlannerConfig(), action_high=2.0)
 returns = rollout(planner.act_fn(seed=0), seeds=[100, 101, 102])   # closed-loop returns, one per seed
+cartpole = train(task_config("cartpole-swingup"))      # DeepMind Control cart-pole swing-up (dm-control, MuJoCo)
 rssm = train(RSSMTrainConfig()).model                   # the recurrent model: reward + KL losses, planner-explored
 returns = rollout(RecurrentPlanner(rssm).act_fn(seed=0), seeds=[100])   # PlaNet-style, GRU state carried
 ```
@@ -30,6 +31,7 @@ from edgeprune.control.train import (
     TrainResult,
     finetune,
     load_model,
+    task_config,
     tdmpc_losses,
     train,
     train_and_save,
@@ -55,6 +57,7 @@ __all__ = [
     "random_act_fn",
     "rollout",
     "rssm_losses",
+    "task_config",
     "tdmpc_losses",
     "train",
     "train_and_save",

@@ -1,4 +1,8 @@
-"""Gymnasium environments and a batched closed-loop rollout (several seeded episodes stepped in lockstep)."""
+"""Gymnasium environments and a batched closed-loop rollout (several seeded episodes stepped in lockstep).
+
+Two tasks are used: gymnasium's ``Pendulum-v1`` and DeepMind Control's cart-pole swing-up
+(``dm_control/cartpole-swingup-v0``: flat observation of 5, action repeat 8, 125 decisions per episode).
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,28 @@ from typing import Any
 
 import numpy as np
 
-from edgeprune.extras import require
+from edgeprune.extras import require, require_installed
 
 ENV_ID = "Pendulum-v1"
 
 ActFn = Callable[[np.ndarray], np.ndarray]  # (E, obs_dim) observations -> (E, action_dim) env actions
 
 
-def make_env(env_id: str = ENV_ID, **kwargs: Any) -> Any:
-    """A gymnasium environment (gymnasium is imported here, so the rest of edgeprune does not need it)."""
+def make_env(env_id: str = ENV_ID, max_episode_steps: int | None = None, **kwargs: Any) -> Any:
+    """A gymnasium environment (gymnasium is imported here, so the rest of edgeprune does not need it).
+
+    ``dm_control/…`` ids (DeepMind Control Suite through shimmy) come with a flat observation and TD-MPC's action
+    repeat (:mod:`edgeprune.control.dmc`); ``max_episode_steps`` then counts decisions, not physics steps.
+    """
     gym = require("gymnasium", "control", "the control benchmark (closed-loop return on Pendulum-v1)")
+    if env_id.startswith("dm_control/"):
+        purpose = f"the control benchmark on {env_id} (DeepMind Control Suite through shimmy)"
+        require_installed("dm_control", "shimmy", extra="control", purpose=purpose)  # imported by dmc, after its setup
+        from edgeprune.control.dmc import make_dmc
+
+        return make_dmc(env_id, max_episode_steps, **kwargs)
+    if max_episode_steps:
+        kwargs["max_episode_steps"] = max_episode_steps
     return gym.make(env_id, **kwargs)
 
 
@@ -33,7 +49,7 @@ def rollout(
     With ``record=True`` also returns the transitions as arrays ``obs (E, T+1, o)``, ``action (E, T, a)``,
     ``reward (E, T)`` (valid only when no env terminated early, as on Pendulum).
     """
-    envs = [make_env(env_id, max_episode_steps=max_steps) if max_steps else make_env(env_id) for _ in seeds]
+    envs = [make_env(env_id, max_episode_steps=max_steps) for _ in seeds]
     obs = np.stack([env.reset(seed=int(s))[0] for env, s in zip(envs, seeds, strict=True)]).astype(np.float32)
     low, high = envs[0].action_space.low, envs[0].action_space.high
     returns = np.zeros(len(envs))

@@ -29,8 +29,9 @@ import torch
 from torch import nn
 
 from edgeprune.control.env import ENV_ID, ActFn, rollout
-from edgeprune.control.planner import policy_act_fn
+from edgeprune.control.planner import Planner, PlannerConfig, policy_act_fn
 from edgeprune.control.replay import Replay
+from edgeprune.errors import EdgepruneError
 from edgeprune.io import write_atomic
 from edgeprune.models.tdmpc import TDMPCStyle
 
@@ -52,6 +53,7 @@ class LoopConfig:
     expl_std: tuple[float, float] = (0.5, 0.05)  # exploration noise (model units), linear over training
     eval_every: int = 10  # episodes between evaluations (training curve)
     eval_seeds: tuple[int, ...] = (10_000, 10_001, 10_002)
+    eval_planner: bool = False  # also score the planner (``plan_act``) at each evaluation: the curve's second line
     seed: int = 0
     model: dict = field(default_factory=dict)
 
@@ -71,6 +73,10 @@ class LoopConfig:
 
     def eval_act(self, model: nn.Module) -> ActFn:
         """The controller scored on ``eval_seeds`` for the training curve."""
+        raise NotImplementedError
+
+    def plan_act(self, model: nn.Module) -> ActFn:
+        """The planner scored beside :meth:`eval_act` when ``eval_planner`` is set."""
         raise NotImplementedError
 
 
@@ -100,6 +106,39 @@ class TrainConfig(LoopConfig):
 
     def eval_act(self, model: nn.Module) -> ActFn:
         return policy_act_fn(model, self.action_high)
+
+    def planner_config(self) -> PlannerConfig:
+        """TD-MPC's planner discounting as the value was trained."""
+        return PlannerConfig(discount=self.discount)
+
+    def plan_act(self, model: nn.Module) -> ActFn:
+        return Planner(model, self.planner_config(), self.action_high).act_fn(0)
+
+
+# TD-MPC's recipe per task: only what the task forces differs from Pendulum-v1's defaults above
+TASKS: dict[str, dict[str, Any]] = {
+    "pendulum": {},
+    "cartpole-swingup": {
+        "env_id": "dm_control/cartpole-swingup-v0",  # DeepMind Control Suite (dm-control via shimmy), action repeat 8
+        "action_high": 1.0,
+        "episode_steps": 125,  # 1000 physics steps / 8
+        "env_steps": 12_500,  # TD-MPC's 100 k physics steps (its curve: ~750-850 there)
+        "discount": 0.96,  # the same heuristic for 125-decision episodes: (125/5 − 1)/(125/5)
+        "eval_planner": True,
+        "model": {"obs_dim": 5, "action_dim": 1},  # reward per decision in [0, 8]: 0.1·r like Pendulum's scale
+    },
+}
+
+
+def task_config(task: str, **overrides: Any) -> TrainConfig:
+    """TD-MPC's :class:`TrainConfig` for ``task`` (a key of :data:`TASKS`); ``overrides`` replace fields, and a
+    ``model`` override is merged into the task's model arguments."""
+    if task not in TASKS:
+        raise EdgepruneError(f"unknown control task {task!r}", expected=f"one of {', '.join(TASKS)}",
+                             fix="pick a listed task")  # fmt: skip
+    fields = {**TASKS[task], **overrides}
+    fields["model"] = {**TrainConfig().model, **TASKS[task].get("model", {}), **overrides.get("model", {})}
+    return TrainConfig(**fields)
 
 
 @dataclass
@@ -201,6 +240,8 @@ def train(cfg: LoopConfig | None = None, log: Callable[[str], None] | None = Non
     replay = Replay()
     curve: dict[str, list] = {k: [] for k in ("episode", "env_step", "train_return", "seconds", "cpu_seconds")}
     curve.update({"eval_env_step": [], "eval_return": [], "loss_step": [], "losses": {}})
+    if cfg.eval_planner:
+        curve["eval_planner_return"] = []
     episodes = math.ceil(cfg.env_steps / cfg.episode_steps)
     seed_episodes = math.ceil(cfg.seed_steps / cfg.episode_steps)
     start, cpu0, steps, updates = time.perf_counter(), time.process_time(), 0, 0
@@ -236,10 +277,15 @@ def train(cfg: LoopConfig | None = None, log: Callable[[str], None] | None = Non
             ev = rollout(cfg.eval_act(model.eval()), list(cfg.eval_seeds), cfg.env_id)
             curve["eval_env_step"].append(steps)
             curve["eval_return"].append(float(np.mean(ev)))
+            planned = ""
+            if cfg.eval_planner:
+                planner_return = float(np.mean(rollout(cfg.plan_act(model), list(cfg.eval_seeds), cfg.env_id)))
+                curve["eval_planner_return"].append(planner_return)
+                planned = f"  planner {curve['eval_planner_return'][-1]:8.1f}"
             losses = " ".join(f"{k} {v / max(1, n_updates):.4f}" for k, v in sums.items() if k != "total")
             log(
                 f"episode {ep + 1}/{episodes}  steps {steps}  train return {ret[0]:8.1f}  "
-                f"eval {np.mean(ev):8.1f}  losses {losses}  "
+                f"eval {np.mean(ev):8.1f}{planned}  losses {losses}  "
                 f"{time.process_time() - cpu0:5.0f} CPU-s"
             )
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
@@ -336,7 +382,9 @@ def plot_curve(curve: dict[str, list], path: str | Path, title: str) -> None:
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     ax1.plot(curve["env_step"], curve["train_return"], ".-", alpha=0.6, label="training episode (with noise)")
-    ax1.plot(curve["eval_env_step"], curve["eval_return"], "o-", label="evaluation, 3 seeds")
+    ax1.plot(curve["eval_env_step"], curve["eval_return"], "o-", label="policy, 3 held-out seeds")
+    if "eval_planner_return" in curve:
+        ax1.plot(curve["eval_env_step"], curve["eval_planner_return"], "s-", label="planner, 3 held-out seeds")
     ax1.set_xlabel("environment steps")
     ax1.set_ylabel("return")
     ax1.legend(fontsize=8)
