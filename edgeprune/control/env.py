@@ -27,7 +27,8 @@ def make_env(env_id: str = ENV_ID, max_episode_steps: int | None = None, **kwarg
     gym = require("gymnasium", "control", "the control benchmark (closed-loop return on Pendulum-v1)")
     if env_id.startswith("dm_control/"):
         purpose = f"the control benchmark on {env_id} (DeepMind Control Suite through shimmy)"
-        require_installed("dm_control", "shimmy", extra="control", purpose=purpose)  # imported by dmc, after its setup
+        # imported by dmc after its setup; imageio by gymnasium's MuJoCo renderer
+        require_installed("dm_control", "shimmy", "imageio", extra="control", purpose=purpose)
         from edgeprune.control.dmc import make_dmc
 
         return make_dmc(env_id, max_episode_steps, **kwargs)
