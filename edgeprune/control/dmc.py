@@ -45,10 +45,9 @@ def make_dmc(env_id: str, max_episode_steps: int | None = None, **kwargs: Any) -
     TD-MPC's action repeat; ``max_episode_steps`` counts repeated (decision) steps."""
     os.environ.setdefault("MUJOCO_GL", "disable")  # never rendered: no OpenGL context (no GLFW warning headless)
     import gymnasium as gym
-    import shimmy  # registers the dm_control/* ids with gymnasium on import
+    import shimmy  # noqa: F401  (registers the dm_control/* ids with gymnasium on import)
     from gymnasium.wrappers import FlattenObservation, TimeLimit
 
-    assert shimmy
     domain = env_id.removeprefix("dm_control/").split("-")[0]
     repeat = ACTION_REPEAT.get(domain, DEFAULT_REPEAT)
     env = action_repeat_wrapper()(FlattenObservation(gym.make(env_id, **kwargs)), repeat)
