@@ -338,9 +338,12 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
     def log(line: str) -> None:
         print(f"[{name} {time.process_time() - cpu0:6.0f} CPU-s] {line}", flush=True)
 
+    def planned_returns(m: nn.Module, env_seeds: list[int]) -> list[float]:
+        act = planner_for(m, planner_cfg, cfg.action_high).act_fn(PLANNER_SEED)
+        return [float(r) for r in rollout(act, env_seeds, cfg.env_id)]
+
     def evaluate(m: nn.Module) -> list[float]:
-        return [float(r) for r in rollout(planner_for(m, planner_cfg, cfg.action_high).act_fn(PLANNER_SEED), seeds,
-                                          cfg.env_id)]  # fmt: skip
+        return planned_returns(m, seeds)
 
     def tune(m: nn.Module) -> nn.Module:
         return finetune(m, replay, args.finetune_steps, cfg, seed=0, lr=args.finetune_lr)[0]
@@ -360,8 +363,7 @@ def cmd_run(args: argparse.Namespace, command: str) -> None:
     sens_seeds = list(range(SENSITIVITY_SEED0, SENSITIVITY_SEED0 + args.sensitivity_episodes))
 
     def closed_loop_return(m: nn.Module) -> float:
-        act = planner_for(m, planner_cfg, cfg.action_high).act_fn(PLANNER_SEED)
-        return float(np.mean(rollout(act, sens_seeds, cfg.env_id)))
+        return float(np.mean(planned_returns(m, sens_seeds)))
 
     progress = out / f"sensitivity_progress_{name}.json"  # measured cuts, so a killed measurement resumes
 

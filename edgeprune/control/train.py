@@ -281,7 +281,7 @@ def train(cfg: LoopConfig | None = None, log: Callable[[str], None] | None = Non
             if cfg.eval_planner:
                 planner_return = float(np.mean(rollout(cfg.plan_act(model), list(cfg.eval_seeds), cfg.env_id)))
                 curve["eval_planner_return"].append(planner_return)
-                planned = f"  planner {curve['eval_planner_return'][-1]:8.1f}"
+                planned = f"  planner {planner_return:8.1f}"
             losses = " ".join(f"{k} {v / max(1, n_updates):.4f}" for k, v in sums.items() if k != "total")
             log(
                 f"episode {ep + 1}/{episodes}  steps {steps}  train return {ret[0]:8.1f}  "
