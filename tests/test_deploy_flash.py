@@ -57,7 +57,6 @@ def test_a_failing_tool_reports_its_output(tmp_path: Path, monkeypatch) -> None:
     assert "open failed" in str(err.value)
 
 
-
 def test_a_users_board_is_flashed_and_built_from_its_profile_alone(tmp_path: Path, monkeypatch) -> None:
     """Hardware as data: a profile on EDGEPRUNE_BOARD_PATH brings its flash targets and PlatformIO target."""
     from edgeprune.boards import BOARD_PATH_ENV

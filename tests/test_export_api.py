@@ -64,9 +64,7 @@ def test_summary_table_and_parity(cnn_export: ExportResult) -> None:
 def test_refuses_overwrite_then_force(cnn_export: ExportResult) -> None:
     with pytest.raises(ExportError, match="already holds export artifacts"):
         export(seeded(SmallCNN()), torch.randn(1, 3, 16, 16), cnn_export.out_dir, targets=("onnx",))
-    again = export(
-        seeded(SmallCNN()), torch.randn(1, 3, 16, 16), cnn_export.out_dir, targets=("onnx",), force=True
-    )
+    again = export(seeded(SmallCNN()), torch.randn(1, 3, 16, 16), cnn_export.out_dir, targets=("onnx",), force=True)
     assert again.passed
     left = sorted(str(p.relative_to(cnn_export.out_dir)) for p in cnn_export.out_dir.rglob("*"))
     assert left == ["manifest.json", "model.onnx"]  # the earlier run's other artifacts are gone

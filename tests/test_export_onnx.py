@@ -57,9 +57,7 @@ def test_dynamic_batch_on_request() -> None:
 
 def test_tolerance_is_enforced() -> None:
     with pytest.raises(ParityError, match="max abs"):
-        onnx_from_torch(
-            seeded(TwoInputMLP()), (torch.randn(1, 8), torch.randn(1, 4)), tolerance=Tolerance(0, 0)
-        )
+        onnx_from_torch(seeded(TwoInputMLP()), (torch.randn(1, 8), torch.randn(1, 4)), tolerance=Tolerance(0, 0))
 
 
 class _Eigh(nn.Module):

@@ -16,9 +16,7 @@ from edgeprune.export.onnx import onnx_from_torch
 from edgeprune.export.tflite import TFLiteExport, make_interpreter, tflite_from_onnx
 
 
-def _convert(
-    model: torch.nn.Module, example: tuple[torch.Tensor, ...], calib: object, workdir: Path
-) -> TFLiteExport:
+def _convert(model: torch.nn.Module, example: tuple[torch.Tensor, ...], calib: object, workdir: Path) -> TFLiteExport:
     onnx_export = onnx_from_torch(model, example)
     return tflite_from_onnx(onnx_export, model, example, workdir, calibration=calib)
 
@@ -103,9 +101,7 @@ def test_onnx2tf_failure_names_the_op_and_component(tmp_path: Path) -> None:
     node.op_type, node.domain = "FancyAct", "com.example"
     bad.opset_import.add(domain="com.example", version=1)
     with pytest.raises(ExportError, match=r"FancyAct OP is not yet implemented.*component 'body'"):
-        tflite_from_onnx(
-            dataclasses.replace(onnx_export, model=bad), model, torch.randn(1, 8), tmp_path, int8=False
-        )
+        tflite_from_onnx(dataclasses.replace(onnx_export, model=bad), model, torch.randn(1, 8), tmp_path, int8=False)
 
 
 def test_wrong_sample_shape_is_refused(tmp_path: Path) -> None:

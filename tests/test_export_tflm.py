@@ -110,9 +110,7 @@ def test_generated_sources_compile_and_check_alignment(bundle: TFLMBundle, tmp_p
         (tmp_path / name).write_text(str(bundle.files[name]))
     stub = tmp_path / "tensorflow/lite/micro/micro_mutable_op_resolver.h"
     stub.parent.mkdir(parents=True)
-    stub.write_text(
-        _STUB_RESOLVER % "\n".join(f"  TfLiteStatus {m}() {{ return kTfLiteOk; }}" for m in _REAL_METHODS)
-    )
+    stub.write_text(_STUB_RESOLVER % "\n".join(f"  TfLiteStatus {m}() {{ return kTfLiteOk; }}" for m in _REAL_METHODS))
     size = len(bundle.files["model.tflite"])
     (tmp_path / "main.cc").write_text(_MAIN % size)
     exe = tmp_path / "check"
