@@ -30,6 +30,7 @@ demo: setup
 
 lint: setup
 	$(VENV)/bin/ruff check edgeprune tests benchmarks
+	$(VENV)/bin/ruff format --check edgeprune tests benchmarks
 
 # one worker per core; a test file stays on one worker (its module fixtures export once); files in the order
 # tests/conftest.py gives (those with slow tests first), not xdist's (most tests first)
