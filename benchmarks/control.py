@@ -614,20 +614,24 @@ def plot(infos: list[dict], path: Path) -> None:
     for col, ft in enumerate(variants):
         top, bottom = axes[0][col], axes[1][col]
         for k, m in enumerate(methods):
-            xs, ys, hs, ds, dhs = [], [], [], [], []
+            xs, ys, hs, ds, dhs, counts = [], [], [], [], [], set()
             for f in fractions:
                 c = _cells(infos, m, ft, f)
                 if c is None:
                     continue
-                _, norm, _, tp_norm, _ = c
+                _, norm, _, tp_norm, models = c
+                counts.add(models)
                 xs.append(100 * f)
                 y, h = ci95(norm)
                 d, dh = ci95(norm - tp_norm)
                 ys.append(y), hs.append(h), ds.append(d), dhs.append(dh)
             x = np.array(xs) + (k - 1.5) * 0.8
-            top.errorbar(x, ys, yerr=hs, marker="o", capsize=3, label=m)
+            ran = "–".join(map(str, sorted({min(counts), max(counts)}))) if counts else ""
+            # say when a line pools fewer models than the title counts
+            of = f" [{ran} of {len(infos)} models]" if counts and min(counts) < len(infos) else ""
+            top.errorbar(x, ys, yerr=hs, marker="o", capsize=3, label=m + of)
             if m != "torch-pruning":
-                bottom.errorbar(x, ds, yerr=dhs, marker="o", capsize=3, label=f"{m} − torch-pruning", color=f"C{k}")
+                bottom.errorbar(x, ds, yerr=dhs, marker="o", capsize=3, label=f"{m} − torch-pruning{of}", color=f"C{k}")
         top.axhline(1, color="k", ls=":", lw=1)
         bottom.axhline(0, color="k", lw=0.8)
         top.set_title(("pruned, then fine-tuned" if ft else "pruned, no fine-tune"), fontsize=10)
