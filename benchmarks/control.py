@@ -518,6 +518,13 @@ def _cells(infos: list[dict], method: str, ft: bool, f: float, against: str = "t
     return np.array(raw), np.array(norm), np.array(tp_raw), np.array(tp_norm), models
 
 
+def coverage(models: set[int], n: int) -> str:
+    """The suffix ' [k of n models]' (' [j–k of n models]' over a line) when fewer than all n models ran, else ''."""
+    if not models or min(models) == n:
+        return ""
+    return f" [{'–'.join(map(str, sorted({min(models), max(models)})))} of {n} models]"
+
+
 def markdown(infos: list[dict]) -> str:
     fractions = sorted({r["fraction"] for i in infos for r in i["runs"]})
     methods = [m for m in ALL_METHODS if any(r["method"] == m for i in infos for r in i["runs"])]
@@ -578,8 +585,7 @@ def markdown(infos: list[dict]) -> str:
                     continue
                 raw, norm, _, tp_norm, models = c
                 nm, nh = ci95(norm)
-                few = f" [{models} of {len(infos)} models]" if models < len(infos) else ""
-                cells.append(f"{nm:.2f} ± {nh:.2f} ({np.mean(raw):.0f}){few}")
+                cells.append(f"{nm:.2f} ± {nh:.2f} ({np.mean(raw):.0f}){coverage({models}, len(infos))}")
                 if m != methods[0]:
                     d, dh = ci95(norm - tp_norm)
                     mark = " *" if abs(d) > dh else ""
@@ -626,9 +632,7 @@ def plot(infos: list[dict], path: Path) -> None:
                 d, dh = ci95(norm - tp_norm)
                 ys.append(y), hs.append(h), ds.append(d), dhs.append(dh)
             x = np.array(xs) + (k - 1.5) * 0.8
-            ran = "–".join(map(str, sorted({min(counts), max(counts)}))) if counts else ""
-            # say when a line pools fewer models than the title counts
-            of = f" [{ran} of {len(infos)} models]" if counts and min(counts) < len(infos) else ""
+            of = coverage(counts, len(infos))  # a line that pools fewer models than the title counts says so
             top.errorbar(x, ys, yerr=hs, marker="o", capsize=3, label=m + of)
             if m != "torch-pruning":
                 bottom.errorbar(x, ds, yerr=dhs, marker="o", capsize=3, label=f"{m} − torch-pruning{of}", color=f"C{k}")
