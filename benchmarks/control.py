@@ -596,7 +596,8 @@ def markdown(infos: list[dict]) -> str:
             else:
                 d, dh = ci95(c[1] - c[3])
                 diffs.append(f"{d:+.3f} ± {dh:.3f}{' *' if abs(d) > dh else ''}")
-            lines.append(f"| {f:.0%} | " + " | ".join(cells + diffs) + " |")
+            if any(cells):
+                lines.append(f"| {f:.0%} | " + " | ".join(cells + diffs) + " |")
         lines.append("")
     lines += ["`*`: the paired 95 % CI excludes 0.", "", "State widths and parameters removed per model:", ""]
     for info in infos:

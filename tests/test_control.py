@@ -210,3 +210,28 @@ def test_sensitivity_metric_values_persist_so_a_killed_measurement_resumes(tmp_p
     assert resumed(b) != value and len(calls) == 2
     bench.persisted(metric, path, {"seeds": [3]})(a)  # other seeds: measured again
     assert len(calls) == 3
+
+
+def test_render_pools_models_marks_partial_cells_and_skips_empty_rows() -> None:
+    bench = _benchmark_module()
+
+    def run(method: str, finetune: bool, fraction: float, returns: list[float]) -> dict:
+        return {"method": method, "finetune": finetune, "fraction": fraction, "achieved": fraction, "latent": 32,
+                "returns": returns}  # fmt: skip
+
+    def info(name: str, runs: list[dict]) -> dict:
+        return {"model": name, "arch": "tdmpc", "model_config": {**SMALL, "depth": 3}, "params": 1,
+                "eval_seeds": [0, 1], "commands": [], "seconds": 60.0,
+                "baseline": {"planner": [-100.0, -100.0], "random": [-1100.0, -1100.0]}, "runs": runs}  # fmt: skip
+
+    infos = [
+        info("a", [run("torch-pruning", False, 0.6, [-600.0, -600.0]), run("component+sens", False, 0.6, [-100.0] * 2),
+                   run("torch-pruning", True, 0.8, [-1100.0] * 2)]),
+        info("b", [run("torch-pruning", False, 0.6, [-1100.0, -1100.0])]),
+    ]  # fmt: skip
+    text = bench.markdown(infos)
+    without, with_ft = text.split("## Without fine-tune")[1].split("## With fine-tune")
+    # torch-pruning pools both models: normalized 0.5, 0.5, 0, 0 -> 0.25; component+sens only model a.
+    assert "| 60% | 0.25 ± " in without and "1.00 ± 0.00 (-100) [1 of 2 models]" in without
+    assert "| 80% |" not in without  # nobody ran 80 % without fine-tune: no empty row
+    assert "| 60% |" not in with_ft and "| 80% | 0.00 ± 0.00 (-1100) [1 of 2 models]" in with_ft
