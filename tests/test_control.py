@@ -235,3 +235,19 @@ def test_render_pools_models_marks_partial_cells_and_skips_empty_rows() -> None:
     assert "| 60% | 0.25 ± " in without and "1.00 ± 0.00 (-100) [1 of 2 models]" in without
     assert "| 80% |" not in without  # nobody ran 80 % without fine-tune: no empty row
     assert "| 60% |" not in with_ft and "| 80% | 0.00 ± 0.00 (-1100) [1 of 2 models]" in with_ft
+
+
+def test_render_sets_the_predicted_drop_of_a_sensitivity_split_beside_the_measured_one() -> None:
+    from edgeprune.prune.sensitivity import Cut, Item, SensitivityReport
+
+    bench = _benchmark_module()
+    items = [Item("a", "component", 100, [Cut(0.5, 50, 100.0)]), Item("b", "component", 100, [Cut(0.5, 50, 300.0)])]
+    report = SensitivityReport("return", -100.0, 200, items)
+    run = {"method": "component+sens", "finetune": False, "fraction": 0.5, "achieved": 0.5, "latent": 32,
+           "returns": [-600.0, -700.0], "components_removed": {"a": 0.5, "b": 0.5}}  # fmt: skip
+    info = {"model": "m", "sensitivity": report.to_dict(), "runs": [run],
+            "baseline": {"planner": [-100.0, -100.0], "random": [-1100.0, -1100.0]}}  # fmt: skip
+    rows = [line for line in bench.prediction_table([info]) if line.startswith("| m |")]
+    # predicted 100 + 300 = 400 (normalized 0.60); measured -100 - (-650) = 550 (0.45)
+    assert rows == ["| m | 50% | a 50%, b 50% | 400 | 550 | 0.60 | 0.45 |"]
+    assert bench.prediction_table([{**info, "sensitivity": None}]) == []

@@ -137,3 +137,33 @@ def test_many_components_still_reach_a_deep_target() -> None:
 
     split = split_target(report, Budget(total=0.6), components, achieved)
     assert abs(achieved(split) - 0.6) <= 0.02, split
+
+
+def test_predicted_drop_reads_each_measured_curve_and_sums_them() -> None:
+    report = SensitivityReport(
+        "return",
+        0.0,
+        300,
+        [
+            Item("a", "component", 100, [Cut(0.5, 50, 10.0), Cut(0.9, 90, 30.0)]),
+            Item("b", "component", 200, [Cut(0.5, 100, 4.0), Cut(0.9, 180, 2.0)]),  # dips: priced as 4 at 90 %
+            Item("interfaces", "interface", 0, [Cut(0.5, 20, 99.0)]),
+        ],
+    )
+    assert report.predicted_drop({"a": 0.25}) == pytest.approx(5.0)  # halfway from no cut to the 50 % cut
+    assert report.predicted_drop({"a": 0.7, "b": 0.9}) == pytest.approx(20.0 + 4.0)
+    assert report.predicted_drop({"a": 1.0}) == pytest.approx(30.0)  # flat past the deepest cut
+    assert report.predicted_drop({}) == 0.0
+    with pytest.raises(PruneError, match="'interfaces'"):
+        report.predicted_drop({"interfaces": 0.5})
+
+
+def test_a_sensitivity_split_reports_the_drop_it_predicts(tdmpc_and_report) -> None:
+    model, calib, report = tdmpc_and_report
+    result = prune(model, calib, Budget(total=0.6, allocate="sensitivity"), sensitivity=report)
+    split = {c.name: c.achieved for c in result.report.components if c.name in result.plan.budget["per_component"]}
+    assert result.report.predicted_drop == pytest.approx(report.predicted_drop(split)) and split
+    assert result.report.predicted_metric == report.metric
+    assert "predicted drop in" in str(result.report) and "predicted_drop" in result.report.to_dict()
+    plain = prune(model, calib, Budget(total=0.6)).report
+    assert plain.predicted_drop is None and "predicted drop" not in str(plain)

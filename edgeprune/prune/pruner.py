@@ -72,6 +72,7 @@ def prune(
         )
     constraints = constraints if constraints is not None else model_constraints(model)
     total = budget.total
+    predictor: SensitivityReport | None = None  # the report that split the target, when one did
     if budget.allocate == "sensitivity":
         if mode != "component":
             raise PruneError("sensitivity allocation splits the target across components", expected="mode='component'")
@@ -86,6 +87,7 @@ def prune(
             return prune(model, args, split, components, importance, mode, constraints, seed).report.achieved
 
         fractions = split_target(sensitivity, budget, components, achieved)
+        predictor = sensitivity
         budget = Budget(per_component=fractions, protect=budget.protect, round_to=budget.round_to)
     with eval_mode(model), torch.no_grad():
         reference = [tuple(t.shape) for t in flatten_tensors(run_forward(model, args))]
@@ -116,6 +118,10 @@ def prune(
     report = _report(model, pruned, args, components, groups, allocation, budget, plan)
     if total is not None:
         report.target = total
+    if predictor is not None:
+        split = {c: report.component(c).achieved for c in budget.per_component}
+        report.predicted_drop = predictor.predicted_drop(split)
+        report.predicted_metric = predictor.metric
     return PruneResult(pruned, plan, report, groups)
 
 

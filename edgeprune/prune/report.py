@@ -47,6 +47,9 @@ class PruneReport:
     components: list[ComponentReport]
     groups: list[GroupReport]
     plan_digest: str
+    # with Budget(allocate="sensitivity"): the drop the sensitivity report predicts for this split, and its metric
+    predicted_drop: float | None = None
+    predicted_metric: str | None = None
 
     @property
     def params_before(self) -> int:
@@ -92,6 +95,11 @@ class PruneReport:
     def component_table(self) -> Table:
         target = f", model-wide target {self.target:.0%}" if self.target is not None else ""
         comp = Table(title=f"Pruning report ({self.mode} mode, {self.importance} importance{target})")
+        if self.predicted_drop is not None:
+            comp.caption = (
+                f"predicted drop in {self.predicted_metric}: {self.predicted_drop:.4g} (sum of each component's cut "
+                "measured alone; cuts that interact can drop more)"
+            )
         for col in ("component", "asked", "got", "params", "MACs/example", "cut", "note"):
             comp.add_column(col, justify="left" if col in ("component", "note") else "right")
         for c in self.components:
