@@ -667,9 +667,11 @@ def plot(infos: list[dict], path: Path) -> None:
                 y, h = ci95(norm)
                 d, dh = ci95(norm - tp_norm)
                 ys.append(y), hs.append(h), ds.append(d), dhs.append(dh)
+            if not xs:
+                continue
             x = np.array(xs) + (k - 1.5) * 0.8
             of = coverage(counts, len(infos))  # a line that pools fewer models than the title counts says so
-            top.errorbar(x, ys, yerr=hs, marker="o", capsize=3, label=m + of)
+            top.errorbar(x, ys, yerr=hs, marker="o", capsize=3, label=m + of, color=f"C{k}")
             if m != "torch-pruning":
                 bottom.errorbar(x, ds, yerr=dhs, marker="o", capsize=3, label=f"{m} − torch-pruning{of}", color=f"C{k}")
         top.axhline(1, color="k", ls=":", lw=1)
@@ -680,8 +682,9 @@ def plot(infos: list[dict], path: Path) -> None:
             ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("normalized return (1 = unpruned, 0 = random)\nmean ± 95 % CI")
     axes[1][0].set_ylabel("paired difference to torch-pruning\n(normalized, mean ± 95 % CI)")
-    axes[0][0].legend(fontsize=8)
-    axes[1][0].legend(fontsize=8)
+    for ax in axes.flat:  # each panel its own legend: the columns can pool different models
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     n = sum(len(i["eval_seeds"]) for i in infos)
     fig.suptitle(
         f"{ARCHS[infos[0].get('arch', 'tdmpc')].title.capitalize()} on {env_of(infos[0])}\n({shape_title(infos[0])}):\n"
