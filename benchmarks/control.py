@@ -617,15 +617,16 @@ def prediction_table(infos: list[dict]) -> list[str]:
         if not info.get("sensitivity"):
             continue
         report, base = SensitivityReport.from_dict(info["sensitivity"]), info["baseline"]
-        scale = np.mean(base["planner"]) - np.mean(base["random"])
+        unpruned = np.mean(base["planner"])
         for r in sorted(info["runs"], key=lambda r: r["fraction"]):
             if r["method"] != "component+sens" or r["finetune"]:
                 continue
             predicted = report.predicted_drop(r["components_removed"])
-            measured = np.mean(base["planner"]) - np.mean(r["returns"])
+            measured = unpruned - np.mean(r["returns"])
             split = ", ".join(f"{c} {v:.0%}" for c, v in r["components_removed"].items())
             rows.append(f"| {info['model']} | {r['fraction']:.0%} | {split} | {predicted:.0f} | {measured:.0f} | "
-                        f"{1 - predicted / scale:.2f} | {1 - measured / scale:.2f} |")  # fmt: skip
+                        f"{normalized([unpruned - predicted], base)[0]:.2f} | "
+                        f"{np.mean(normalized(r['returns'], base)):.2f} |")  # fmt: skip
     if not rows:
         return []
     return [
